@@ -1,0 +1,73 @@
+package dev.redlock.core;
+
+import java.util.Objects;
+
+/**
+ * One master failed to answer a lock command, or answered with an error.
+ *
+ * <p>It is never thrown on its own by a lock operation: a lock keeps working while a majority
+ * answers. It appears as the cause (or a suppressed exception) of {@link
+ * LockNotAcquiredException}, {@link LockNotExtendedException} and {@link LockLostException},
+ * one per failing master, with the Lettuce exception as its own cause.
+ */
+public final class MasterFailureException extends RedlockException {
+  private static final long serialVersionUID = 1L;
+
+  /** What kind of failure a master had. */
+  public enum Kind {
+    /** No reply within the per-node timeout. The command may still run on the server later. */
+    TIMEOUT,
+    /** The master could not be reached, or the connection dropped. */
+    UNREACHABLE,
+    /** The master refused our credentials ({@code NOAUTH}, {@code WRONGPASS}). Not retried. */
+    AUTHENTICATION,
+    /** A lock key holds a value of another type than a lock. Not retried. */
+    WRONG_TYPE,
+    /** Any other error reply from the master. */
+    ERROR;
+
+    /**
+     * Whether waiting and retrying cannot fix this failure (bad credentials, a foreign key).
+     *
+     * @return {@code true} for {@link #AUTHENTICATION} and {@link #WRONG_TYPE}
+     */
+    public boolean isPermanent() {
+      return this == AUTHENTICATION || this == WRONG_TYPE;
+    }
+  }
+
+  private final String master;
+  private final Kind kind;
+
+  /**
+   * Creates the failure of one master.
+   *
+   * @param master the master as {@code host:port} (never with its password)
+   * @param kind what kind of failure it was
+   * @param detail what happened, for a person to read
+   * @param cause the Lettuce or JDK exception, may be {@code null}
+   */
+  public MasterFailureException(String master, Kind kind, String detail, Throwable cause) {
+    super(master + ": " + detail, cause);
+    this.master = Objects.requireNonNull(master, "master");
+    this.kind = Objects.requireNonNull(kind, "kind");
+  }
+
+  /**
+   * The master that failed.
+   *
+   * @return {@code host:port}, without credentials
+   */
+  public String master() {
+    return master;
+  }
+
+  /**
+   * What kind of failure it was.
+   *
+   * @return the kind, never {@code null}
+   */
+  public Kind kind() {
+    return kind;
+  }
+}

@@ -1,0 +1,61 @@
+package dev.redlock.core.internal;
+
+/**
+ * The quorum and validity arithmetic of the Redlock algorithm, on nanoseconds.
+ *
+ * <p>Internal to the library: not a public API, may change without notice.
+ */
+public final class LockMath {
+  private LockMath() {}
+
+  /**
+   * The number of masters that must agree: a strict majority, {@code floor(n / 2) + 1}.
+   *
+   * @param masters the number of masters, at least 1
+   * @return the quorum
+   * @throws IllegalArgumentException if {@code masters < 1}
+   */
+  public static int quorum(int masters) {
+    if (masters < 1) {
+      throw new IllegalArgumentException("masters must be at least 1, but was " + masters);
+    }
+    return masters / 2 + 1;
+  }
+
+  /**
+   * Whether a quorum can no longer be reached once this many masters have definitely said no.
+   *
+   * @param masters the number of masters
+   * @param quorum the quorum needed
+   * @param definiteNo the masters whose answer is final and negative
+   * @return {@code true} when fewer than {@code quorum} masters are left to say yes
+   */
+  public static boolean quorumImpossible(int masters, int quorum, int definiteNo) {
+    return masters - definiteNo < quorum;
+  }
+
+  /**
+   * The clock drift allowance: {@code lease * factor + constant}.
+   *
+   * @param leaseNanos the lease time
+   * @param factor the drift factor
+   * @param constantNanos the constant part
+   * @return the allowance in nanoseconds
+   */
+  public static long driftNanos(long leaseNanos, double factor, long constantNanos) {
+    return (long) (leaseNanos * factor) + constantNanos;
+  }
+
+  /**
+   * How long a lease is still valid after {@code elapsedNanos} since the moment before its first
+   * request: {@code lease - elapsed - drift}. Zero or less means not valid.
+   *
+   * @param leaseNanos the lease time
+   * @param elapsedNanos time since the moment before the first request
+   * @param driftNanos the drift allowance
+   * @return the remaining validity, possibly negative
+   */
+  public static long remainingValidityNanos(long leaseNanos, long elapsedNanos, long driftNanos) {
+    return leaseNanos - elapsedNanos - driftNanos;
+  }
+}

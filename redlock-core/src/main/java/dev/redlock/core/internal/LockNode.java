@@ -1,0 +1,69 @@
+package dev.redlock.core.internal;
+
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * One master as the lock engine sees it: the three lock scripts, each call bounded by a timeout
+ * and failing with {@link dev.redlock.core.MasterFailureException}.
+ *
+ * <p>{@link RedisNode} is the implementation; the interface is the seam through which the
+ * engine's scheduling can also be exercised on virtual time. Implementations must execute calls
+ * on one node in the order they were issued.
+ *
+ * <p>Internal to the library: not a public API, may change without notice.
+ */
+public interface LockNode extends AutoCloseable {
+  /**
+   * The master as {@code host:port}, without credentials.
+   *
+   * @return the name used in messages
+   */
+  String name();
+
+  /**
+   * Connects and loads the scripts ahead of the first lock.
+   *
+   * @param timeout the bound on the call
+   * @return a future completing when ready
+   */
+  CompletableFuture<Void> warmUp(Duration timeout);
+
+  /**
+   * Runs the acquire script for the keys of one lease (all or nothing).
+   *
+   * @param keys the lock keys
+   * @param token the holder's token
+   * @param leaseMillis the lease time
+   * @param timeout the bound on the call
+   * @return the master's answer
+   */
+  CompletableFuture<AcquireReply> acquire(
+      String[] keys, String token, long leaseMillis, Duration timeout);
+
+  /**
+   * Runs the extend script for one or several leases.
+   *
+   * @param keys the keys of all leases, lease after lease
+   * @param leaseArgs per lease its key count and token, flattened
+   * @param leaseMillis the new lease time, from now
+   * @param timeout the bound on the call
+   * @return per lease whether it was still held (and was extended)
+   */
+  CompletableFuture<boolean[]> extend(
+      String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout);
+
+  /**
+   * Runs the release script for one lease.
+   *
+   * @param keys the lock keys
+   * @param token the holder's token
+   * @param timeout the bound on the call
+   * @return how many keys were deleted
+   */
+  CompletableFuture<Long> release(String[] keys, String token, Duration timeout);
+
+  /** Closes the node's connection; later calls fail. */
+  @Override
+  void close();
+}

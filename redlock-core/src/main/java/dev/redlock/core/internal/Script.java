@@ -1,0 +1,83 @@
+package dev.redlock.core.internal;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+/**
+ * One Lua script shipped as a resource file, with its SHA-1 for {@code EVALSHA}.
+ *
+ * <p>Internal to the library: not a public API, may change without notice.
+ */
+public final class Script {
+  /** Acquires every key of one lease, all or nothing. */
+  public static final Script ACQUIRE = load("acquire");
+
+  /** Extends one or several leases (coalesced renewals). */
+  public static final Script EXTEND = load("extend");
+
+  /** Releases one lease and announces the release. */
+  public static final Script RELEASE = load("release");
+
+  private final String name;
+  private final String text;
+  private final String sha;
+
+  private Script(String name, String text) {
+    this.name = name;
+    this.text = text;
+    this.sha = sha1(text);
+  }
+
+  /**
+   * The script's name (the resource file without {@code .lua}).
+   *
+   * @return the name
+   */
+  public String name() {
+    return name;
+  }
+
+  /**
+   * The Lua source.
+   *
+   * @return the source text
+   */
+  public String text() {
+    return text;
+  }
+
+  /**
+   * The SHA-1 of the source, as Redis computes it for {@code SCRIPT LOAD}.
+   *
+   * @return 40 lowercase hex digits
+   */
+  public String sha() {
+    return sha;
+  }
+
+  private static Script load(String name) {
+    String path = "/dev/redlock/core/scripts/" + name + ".lua";
+    try (InputStream in = Script.class.getResourceAsStream(path)) {
+      if (in == null) {
+        throw new IllegalStateException("Lua script " + path + " is missing from the class path");
+      }
+      return new Script(name, new String(in.readAllBytes(), StandardCharsets.UTF_8));
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot read Lua script " + path, e);
+    }
+  }
+
+  private static String sha1(String text) {
+    try {
+      MessageDigest digest = MessageDigest.getInstance("SHA-1");
+      return HexFormat.of().formatHex(digest.digest(text.getBytes(StandardCharsets.UTF_8)));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("the JDK has no SHA-1", e);
+    }
+  }
+}

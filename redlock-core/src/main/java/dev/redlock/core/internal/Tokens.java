@@ -1,0 +1,38 @@
+package dev.redlock.core.internal;
+
+import java.security.SecureRandom;
+import java.util.Base64;
+
+/**
+ * Holder tokens: 128 random bits from {@link SecureRandom}, fresh for every acquisition.
+ *
+ * <p>Internal to the library: not a public API, may change without notice.
+ */
+public final class Tokens {
+  private static final SecureRandom RANDOM = new SecureRandom();
+  private static final Base64.Encoder ENCODER = Base64.getUrlEncoder().withoutPadding();
+
+  private Tokens() {}
+
+  /**
+   * A new token: 128 random bits as 22 URL-safe base64 characters.
+   *
+   * @return the token
+   */
+  public static String next() {
+    byte[] bytes = new byte[16];
+    RANDOM.nextBytes(bytes);
+    return ENCODER.encodeToString(bytes);
+  }
+
+  /**
+   * The form of a token that may be shown in messages and logs: its first 4 characters only,
+   * which identify it to a person but are useless to forge a release.
+   *
+   * @param token the token
+   * @return the shortened token
+   */
+  public static String redact(String token) {
+    return token.length() <= 4 ? "…" : token.substring(0, 4) + "…";
+  }
+}
