@@ -20,6 +20,7 @@ public final class LockNotAcquiredException extends RedlockException {
   private static final long serialVersionUID = 1L;
 
   private final List<String> resources;
+  private final boolean contended;
   private final transient Duration holderRemaining;
   private final List<MasterFailureException> masterFailures;
 
@@ -28,17 +29,20 @@ public final class LockNotAcquiredException extends RedlockException {
    *
    * @param message the full message, naming the resources and each reason
    * @param resources the resources that were not acquired
+   * @param contended whether a master reported another holder in the last attempt
    * @param holderRemaining the longest remaining lease time of another holder seen in the last
-   *     attempt, or {@code null} if no master reported another holder
+   *     attempt, or {@code null} if no master reported one, or its key has no expiry
    * @param masterFailures the failures of the masters that did not answer in the last attempt
    */
   public LockNotAcquiredException(
       String message,
       List<String> resources,
+      boolean contended,
       Duration holderRemaining,
       List<MasterFailureException> masterFailures) {
     super(message, masterFailures.isEmpty() ? null : masterFailures.get(0));
     this.resources = List.copyOf(resources);
+    this.contended = contended;
     this.holderRemaining = holderRemaining;
     this.masterFailures = List.copyOf(masterFailures);
     for (int i = 1; i < masterFailures.size(); i++) {
@@ -59,7 +63,8 @@ public final class LockNotAcquiredException extends RedlockException {
    * How long another holder's lease still had to run when the last attempt was refused.
    *
    * @return the remaining time, or empty when no master reported another holder (for example
-   *     when every master failed)
+   *     when every master failed), or when the holder's key has no expiry (it was not set by this
+   *     library)
    */
   public Optional<Duration> holderRemaining() {
     return Optional.ofNullable(holderRemaining);
@@ -80,6 +85,6 @@ public final class LockNotAcquiredException extends RedlockException {
    * @return {@code true} when at least one master reported another holder
    */
   public boolean isContended() {
-    return holderRemaining != null;
+    return contended;
   }
 }

@@ -1,0 +1,302 @@
+package dev.redlock.coroutines
+
+import dev.redlock.core.LockNotAcquiredException
+import dev.redlock.core.MasterFailureException
+import dev.redlock.core.RedlockConfig
+import dev.redlock.core.internal.AcquireReply
+import dev.redlock.core.internal.Checks
+import dev.redlock.core.internal.LockMath
+import dev.redlock.core.internal.LockNode
+import dev.redlock.core.internal.Tokens
+import java.util.concurrent.CompletableFuture
+import java.util.concurrent.atomic.AtomicBoolean
+import kotlin.random.Random
+import kotlin.time.ComparableTimeMark
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.TimeSource
+import kotlin.time.toJavaDuration
+import kotlin.time.toKotlinDuration
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.future.await
+import kotlinx.coroutines.withContext
+
+/**
+ * A Redlock over the masters of a [RedlockConfig]: the entry point for [withRedlock], [acquire]
+ * and [tryAcquire].
+ *
+ * A lock on one or several resources is held when a majority of the masters hold all of its keys
+ * with this holder's token; see the README for the guarantees and the assumptions they rest on.
+ *
+ * One `Redlock` is meant to be shared by the whole application: it owns one Lettuce client and
+ * one connection per master, is thread-safe, and is cheap to use from any number of coroutines.
+ * Creating it does not fail when masters are unreachable (a lock only needs a majority); it
+ * starts connecting in the background. [close] it when the application stops.
+ *
+ * @param config the masters and timing; validated by [RedlockConfig.Builder.build]
+ * @param timeSource the monotonic clock that measures validity; inject a test clock to check
+ *   validity arithmetic without waiting
+ */
+public class Redlock private constructor(
+    /** The configuration this Redlock was created with. */
+    public val config: RedlockConfig,
+    internal val nodes: List<LockNode>,
+    internal val timeSource: TimeSource.WithComparableMarks,
+    internal val random: Random,
+    private val owned: AutoCloseable?,
+) : AutoCloseable {
+
+    public constructor(
+        config: RedlockConfig,
+        timeSource: TimeSource.WithComparableMarks = TimeSource.Monotonic,
+    ) : this(config, LettuceMasters(config), timeSource)
+
+    private constructor(
+        config: RedlockConfig,
+        masters: LettuceMasters,
+        timeSource: TimeSource.WithComparableMarks,
+    ) : this(config, masters.nodes, timeSource, Random.Default, masters)
+
+    /** A Redlock over arbitrary nodes: the seam for scheduling tests on virtual time. */
+    internal constructor(
+        config: RedlockConfig,
+        nodes: List<LockNode>,
+        timeSource: TimeSource.WithComparableMarks,
+        random: Random,
+    ) : this(config, nodes, timeSource, random, null)
+
+    internal val quorum: Int = LockMath.quorum(nodes.size)
+    private val closed = AtomicBoolean(false)
+
+    init {
+        val warmUp = config.nodeTimeout().multipliedBy(20)
+        for (node in nodes) {
+            node.warmUp(warmUp).whenComplete { _, e ->
+                if (e != null && !closed.get()) {
+                    LOG.log(
+                        System.Logger.Level.WARNING,
+                        "Redlock master {0} is not reachable at start-up ({1}); locks work while a majority of the {2} masters answers",
+                        node.name(), e.message, nodes.size,
+                    )
+                }
+            }
+        }
+    }
+
+    /** Timing of one lock call: the config's defaults with the caller's overrides, validated. */
+    internal inner class Timing(leaseTime: Duration?, waitTime: Duration?) {
+        val lease: Duration =
+            if (leaseTime == null) config.leaseTime().toKotlinDuration()
+            else Checks.leaseTime("leaseTime", leaseTime.toJavaDurationChecked("leaseTime")).toKotlinDuration()
+        val wait: Duration =
+            if (waitTime == null) config.waitTime().toKotlinDuration()
+            else Checks.waitTime("waitTime", waitTime.toJavaDurationChecked("waitTime")).toKotlinDuration()
+        val nodeTimeout: java.time.Duration = config.nodeTimeoutFor(lease.toJavaDuration())
+        val drift: Duration = config.driftFor(lease.toJavaDuration()).toKotlinDuration()
+        val leaseMillis: Long = lease.inWholeMilliseconds.coerceAtLeast(1)
+
+        init {
+            if (leaseTime != null) {
+                require(nodeTimeout < lease.toJavaDuration()) {
+                    "leaseTime must be longer than the configured nodeTimeout (${Checks.show(nodeTimeout)}), but was ${Checks.show(lease.toJavaDuration())}"
+                }
+                require(drift < lease) {
+                    "leaseTime must be longer than its clock drift allowance (${Checks.show(drift.toJavaDuration())}), but was ${Checks.show(lease.toJavaDuration())}"
+                }
+            }
+        }
+    }
+
+    /**
+     * Acquires a lease on [resources], waiting up to the wait time unless [once].
+     *
+     * Returns null only when [once] and another holder has the lock. Cancellation releases the
+     * keys this acquisition may have set on every master, then propagates.
+     */
+    internal suspend fun acquireLease(
+        resources: Array<out String>,
+        leaseTime: Duration?,
+        waitTime: Duration?,
+        once: Boolean,
+    ): RedlockLease? {
+        check(!closed.get()) { "this Redlock is closed" }
+        val names = checkResources(resources)
+        val timing = Timing(leaseTime, waitTime)
+        val keys = Array(names.size) { config.keyPrefix() + names[it] }
+        // One token for the whole acquisition: a retry then never collides with a key that an
+        // earlier attempt left behind on a master whose release did not get through.
+        val token = Tokens.next()
+        val waitStart = timeSource.markNow()
+        val dirty = BooleanArray(nodes.size)
+        try {
+            while (true) {
+                val attempt = attempt(keys, token, timing, dirty)
+                if (attempt.granted) {
+                    return RedlockLease(this, names, keys, token, timing, attempt.validUntil)
+                }
+                withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
+                val permanent = attempt.failures.count { it.kind().isPermanent }
+                if (LockMath.quorumImpossible(nodes.size, quorum, permanent)) {
+                    throw notAcquired(names, timing, attempt, "masters refused the lock permanently")
+                }
+                if (once) {
+                    if (attempt.contended) return null
+                    throw notAcquired(names, timing, attempt, "one attempt failed")
+                }
+                val remainingWait = timing.wait - waitStart.elapsedNow()
+                if (remainingWait <= Duration.ZERO) {
+                    throw notAcquired(names, timing, attempt, "not acquired within waitTime ${Checks.show(timing.wait.toJavaDuration())}")
+                }
+                delay(retryPause(config.retryDelay().toKotlinDuration(), attempt.holderRemaining, remainingWait, random))
+            }
+        } catch (e: CancellationException) {
+            withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
+            throw e
+        }
+    }
+
+    /** The outcome of one attempt on all masters. */
+    internal class Attempt(
+        val granted: Boolean,
+        val granting: Int,
+        val contended: Boolean,
+        val holderRemaining: Duration?,
+        val failures: List<MasterFailureException>,
+        val silent: Int,
+        val tooSlow: Boolean,
+        val validUntil: ComparableTimeMark,
+    )
+
+    private suspend fun attempt(keys: Array<String>, token: String, timing: Timing, dirty: BooleanArray): Attempt {
+        val start = timeSource.markNow()
+        // Until a master answers "refused", it may have set our keys (even one that timed out:
+        // the command may still run on the server), so it needs a release if we do not win.
+        dirty.fill(true)
+        val answers = fanOut(nodes, quorum, AcquireReply::acquired) { node ->
+            node.acquire(keys, token, timing.leaseMillis, timing.nodeTimeout)
+        }
+        val validUntil = start + timing.lease - timing.drift
+        var granting = 0
+        var contended = false
+        var holderPttl = -2L
+        val failures = ArrayList<MasterFailureException>()
+        for (answer in answers) {
+            val reply = answer.value
+            when {
+                answer.failure != null -> failures += answer.failure.asMasterFailure(nodes[answer.node])
+                reply!!.acquired -> granting++
+                else -> {
+                    dirty[answer.node] = false
+                    contended = true
+                    val pttl = reply.holderPttlMillis
+                    if (pttl == -1L || (holderPttl != -1L && pttl > holderPttl)) holderPttl = pttl
+                }
+            }
+        }
+        val inTime = validUntil.hasNotPassedNow()
+        return Attempt(
+            granted = granting >= quorum && inTime,
+            granting = granting,
+            contended = contended,
+            holderRemaining = if (holderPttl >= 0) holderPttl.milliseconds else null,
+            failures = failures,
+            silent = nodes.size - answers.size,
+            tooSlow = granting >= quorum && !inTime,
+            validUntil = validUntil,
+        )
+    }
+
+    /** Releases this token's keys on every master that may hold them; bounded by the node timeout. */
+    private suspend fun cleanUp(keys: Array<String>, token: String, timing: Timing, dirty: BooleanArray) {
+        val targets = nodes.indices.filter { dirty[it] }
+        if (targets.isEmpty()) return
+        val results = targets.map { nodes[it].release(keys, token, timing.nodeTimeout) }
+        for ((i, node) in targets.withIndex()) {
+            try {
+                results[i].awaitQuietly()
+                dirty[node] = false
+            } catch (e: Throwable) {
+                LOG.log(
+                    System.Logger.Level.WARNING,
+                    "Redlock could not clean up a failed attempt on {0} ({1}); its keys expire within the lease time",
+                    nodes[node].name(), e.message,
+                )
+            }
+        }
+    }
+
+    /** Releases a granted lease on every master (not only the quorum). Never throws. */
+    internal suspend fun releaseEverywhere(lease: RedlockLease) {
+        val results = nodes.map { it.release(lease.keys, lease.token, lease.timing.nodeTimeout) }
+        for ((i, result) in results.withIndex()) {
+            try {
+                result.awaitQuietly()
+            } catch (e: Throwable) {
+                LOG.log(
+                    System.Logger.Level.WARNING,
+                    "Redlock could not release {0} on {1} ({2}); the keys there expire within {3}",
+                    lease.resources, nodes[i].name(), e.message, Checks.show(lease.timing.lease.toJavaDuration()),
+                )
+            }
+        }
+    }
+
+    private fun notAcquired(names: List<String>, timing: Timing, attempt: Attempt, why: String): LockNotAcquiredException {
+        val parts = ArrayList<String>()
+        parts += "${attempt.granting} granted"
+        if (attempt.contended) {
+            parts += if (attempt.holderRemaining != null) {
+                "held by another holder for ${Checks.show(attempt.holderRemaining.toJavaDuration())} more"
+            } else {
+                "held by another holder (key without expiry, not set by Redlock)"
+            }
+        }
+        if (attempt.tooSlow) {
+            parts += "the quorum answered after the lease's validity (${Checks.show((timing.lease - timing.drift).toJavaDuration())}) had run out"
+        }
+        if (attempt.failures.isNotEmpty()) {
+            parts += "${attempt.failures.size} failed: " + attempt.failures.joinToString("; ") { it.message ?: it.master() }
+        }
+        if (attempt.silent > 0) parts += "${attempt.silent} not awaited"
+        val message = "Could not acquire $names ($why) on ${nodes.size} master(s), quorum $quorum: " + parts.joinToString(", ")
+        return LockNotAcquiredException(message, names, attempt.contended, attempt.holderRemaining?.toJavaDuration(), attempt.failures)
+    }
+
+    /**
+     * Closes the connections to every master and frees the client's threads. Leases still held
+     * are not released: their keys expire after their lease time. Idempotent.
+     */
+    override fun close() {
+        if (closed.compareAndSet(false, true)) {
+            if (owned != null) owned.close() else nodes.forEach { it.close() }
+        }
+    }
+
+    override fun toString(): String = "Redlock(${nodes.size} masters, quorum $quorum, ${config.leaseTime()} lease)"
+
+    internal companion object {
+        val LOG: System.Logger = System.getLogger("dev.redlock.coroutines.Redlock")
+
+        fun checkResources(resources: Array<out String>): List<String> {
+            require(resources.isNotEmpty()) { "resources must name at least one resource, but none was given" }
+            val names = resources.map { Checks.resource(it) }
+            val duplicate = names.groupingBy { it }.eachCount().entries.firstOrNull { it.value > 1 }
+            require(duplicate == null) { "resources must be distinct, but '${duplicate!!.key}' was given ${duplicate.value} times" }
+            return names
+        }
+    }
+}
+
+internal fun Throwable.asMasterFailure(node: LockNode): MasterFailureException =
+    this as? MasterFailureException
+        ?: MasterFailureException(node.name(), MasterFailureException.Kind.ERROR, message ?: javaClass.simpleName, this)
+
+/** Awaits a future without letting the caller's cancellation cancel it. */
+internal suspend fun <T> CompletableFuture<T>.awaitQuietly(): T = thenApply { it }.await()
+
+private fun Duration.toJavaDurationChecked(setting: String): java.time.Duration {
+    require(isFinite() && !isNegative()) { "$setting must be a finite, non-negative duration, but was $this" }
+    return toJavaDuration()
+}

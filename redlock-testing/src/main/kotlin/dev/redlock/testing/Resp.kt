@@ -1,0 +1,148 @@
+package dev.redlock.testing
+
+import java.io.BufferedInputStream
+import java.io.BufferedOutputStream
+import java.io.ByteArrayOutputStream
+import java.io.Closeable
+import java.io.EOFException
+import java.io.IOException
+import java.net.InetAddress
+import java.net.InetSocketAddress
+import java.net.Socket
+
+/** The only address masters listen on. */
+internal val LOOPBACK: InetAddress = InetAddress.getByAddress("localhost", byteArrayOf(127, 0, 0, 1))
+
+/** An error reply (`-ERR ...`), kept as a value so that the stream stays readable after it. */
+internal class RespError(val message: String) {
+    override fun toString(): String = "RespError($message)"
+}
+
+/**
+ * A minimal RESP2 connection: commands go out as arrays of bulk strings, replies come back as
+ * `String` (simple and bulk), `Long`, `List<Any?>`, `null` or [RespError].
+ *
+ * Not thread-safe; callers open one per use (loopback connects cost microseconds, and a fresh
+ * connection never carries the state of a command that timed out).
+ */
+internal class RespConnection private constructor(private val socket: Socket) : Closeable {
+    private val input = BufferedInputStream(socket.getInputStream())
+    private val output = BufferedOutputStream(socket.getOutputStream())
+
+    /** Buffers one command; nothing is sent before [flush]. */
+    fun write(args: List<String>) {
+        output.write(header('*', args.size))
+        for (arg in args) {
+            val bytes = arg.toByteArray(Charsets.UTF_8)
+            output.write(header('$', bytes.size))
+            output.write(bytes)
+            output.write(CRLF)
+        }
+    }
+
+    fun flush() {
+        output.flush()
+    }
+
+    /** Reads one reply; throws [IOException] on timeout, EOF or a malformed reply. */
+    fun read(): Any? {
+        val type = input.read()
+        if (type == -1) throw EOFException("connection closed by the server")
+        val line = readLine()
+        return when (type.toChar()) {
+            '+' -> line
+            '-' -> RespError(line)
+            ':' -> line.toLongOrNull() ?: throw IOException("malformed integer reply: $line")
+            '$' -> {
+                val length = line.toIntOrNull() ?: throw IOException("malformed bulk length: $line")
+                if (length < 0) null else readBulk(length)
+            }
+            '*' -> {
+                val count = line.toIntOrNull() ?: throw IOException("malformed array length: $line")
+                if (count < 0) null else List(count) { read() }
+            }
+            else -> throw IOException("unsupported RESP reply type '${type.toChar()}' (only RESP2 is spoken)")
+        }
+    }
+
+    override fun close() {
+        socket.close()
+    }
+
+    private fun readBulk(length: Int): String {
+        val bytes = input.readNBytes(length)
+        if (bytes.size < length) throw EOFException("connection closed inside a bulk reply")
+        if (input.read() != '\r'.code || input.read() != '\n'.code) throw IOException("bulk reply not terminated by CRLF")
+        return String(bytes, Charsets.UTF_8)
+    }
+
+    private fun readLine(): String {
+        val buffer = ByteArrayOutputStream(32)
+        while (true) {
+            val b = input.read()
+            if (b == -1) throw EOFException("connection closed inside a reply")
+            if (b == '\r'.code) {
+                if (input.read() != '\n'.code) throw IOException("reply line not terminated by CRLF")
+                return buffer.toString(Charsets.UTF_8)
+            }
+            buffer.write(b)
+        }
+    }
+
+    companion object {
+        private val CRLF = byteArrayOf('\r'.code.toByte(), '\n'.code.toByte())
+
+        private fun header(type: Char, n: Int): ByteArray = "$type$n\r\n".toByteArray(Charsets.US_ASCII)
+
+        /** Connects to 127.0.0.1:[port]; [timeoutMillis] bounds the connect and every later read. */
+        fun open(port: Int, timeoutMillis: Int): RespConnection {
+            val socket = Socket()
+            try {
+                socket.tcpNoDelay = true
+                socket.soTimeout = timeoutMillis
+                socket.connect(InetSocketAddress(LOOPBACK, port), timeoutMillis)
+                return RespConnection(socket)
+            } catch (e: Throwable) {
+                socket.close()
+                throw e
+            }
+        }
+
+        /**
+         * Sends [AUTH password,] [args], QUIT in one write and returns the reply to [args].
+         *
+         * QUIT makes the server close first, so the TIME_WAIT state stays on the server's side and
+         * a loop of many commands cannot exhaust the client's ephemeral ports.
+         */
+        fun call(port: Int, password: String?, timeoutMillis: Int, args: List<String>): Any? =
+            open(port, timeoutMillis).use { connection ->
+                if (password != null) connection.write(listOf("AUTH", password))
+                connection.write(args)
+                connection.write(listOf("QUIT"))
+                connection.flush()
+                if (password != null) {
+                    val auth = connection.read()
+                    if (auth is RespError) return auth
+                }
+                val reply = connection.read()
+                try {
+                    connection.read()
+                } catch (_: IOException) {
+                    // The reply is what matters; a QUIT that goes unanswered changes nothing.
+                }
+                reply
+            }
+    }
+}
+
+/** Percent-encodes every byte but RFC 3986's unreserved characters, for the userinfo part of a URI. */
+internal fun percentEncode(value: String): String = buildString {
+    for (byte in value.toByteArray(Charsets.UTF_8)) {
+        val c = byte.toInt() and 0xff
+        if (c in 'a'.code..'z'.code || c in 'A'.code..'Z'.code || c in '0'.code..'9'.code || c.toChar() in "-._~") {
+            append(c.toChar())
+        } else {
+            append('%').append("0123456789ABCDEF"[c shr 4]).append("0123456789ABCDEF"[c and 0xf])
+        }
+    }
+}
