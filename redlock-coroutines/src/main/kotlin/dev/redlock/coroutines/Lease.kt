@@ -36,7 +36,8 @@ public interface Lease {
 
     /**
      * Whether the lease is still held: not released, not lost, and its validity not run out, as
-     * measured on the [Redlock]'s time source. A `true` is a statement about now only.
+     * measured on the [Redlock]'s time source. A `true` is a statement about now only. Reading it
+     * after the validity ran out declares the lease lost (as [awaitLost] would a moment later).
      */
     public val isValid: Boolean
 
@@ -105,7 +106,14 @@ internal class RedlockLease(
     override val fencingToken: Long? get() = null
 
     override val isValid: Boolean
-        get() = state == State.HELD && validUntil.hasNotPassedNow()
+        get() {
+            if (state != State.HELD) return false
+            if (validUntil.hasNotPassedNow()) return true
+            // Whoever first sees the validity gone declares the loss, so that nobody can observe
+            // an invalid lease that has not yet been reported lost (and its block cancelled).
+            markLost(LockLostException.Reason.EXPIRED, lastRenewalFailure)
+            return false
+        }
 
     override val remaining: Duration
         get() = if (state == State.HELD) (-validUntil.elapsedNow()).coerceAtLeast(Duration.ZERO) else Duration.ZERO

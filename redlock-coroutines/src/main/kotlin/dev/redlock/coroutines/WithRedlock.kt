@@ -136,9 +136,6 @@ internal suspend fun <T> RedlockLease.runGuarded(block: suspend CoroutineScope.(
     }
     // The block finished: its result stands only if the lease was held all along. A block that
     // never suspended may have run past the validity without the guard getting a chance to run.
-    lostException?.let { throw it }
-    if (!isValid && lostException == null && remaining == Duration.ZERO) {
-        markLost(LockLostException.Reason.EXPIRED, null)?.let { throw it }
-    }
+    if (!isValid) lostException?.let { throw it }
     return result
 }
