@@ -220,6 +220,24 @@ public final class RedlockConfig {
   }
 
   /**
+   * Why a master URI did not parse, without its password: {@code " (reason)"}, or empty when the
+   * reason cannot be shown safely.
+   */
+  private static String redactedReason(RuntimeException e, String uri) {
+    String reason = e.getMessage();
+    if (uri == null || uri.isBlank() || reason == null) {
+      return "";
+    }
+    reason = reason.replace(uri, redact(uri));
+    int scheme = uri.indexOf("://");
+    int at = uri.lastIndexOf('@');
+    if (scheme >= 0 && at > scheme + 3 && reason.contains(uri.substring(scheme + 3, at))) {
+      return "";
+    }
+    return " (" + reason + ")";
+  }
+
+  /**
    * Builds a {@link RedlockConfig}. Not thread-safe; each setter replaces the previous value,
    * except {@link #master(String)}, which adds a master.
    */
@@ -371,13 +389,13 @@ public final class RedlockConfig {
             "driftConstant + driftFactor * leaseTime must be less than leaseTime ("
                 + Checks.show(leaseTime) + "), but was " + Checks.show(drift));
       }
-      if (nodeTimeout != null) {
-        Checks.between("nodeTimeout", nodeTimeout, Duration.ofMillis(1), leaseTime);
-        if (nodeTimeout.equals(leaseTime)) {
-          throw new IllegalArgumentException(
-              "nodeTimeout must be less than leaseTime (" + Checks.show(leaseTime)
-                  + "), but was " + Checks.show(nodeTimeout));
-        }
+      if (nodeTimeout != null
+          && (nodeTimeout.compareTo(Duration.ofMillis(1)) < 0
+              || nodeTimeout.compareTo(leaseTime) >= 0)) {
+        // One message for both ends: "between 1ms and <leaseTime>" would claim leaseTime itself is allowed.
+        throw new IllegalArgumentException(
+            "nodeTimeout must be at least 1ms and less than leaseTime (" + Checks.show(leaseTime)
+                + "), but was " + Checks.show(nodeTimeout));
       }
       if (keyPrefix == null || keyPrefix.length() > 256) {
         throw new IllegalArgumentException(
@@ -402,11 +420,12 @@ public final class RedlockConfig {
           }
           parsed = RedisURI.create(uri);
         } catch (RuntimeException e) {
+          // Lettuce's exception quotes the URI with its password: keep only a redacted reason,
+          // not the exception itself as the cause (a logged stack trace would print it).
           throw new IllegalArgumentException(
               "masters[" + i + "] must be a Redis URI like redis://host:6379 or"
                   + " rediss://:password@host:6380, but was '"
-                  + (uri == null ? "null" : redact(uri)) + "'",
-              e);
+                  + (uri == null ? "null" : redact(uri)) + "'" + redactedReason(e, uri));
         }
         if (parsed.getSentinels() != null && !parsed.getSentinels().isEmpty()) {
           throw new IllegalArgumentException(

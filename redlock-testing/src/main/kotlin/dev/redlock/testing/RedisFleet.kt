@@ -1,5 +1,7 @@
 package dev.redlock.testing
 
+import java.io.IOException
+import java.net.SocketTimeoutException
 import java.nio.file.Files
 import java.nio.file.Path
 import java.time.Duration
@@ -47,17 +49,18 @@ public class RedisFleet private constructor(
 
     @Volatile private var closed = false
 
-    /** The number of masters, fixed when the fleet starts. */
+    /** The number of masters, fixed when the fleet starts; `size()` from Java. */
     public val size: Int
-        get() = masters.size
+        @JvmName("size") get() = masters.size
 
     /**
      * The `redis_version` the masters report in `INFO server`, such as `"6.2.11"`.
      *
      * Read from master 0 when it last became ready; every master runs the same binary.
+     * `serverVersion()` from Java.
      */
     public val serverVersion: String
-        get() = masters.first().version
+        @JvmName("serverVersion") get() = masters.first().version
 
     /** The fleet's temporary directory, holding one directory per master; deleted by [close]. */
     internal val directory: Path
@@ -183,13 +186,13 @@ public class RedisFleet private constructor(
         val reply =
             try {
                 RespConnection.call(master.port, password, commandTimeoutMillis, args.asList())
-            } catch (e: java.net.SocketTimeoutException) {
+            } catch (e: SocketTimeoutException) {
                 val hint = if (master.isPaused) " (it is paused)" else ""
                 throw RedisFleetException(
                     "${master.describe()} did not answer ${args[0]} within $commandTimeoutMillis ms$hint",
                     e,
                 )
-            } catch (e: java.io.IOException) {
+            } catch (e: IOException) {
                 throw RedisFleetException("${master.describe()}: ${args[0]} failed: $e", e)
             }
         return checkErrors(reply)
@@ -355,13 +358,13 @@ public class RedisFleet private constructor(
         }
 
         /**
-         * The `redis-server` binary to run; default `null`: `$REDLOCK_REDIS_SERVER`, else
+         * The `redis-server` binary to run. By default the fleet uses `$REDLOCK_REDIS_SERVER`, else
          * `redis-server` on `PATH`, else the binary bundled in embedded-redis.
          *
          * The path is checked by [start], which throws [RedisFleetException] if it is not an
          * executable file.
          */
-        public fun redisServer(path: Path?): Builder = apply { redisServer = path }
+        public fun redisServer(path: Path): Builder = apply { redisServer = path }
 
         /**
          * How long [command] (and so [keys], [keyCount], [flushAll]) waits to connect and then for a
@@ -415,7 +418,7 @@ public class RedisFleet private constructor(
             val baseDir =
                 try {
                     Files.createTempDirectory("redlock-fleet-")
-                } catch (e: java.io.IOException) {
+                } catch (e: IOException) {
                     throw RedisFleetException("cannot create a temp directory for the fleet: $e", e)
                 }
             val masters = List(count) { RedisMaster(it, settings, baseDir.resolve("master-$it")) }

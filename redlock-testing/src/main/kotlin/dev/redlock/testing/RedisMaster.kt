@@ -141,9 +141,12 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
 
     /** Second half of close: waits for the process to be gone and gives the port back. */
     fun awaitDestroyed() {
-        process?.let { killAndWait(it) }
-        paused = false
-        if (port != 0) releasePort(port)
+        try {
+            process?.let { killAndWait(it) }
+        } finally {
+            paused = false
+            if (port != 0) releasePort(port)
+        }
     }
 
     /** The tail of this master's log, for error messages. */

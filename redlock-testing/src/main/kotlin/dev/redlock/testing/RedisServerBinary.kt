@@ -2,6 +2,7 @@ package dev.redlock.testing
 
 import java.io.File
 import java.io.IOException
+import java.io.InputStream
 import java.nio.file.Files
 import java.nio.file.Path
 import java.nio.file.Paths
@@ -118,7 +119,7 @@ internal object RedisServerBinary {
         return file
     }
 
-    private fun copyToTempDir(resource: String, input: java.io.InputStream): Path {
+    private fun copyToTempDir(resource: String, input: InputStream): Path {
         try {
             val dir = Files.createTempDirectory("redlock-redis-server-")
             val file = dir.resolve(resource)

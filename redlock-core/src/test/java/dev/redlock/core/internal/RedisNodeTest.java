@@ -1,0 +1,482 @@
+package dev.redlock.core.internal;
+
+import static dev.redlock.core.internal.NodeCalls.await;
+import static dev.redlock.core.internal.NodeCalls.failureOf;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.redlock.core.MasterFailureException;
+import dev.redlock.core.MasterFailureException.Kind;
+import dev.redlock.testing.RedisFleet;
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.RedisURI;
+import io.lettuce.core.pubsub.RedisPubSubAdapter;
+import io.lettuce.core.pubsub.StatefulRedisPubSubConnection;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Disabled;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link RedisNode} and the three Lua scripts behind it, against a real master from {@link
+ * RedisFleet}. Failures of the master itself (down, paused, restarted) are in {@code
+ * RedisNodeFailureTest}, bad credentials in {@code RedisNodeAuthenticationTest}.
+ */
+final class RedisNodeTest {
+  private static final Duration TIMEOUT = Duration.ofSeconds(5);
+  private static final long LEASE = 10_000;
+
+  private static RedisFleet fleet;
+  private static RedisClient client;
+
+  private RedisNode node;
+
+  @BeforeAll
+  static void start() {
+    fleet = RedisFleet.start(1);
+    client = NodeCalls.lockClient();
+  }
+
+  @AfterAll
+  static void stop() {
+    NodeCalls.shutDown(client);
+    if (fleet != null) {
+      fleet.close();
+    }
+  }
+
+  @BeforeEach
+  void openNode() {
+    node = new RedisNode(client, RedisURI.create(fleet.uri(0)));
+  }
+
+  @AfterEach
+  void closeNodeAndFlush() {
+    node.closeAndWait(TIMEOUT);
+    fleet.flushAll();
+  }
+
+  private static String[] keys(String... keys) {
+    return keys;
+  }
+
+  private static long pttl(String key) {
+    return (Long) fleet.command(0, "PTTL", key);
+  }
+
+  private static Object get(String key) {
+    return fleet.command(0, "GET", key);
+  }
+
+  private static boolean exists(String key) {
+    return (Long) fleet.command(0, "EXISTS", key) == 1L;
+  }
+
+  private AcquireReply acquire(String token, long leaseMillis, String... keys) {
+    return await(node.acquire(keys, token, leaseMillis, TIMEOUT));
+  }
+
+  @Test
+  void name_isHostAndPortWithoutCredentials() {
+    assertEquals("127.0.0.1:" + fleet.port(0), node.name());
+    RedisNode withPassword =
+        new RedisNode(client, RedisURI.create("redis://:hunter2@127.0.0.1:" + fleet.port(0)));
+    assertEquals("127.0.0.1:" + fleet.port(0), withPassword.name());
+    withPassword.close();
+  }
+
+  @Test
+  void acquire_freeKey_grantsAndSetsExpiry() {
+    String token = Tokens.next();
+    AcquireReply reply = acquire(token, LEASE, "redlock:a");
+    assertSame(AcquireReply.GRANTED, reply);
+    assertTrue(reply.acquired());
+    assertEquals(token, get("redlock:a"));
+    long pttl = pttl("redlock:a");
+    assertTrue(pttl > 0 && pttl <= LEASE, "PTTL " + pttl);
+    assertTrue(pttl > LEASE - 5_000, "PTTL " + pttl + " is far from the lease");
+  }
+
+  @Test
+  void acquire_heldByAnotherToken_isRefusedWithHolderPttl() {
+    String holder = Tokens.next();
+    acquire(holder, LEASE, "redlock:a");
+    AcquireReply refused = acquire(Tokens.next(), 60_000, "redlock:a");
+    assertFalse(refused.acquired());
+    assertTrue(
+        refused.holderPttlMillis() > 0 && refused.holderPttlMillis() <= LEASE,
+        "holder PTTL " + refused.holderPttlMillis());
+    assertEquals(holder, get("redlock:a"));
+    assertTrue(pttl("redlock:a") <= LEASE, "the refused attempt changed the holder's expiry");
+  }
+
+  @Test
+  void acquire_sameToken_reacquiresAndResetsExpiry() {
+    String token = Tokens.next();
+    acquire(token, 1_000, "redlock:a");
+    // A retry of the same acquisition is never blocked by its own earlier attempt's key.
+    AcquireReply again = acquire(token, 120_000, "redlock:a");
+    assertTrue(again.acquired());
+    assertTrue(pttl("redlock:a") > 1_000, "PTTL " + pttl("redlock:a") + " was not reset");
+    assertEquals(token, get("redlock:a"));
+  }
+
+  @Test
+  void acquire_severalKeys_allSet() {
+    String token = Tokens.next();
+    assertTrue(acquire(token, LEASE, "redlock:a", "redlock:b", "redlock:c").acquired());
+    for (String key : List.of("redlock:a", "redlock:b", "redlock:c")) {
+      assertEquals(token, get(key), key);
+      assertTrue(pttl(key) > 0, key);
+    }
+  }
+
+  @Test
+  void acquire_severalKeysOneHeld_setsNone() {
+    String other = Tokens.next();
+    acquire(other, LEASE, "redlock:b");
+    AcquireReply refused = acquire(Tokens.next(), LEASE, "redlock:a", "redlock:b", "redlock:c");
+    assertFalse(refused.acquired());
+    assertTrue(refused.holderPttlMillis() > 0);
+    assertFalse(exists("redlock:a"), "all or nothing: redlock:a was set");
+    assertFalse(exists("redlock:c"), "all or nothing: redlock:c was set");
+    assertEquals(other, get("redlock:b"));
+    assertEquals(List.of("redlock:b"), fleet.keys(0));
+  }
+
+  @Test
+  void acquire_severalHolders_reportsTheLongestPttl() {
+    acquire(Tokens.next(), 5_000, "redlock:a");
+    acquire(Tokens.next(), 100_000, "redlock:b");
+    acquire(Tokens.next(), 20_000, "redlock:c");
+    AcquireReply refused = acquire(Tokens.next(), LEASE, "redlock:a", "redlock:b", "redlock:c");
+    assertFalse(refused.acquired());
+    assertTrue(refused.holderPttlMillis() > 20_000, "holder PTTL " + refused.holderPttlMillis());
+  }
+
+  @Test
+  void acquire_keyWithoutExpiry_reportsMinusOne() {
+    fleet.command(0, "SET", "redlock:a", "someone-else");
+    AcquireReply refused = acquire(Tokens.next(), LEASE, "redlock:a");
+    assertFalse(refused.acquired());
+    assertEquals(-1, refused.holderPttlMillis());
+    assertEquals(-1L, pttl("redlock:a"));
+  }
+
+  @Test
+  void acquire_keyWithoutExpiryAmongOthers_reportsMinusOneInAnyOrder() {
+    fleet.command(0, "SET", "redlock:forever", "someone-else");
+    acquire(Tokens.next(), 100_000, "redlock:ttl");
+    assertEquals(
+        -1, acquire(Tokens.next(), LEASE, "redlock:forever", "redlock:ttl").holderPttlMillis());
+    assertEquals(
+        -1, acquire(Tokens.next(), LEASE, "redlock:ttl", "redlock:forever").holderPttlMillis());
+  }
+
+  @Test
+  void acquire_wrongTypeKey_failsWithWrongType() {
+    fleet.command(0, "HSET", "redlock:a", "field", "value");
+    MasterFailureException e =
+        failureOf(node.acquire(keys("redlock:a"), Tokens.next(), LEASE, TIMEOUT));
+    assertEquals(Kind.WRONG_TYPE, e.kind());
+    assertTrue(e.kind().isPermanent());
+    assertEquals(node.name(), e.master());
+    assertTrue(e.getMessage().contains("redlock:a"), e.getMessage());
+    assertTrue(e.getMessage().contains("hash"), e.getMessage());
+    assertTrue(e.getMessage().startsWith(node.name() + ": "), e.getMessage());
+    assertNotNull(e.getCause(), "the Lettuce exception is kept as the cause");
+    assertEquals("hash", fleet.command(0, "TYPE", "redlock:a"));
+  }
+
+  @Test
+  void acquire_wrongTypeKeyAfterFreeKeys_setsNone() {
+    fleet.command(0, "RPUSH", "redlock:b", "x");
+    MasterFailureException e =
+        failureOf(node.acquire(keys("redlock:a", "redlock:b"), Tokens.next(), LEASE, TIMEOUT));
+    assertEquals(Kind.WRONG_TYPE, e.kind());
+    assertTrue(e.getMessage().contains("list"), e.getMessage());
+    assertFalse(exists("redlock:a"));
+  }
+
+  @Test
+  void acquire_afterScriptFlush_reloadsTransparently() {
+    String token = Tokens.next();
+    acquire(token, LEASE, "redlock:a");
+    fleet.command(0, "SCRIPT", "FLUSH");
+    assertEquals(List.of(0L), fleet.command(0, "SCRIPT", "EXISTS", Script.ACQUIRE.sha()));
+    assertTrue(acquire(Tokens.next(), LEASE, "redlock:b").acquired());
+    assertEquals(List.of(1L), fleet.command(0, "SCRIPT", "EXISTS", Script.ACQUIRE.sha()));
+    // The other scripts reload the same way.
+    fleet.command(0, "SCRIPT", "FLUSH");
+    assertArrayEquals(
+        new boolean[] {true},
+        await(node.extend(keys("redlock:a"), new String[] {"1", token}, LEASE, TIMEOUT)));
+    fleet.command(0, "SCRIPT", "FLUSH");
+    assertEquals(1L, await(node.release(keys("redlock:a"), token, TIMEOUT)));
+  }
+
+  /**
+   * The node's contract: commands run on the server in the order they were issued, so a release
+   * issued after an acquire (the engine's cleanup of a timed-out attempt) always runs after it.
+   * When the acquire script is unknown to the server but the release script is known (another
+   * client reloaded only that one after a restart or SCRIPT FLUSH), the acquire's NOSCRIPT retry
+   * is issued after the release has already run, and the key is left set for the whole lease.
+   */
+  @Test
+  @Disabled(
+      "Known bug, reported: the NOSCRIPT fallback re-issues the acquire after a release that was"
+          + " issued later, so the release runs first and the key is left behind until it expires")
+  void release_issuedAfterAcquire_runsAfterItEvenWhenTheAcquireScriptMustBeReloaded() {
+    await(node.warmUp(TIMEOUT));
+    fleet.command(0, "SCRIPT", "FLUSH");
+    fleet.command(0, "SCRIPT", "LOAD", Script.RELEASE.text());
+    String token = Tokens.next();
+    CompletableFuture<AcquireReply> acquired =
+        node.acquire(keys("redlock:a"), token, 60_000, TIMEOUT);
+    CompletableFuture<Long> released = node.release(keys("redlock:a"), token, TIMEOUT);
+    assertTrue(await(acquired).acquired());
+    assertEquals(1L, await(released), "the release ran before the acquire");
+    assertFalse(exists("redlock:a"), "the acquire left its key behind after the release");
+  }
+
+  @Test
+  void release_issuedRightAfterAcquire_runsAfterIt() {
+    await(node.warmUp(TIMEOUT));
+    String token = Tokens.next();
+    CompletableFuture<AcquireReply> acquired =
+        node.acquire(keys("redlock:a", "redlock:b"), token, 60_000, TIMEOUT);
+    CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, TIMEOUT);
+    assertTrue(await(acquired).acquired());
+    assertEquals(2L, await(released));
+    assertEquals(0, fleet.keyCount());
+  }
+
+  /**
+   * The same contract on a node whose connection is still opening, as for the engine's first lock
+   * on a slow master: an acquire that timed out while connecting and the cleanup release issued
+   * after it both wait for the connection. CompletableFuture runs the dependents of one future in
+   * reverse order of registration, so the release is sent first and the acquire's key stays.
+   */
+  @Test
+  @Disabled(
+      "Known bug, reported: calls issued while the connection is opening are sent in reverse"
+          + " order (CompletableFuture completes dependents LIFO), so a release overtakes its acquire")
+  void release_issuedRightAfterAcquire_runsAfterItBeforeTheConnectionIsOpen() {
+    String token = Tokens.next();
+    CompletableFuture<AcquireReply> acquired =
+        node.acquire(keys("redlock:a", "redlock:b"), token, 60_000, TIMEOUT);
+    CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, TIMEOUT);
+    assertTrue(await(acquired).acquired());
+    assertEquals(2L, await(released), "the release ran before the acquire");
+    assertEquals(0, fleet.keyCount(), "the acquire left its keys behind after the release");
+  }
+
+  @Test
+  void warmUp_loadsEveryScript() {
+    fleet.command(0, "SCRIPT", "FLUSH");
+    await(node.warmUp(TIMEOUT));
+    assertEquals(
+        List.of(1L, 1L, 1L),
+        fleet.command(
+            0, "SCRIPT", "EXISTS", Script.ACQUIRE.sha(), Script.EXTEND.sha(), Script.RELEASE.sha()));
+  }
+
+  @Test
+  void extend_rightToken_resetsExpiryToTheNewLease() {
+    String token = Tokens.next();
+    acquire(token, LEASE, "redlock:a");
+    boolean[] held = await(node.extend(keys("redlock:a"), new String[] {"1", token}, 120_000, TIMEOUT));
+    assertArrayEquals(new boolean[] {true}, held);
+    assertTrue(pttl("redlock:a") > LEASE, "PTTL " + pttl("redlock:a"));
+    assertEquals(token, get("redlock:a"));
+  }
+
+  @Test
+  void extend_resetsRatherThanAdds() {
+    String token = Tokens.next();
+    acquire(token, 60_000, "redlock:a");
+    assertArrayEquals(
+        new boolean[] {true},
+        await(node.extend(keys("redlock:a"), new String[] {"1", token}, 5_000, TIMEOUT)));
+    long pttl = pttl("redlock:a");
+    assertTrue(pttl > 0 && pttl <= 5_000, "PTTL " + pttl + ": the extension was added, not set");
+  }
+
+  @Test
+  void extend_wrongToken_answersFalseAndChangesNothing() {
+    String holder = Tokens.next();
+    acquire(holder, LEASE, "redlock:a");
+    boolean[] held =
+        await(node.extend(keys("redlock:a"), new String[] {"1", Tokens.next()}, 120_000, TIMEOUT));
+    assertArrayEquals(new boolean[] {false}, held);
+    assertEquals(holder, get("redlock:a"));
+    assertTrue(pttl("redlock:a") <= LEASE, "PTTL " + pttl("redlock:a") + " was extended");
+  }
+
+  @Test
+  void extend_deletedKey_isNeverRecreated() {
+    String token = Tokens.next();
+    acquire(token, LEASE, "redlock:a");
+    fleet.command(0, "DEL", "redlock:a");
+    boolean[] held = await(node.extend(keys("redlock:a"), new String[] {"1", token}, LEASE, TIMEOUT));
+    assertArrayEquals(new boolean[] {false}, held);
+    assertFalse(exists("redlock:a"), "extend re-created a key that was gone");
+  }
+
+  @Test
+  void extend_oneKeyOfALeaseGone_extendsNoneOfItsKeys() {
+    String token = Tokens.next();
+    acquire(token, LEASE, "redlock:a", "redlock:b");
+    fleet.command(0, "DEL", "redlock:b");
+    boolean[] held =
+        await(node.extend(keys("redlock:a", "redlock:b"), new String[] {"2", token}, 120_000, TIMEOUT));
+    assertArrayEquals(new boolean[] {false}, held);
+    assertTrue(pttl("redlock:a") <= LEASE, "the remaining key of a broken lease was extended");
+    assertFalse(exists("redlock:b"));
+  }
+
+  @Test
+  void extend_severalLeases_answersPerLease() {
+    String first = Tokens.next();
+    String second = Tokens.next();
+    String third = Tokens.next();
+    acquire(first, LEASE, "redlock:a", "redlock:b");
+    acquire(Tokens.next(), LEASE, "redlock:c"); // someone else holds the second lease's key
+    acquire(third, LEASE, "redlock:d");
+    boolean[] held =
+        await(
+            node.extend(
+                keys("redlock:a", "redlock:b", "redlock:c", "redlock:d"),
+                new String[] {"2", first, "1", second, "1", third},
+                120_000,
+                TIMEOUT));
+    assertArrayEquals(new boolean[] {true, false, true}, held);
+    assertTrue(pttl("redlock:a") > LEASE);
+    assertTrue(pttl("redlock:b") > LEASE);
+    assertTrue(pttl("redlock:c") <= LEASE, "another holder's key was extended");
+    assertTrue(pttl("redlock:d") > LEASE);
+  }
+
+  @Test
+  void extend_noLeases_answersEmpty() {
+    assertArrayEquals(new boolean[0], await(node.extend(keys(), new String[0], LEASE, TIMEOUT)));
+  }
+
+  @Test
+  void extend_wrongTypeKey_answersFalse() {
+    fleet.command(0, "HSET", "redlock:a", "f", "v");
+    assertArrayEquals(
+        new boolean[] {false},
+        await(node.extend(keys("redlock:a"), new String[] {"1", Tokens.next()}, LEASE, TIMEOUT)));
+    assertEquals("hash", fleet.command(0, "TYPE", "redlock:a"));
+  }
+
+  @Test
+  void release_deletesOnlyOwnKeysAndCountsThem() {
+    String token = Tokens.next();
+    String other = Tokens.next();
+    acquire(token, LEASE, "redlock:a", "redlock:b");
+    acquire(other, LEASE, "redlock:c");
+    long deleted = await(node.release(keys("redlock:a", "redlock:b", "redlock:c", "redlock:d"), token, TIMEOUT));
+    assertEquals(2L, deleted);
+    assertFalse(exists("redlock:a"));
+    assertFalse(exists("redlock:b"));
+    assertEquals(other, get("redlock:c"));
+  }
+
+  @Test
+  void release_wrongToken_deletesNothing() {
+    String holder = Tokens.next();
+    acquire(holder, LEASE, "redlock:a");
+    assertEquals(0L, await(node.release(keys("redlock:a"), Tokens.next(), TIMEOUT)));
+    assertEquals(holder, get("redlock:a"));
+  }
+
+  @Test
+  void release_twice_isANoOp() {
+    String token = Tokens.next();
+    acquire(token, LEASE, "redlock:a");
+    assertEquals(1L, await(node.release(keys("redlock:a"), token, TIMEOUT)));
+    assertEquals(0L, await(node.release(keys("redlock:a"), token, TIMEOUT)));
+  }
+
+  @Test
+  void release_wrongTypeKey_deletesNothing() {
+    fleet.command(0, "HSET", "redlock:a", "f", "v");
+    assertEquals(0L, await(node.release(keys("redlock:a"), Tokens.next(), TIMEOUT)));
+    assertEquals("hash", fleet.command(0, "TYPE", "redlock:a"));
+  }
+
+  @Test
+  void release_publishesOnTheChannelOfEachDeletedKey() throws InterruptedException {
+    String token = Tokens.next();
+    acquire(token, LEASE, "redlock:a", "redlock:b");
+    acquire(Tokens.next(), LEASE, "redlock:c");
+    String end = "test-end-of-messages";
+    BlockingQueue<String> received = new LinkedBlockingQueue<>();
+    StatefulRedisPubSubConnection<String, String> subscriber =
+        client.connectPubSub(RedisURI.create(fleet.uri(0)));
+    try {
+      subscriber.addListener(
+          new RedisPubSubAdapter<>() {
+            @Override
+            public void message(String channel, String message) {
+              received.add(channel + "=" + message);
+            }
+          });
+      subscriber
+          .sync()
+          .subscribe(
+              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:a",
+              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:b",
+              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:c",
+              end);
+
+      assertEquals(2L, await(node.release(keys("redlock:a", "redlock:b", "redlock:c"), token, TIMEOUT)));
+      // A subscriber gets messages in publishing order: once the marker arrives, every release
+      // notice published before it has arrived too.
+      fleet.command(0, "PUBLISH", end, "done");
+
+      List<String> messages = new ArrayList<>();
+      while (true) {
+        String m = received.poll(NodeCalls.HANG_GUARD_SECONDS, TimeUnit.SECONDS);
+        assertNotNull(m, "no message arrived; so far: " + messages);
+        if (m.startsWith(end + "=")) {
+          break;
+        }
+        messages.add(m);
+      }
+      assertEquals(
+          List.of(
+              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:a=released",
+              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:b=released"),
+          messages);
+    } finally {
+      subscriber.close();
+    }
+  }
+
+  @Test
+  void close_laterCallsFailAsUnreachable() {
+    await(node.warmUp(TIMEOUT));
+    node.close();
+    node.close(); // idempotent
+    MasterFailureException e = failureOf(node.acquire(keys("redlock:a"), Tokens.next(), LEASE, TIMEOUT));
+    assertEquals(Kind.UNREACHABLE, e.kind());
+    assertTrue(e.getMessage().contains("closed"), e.getMessage());
+    assertFalse(exists("redlock:a"));
+  }
+}
