@@ -1,0 +1,106 @@
+package dev.redlock.java.internal
+
+import dev.redlock.core.LockLostException
+import dev.redlock.coroutines.Lease
+import dev.redlock.java.LockLease
+import java.time.Duration
+import java.util.OptionalLong
+import java.util.concurrent.CompletableFuture
+import java.util.concurrent.Executor
+import java.util.concurrent.atomic.AtomicBoolean
+import kotlin.time.toJavaDuration
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.cancelAndJoin
+
+/**
+ * The [LockLease] Java callers hold: the engine's [Lease] seen through futures.
+ *
+ * [keeper] is the job that renews a lease from `acquire` and watches it for loss; leases of
+ * `withLock` have none (the engine renews them inside `withRedlock`). Futures handed to the user
+ * complete on [executor]; [released] and [lossSeen] complete on engine threads and are for the
+ * facade's own waits, which must not depend on the user's executor having a free thread.
+ */
+internal class BridgedLease(
+    private val bridge: EngineBridge,
+    private val lease: Lease,
+    private val executor: Executor,
+) : LockLease {
+    private val lossSeen = CompletableFuture<LockLostException>()
+    private val released = CompletableFuture<Void?>()
+    private val releaseStarted = AtomicBoolean()
+
+    @Volatile
+    var keeper: Job? = null
+
+    /** The loss, once the facade has seen it. */
+    val loss: LockLostException?
+        get() = lossSeen.getNow(null)
+
+    /** Whether the user (or close) asked for a release: an invalid lease is then not a lost one. */
+    val releaseRequested: Boolean
+        get() = releaseStarted.get()
+
+    /** Records the loss; idempotent. */
+    fun onLost(loss: LockLostException) {
+        lossSeen.complete(loss)
+    }
+
+    override fun resources(): List<String> = lease.resources
+
+    override fun fencingToken(): OptionalLong = lease.fencingToken?.let { OptionalLong.of(it) } ?: OptionalLong.empty()
+
+    override fun isValid(): Boolean = lease.isValid
+
+    override fun remaining(): Duration = lease.remaining.toJavaDuration()
+
+    override fun extend(): CompletableFuture<Void?> =
+        bridge.launchCall<Void?>(executor, null) {
+            lease.extend()
+            null
+        }.result
+
+    override fun release(): CompletableFuture<Void?> {
+        val done = releaseAsync()
+        if (done.isDone) return CompletableFuture.completedFuture(null)
+        val result = CompletableFuture<Void?>()
+        done.whenComplete { _, _ -> deliver(result, executor, null, null) }
+        return result
+    }
+
+    override fun lost(): CompletableFuture<Void?> {
+        val result = CompletableFuture<Void?>()
+        val now = lossSeen.getNow(null)
+        if (now != null) {
+            result.completeExceptionally(now)
+        } else {
+            lossSeen.thenAccept { loss -> deliver(result, executor, null, loss) }
+        }
+        return result
+    }
+
+    override fun close() {
+        releaseAsync().join()
+    }
+
+    /**
+     * Starts the release once: stops the keeper, then releases on every master. The returned
+     * future completes on an engine thread when the release is done; it never fails.
+     */
+    fun releaseAsync(): CompletableFuture<Void?> {
+        if (releaseStarted.compareAndSet(false, true)) {
+            val keeper = keeper
+            bridge.forget(this)
+            bridge.launchCleanup {
+                try {
+                    keeper?.cancelAndJoin()
+                    lease.release()
+                } finally {
+                    released.complete(null)
+                }
+            }
+        }
+        return released
+    }
+
+    override fun toString(): String = "LockLease" + lease.toString().removePrefix("Lease")
+}
