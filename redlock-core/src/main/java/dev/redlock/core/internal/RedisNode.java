@@ -17,9 +17,12 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
 
 /**
  * One Redis master, spoken to through one Lettuce connection and the lock scripts.
@@ -45,7 +48,10 @@ public final class RedisNode implements LockNode {
   private final RedisURI uri;
   private final String name;
   private final Object lock = new Object();
+  private final ConcurrentHashMap<String, AtomicBoolean> acquiresInFlight =
+      new ConcurrentHashMap<>();
   private CompletableFuture<StatefulRedisConnection<String, String>> connection;
+  private CompletableFuture<Void> tail = CompletableFuture.completedFuture(null);
   private boolean closed;
 
   /**
@@ -100,17 +106,13 @@ public final class RedisNode implements LockNode {
    */
   @Override
   public CompletableFuture<Void> warmUp(Duration timeout) {
-    CompletableFuture<Void> loaded =
-        connection()
-            .thenCompose(
-                c -> {
-                  RedisAsyncCommands<String, String> a = c.async();
-                  return CompletableFuture.allOf(
-                      a.scriptLoad(Script.ACQUIRE.text()).toCompletableFuture(),
-                      a.scriptLoad(Script.EXTEND.text()).toCompletableFuture(),
-                      a.scriptLoad(Script.RELEASE.text()).toCompletableFuture());
-                });
-    return bounded(loaded, timeout);
+    return issue(
+        a ->
+            CompletableFuture.allOf(
+                a.scriptLoad(Script.ACQUIRE.text()).toCompletableFuture(),
+                a.scriptLoad(Script.EXTEND.text()).toCompletableFuture(),
+                a.scriptLoad(Script.RELEASE.text()).toCompletableFuture()),
+        timeout);
   }
 
   /**
@@ -125,120 +127,143 @@ public final class RedisNode implements LockNode {
   @Override
   public CompletableFuture<AcquireReply> acquire(
       String[] keys, String token, long leaseMillis, Duration timeout) {
+    AtomicBoolean superseded = new AtomicBoolean();
+    acquiresInFlight.put(token, superseded);
     CompletableFuture<List<Object>> reply =
-        script(Script.ACQUIRE, ScriptOutputType.MULTI, keys, token, Long.toString(leaseMillis));
-    return bounded(
-        reply.thenApply(
-            r -> {
-              boolean granted = ((Long) r.get(0)) == 1L;
-              return granted ? AcquireReply.GRANTED : new AcquireReply(false, (Long) r.get(1));
-            }),
-        timeout);
+        script(
+            Script.ACQUIRE, ScriptOutputType.MULTI, keys, superseded, timeout,
+            token, Long.toString(leaseMillis));
+    reply.whenComplete((r, e) -> acquiresInFlight.remove(token, superseded));
+    return reply.thenApply(
+        r -> {
+          boolean granted = ((Long) r.get(0)) == 1L;
+          return granted ? AcquireReply.GRANTED : new AcquireReply(false, (Long) r.get(1));
+        });
   }
 
-  /**
-   * Runs the extend script for one or several leases in one call.
-   *
-   * @param keys the keys of all leases, lease after lease
-   * @param leaseArgs for each lease its key count and its token, flattened: {@code [count1,
-   *     token1, count2, token2, ...]}
-   * @param leaseMillis the new lease time, from now
-   * @param timeout the bound on the call
-   * @return for each lease whether this master still held it (and extended it)
-   */
   @Override
   public CompletableFuture<boolean[]> extend(
       String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout) {
     String[] args = new String[leaseArgs.length + 1];
     args[0] = Long.toString(leaseMillis);
     System.arraycopy(leaseArgs, 0, args, 1, leaseArgs.length);
-    CompletableFuture<List<Object>> reply = script(Script.EXTEND, ScriptOutputType.MULTI, keys, args);
-    return bounded(
-        reply.thenApply(
-            r -> {
-              boolean[] held = new boolean[r.size()];
-              for (int i = 0; i < held.length; i++) {
-                held[i] = ((Long) r.get(i)) == 1L;
-              }
-              return held;
-            }),
+    CompletableFuture<List<Object>> reply =
+        script(Script.EXTEND, ScriptOutputType.MULTI, keys, null, timeout, args);
+    return reply.thenApply(
+        r -> {
+          boolean[] held = new boolean[r.size()];
+          for (int i = 0; i < held.length; i++) {
+            held[i] = ((Long) r.get(i)) == 1L;
+          }
+          return held;
+        });
+  }
+
+  @Override
+  public CompletableFuture<Long> release(String[] keys, String token, Duration timeout) {
+    // An acquire of this token still waiting for its script to be reloaded must not be sent
+    // again after this release: it would set the keys this release is meant to remove.
+    AtomicBoolean acquire = acquiresInFlight.get(token);
+    if (acquire != null) {
+      acquire.set(true);
+    }
+    return script(
+        Script.RELEASE, ScriptOutputType.INTEGER, keys, null, timeout,
+        token, RELEASE_CHANNEL_PREFIX);
+  }
+
+  private <T> CompletableFuture<T> script(
+      Script script,
+      ScriptOutputType type,
+      String[] keys,
+      AtomicBoolean superseded,
+      Duration timeout,
+      String... args) {
+    String[] values = args.length == 0 ? NO_ARGS : args;
+    return issue(
+        a -> {
+          CompletableFuture<T> first =
+              a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
+          // After a restart or SCRIPT FLUSH the server no longer knows the script: load it and
+          // call it again, unless the caller has meanwhile sent a release that the retry would
+          // now overtake.
+          return first
+              .handle(
+                  (r, e) -> {
+                    if (e == null) {
+                      return CompletableFuture.completedFuture(r);
+                    }
+                    Throwable cause = unwrap(e);
+                    if (!(cause instanceof RedisNoScriptException)) {
+                      return CompletableFuture.<T>failedFuture(cause);
+                    }
+                    if (superseded != null && superseded.get()) {
+                      return CompletableFuture.<T>failedFuture(
+                          new MasterFailureException(
+                              name, Kind.ERROR,
+                              "the " + script.name() + " script had to be reloaded and the call"
+                                  + " was abandoned, since a later release was already sent",
+                              cause));
+                    }
+                    return a.scriptLoad(script.text())
+                        .toCompletableFuture()
+                        .thenCompose(
+                            sha -> a.<T>evalsha(sha, type, keys, values).toCompletableFuture());
+                  })
+              .thenCompose(f -> f);
+        },
         timeout);
   }
 
   /**
-   * Runs the release script: deletes the keys still holding the token and announces it.
+   * Sends a command on this node's connection, in issue order, and bounds it by the timeout
+   * counted from the moment it is sent (opening the connection is bounded by the connect timeout).
    *
-   * @param keys the lock keys
-   * @param token the holder's token
-   * @param timeout the bound on the call
-   * @return how many keys this master deleted
+   * <p>Calls issued while the connection is still opening are chained one behind the other, so
+   * they reach the server in the order they were issued; waiting on the connection future alone
+   * would send them in reverse order.
    */
-  @Override
-  public CompletableFuture<Long> release(String[] keys, String token, Duration timeout) {
-    return bounded(
-        script(Script.RELEASE, ScriptOutputType.INTEGER, keys, token, RELEASE_CHANNEL_PREFIX),
-        timeout);
-  }
-
-  private <T> CompletableFuture<T> script(
-      Script script, ScriptOutputType type, String[] keys, String... args) {
-    String[] values = args.length == 0 ? NO_ARGS : args;
-    return connection()
-        .thenCompose(
-            c -> {
-              RedisAsyncCommands<String, String> a = c.async();
-              CompletableFuture<T> first =
-                  a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
-              // After a restart or SCRIPT FLUSH the server no longer knows the script: load it
-              // and call it again. The retry is issued from the reply, so it still runs before
-              // any command issued after this call's NOSCRIPT answer arrived.
-              return first
-                  .handle(
+  private <T> CompletableFuture<T> issue(
+      Function<RedisAsyncCommands<String, String>, CompletableFuture<T>> command,
+      Duration timeout) {
+    CompletableFuture<T> result = new CompletableFuture<>();
+    synchronized (lock) {
+      CompletableFuture<StatefulRedisConnection<String, String>> c = connection();
+      CompletableFuture<Void> previous = tail;
+      CompletableFuture<Void> sent = new CompletableFuture<>();
+      tail = sent;
+      Runnable send =
+          () -> {
+            try {
+              if (c.isCompletedExceptionally()) {
+                c.whenComplete((x, e) -> result.completeExceptionally(connectFailure(unwrap(e))));
+                return;
+              }
+              // A separate future: timing it out must not cancel Lettuce's command, whose reply
+              // is still expected in order on the connection.
+              command
+                  .apply(c.join().async())
+                  .whenComplete(
                       (r, e) -> {
                         if (e == null) {
-                          return CompletableFuture.completedFuture(r);
+                          result.complete(r);
+                        } else {
+                          result.completeExceptionally(failure(unwrap(e), timeout));
                         }
-                        if (unwrap(e) instanceof RedisNoScriptException) {
-                          return a.scriptLoad(script.text())
-                              .toCompletableFuture()
-                              .thenCompose(
-                                  sha -> a.<T>evalsha(sha, type, keys, values).toCompletableFuture());
-                        }
-                        return CompletableFuture.<T>failedFuture(unwrap(e));
-                      })
-                  .thenCompose(f -> f);
-            });
-  }
-
-  private CompletableFuture<StatefulRedisConnection<String, String>> connection() {
-    synchronized (lock) {
-      if (closed) {
-        return CompletableFuture.failedFuture(
-            new MasterFailureException(name, Kind.UNREACHABLE, "the lock client is closed", null));
+                      });
+              result.orTimeout(timeout.toNanos(), TimeUnit.NANOSECONDS);
+            } catch (RuntimeException e) {
+              result.completeExceptionally(failure(e, timeout));
+            } finally {
+              sent.complete(null);
+            }
+          };
+      if (previous.isDone() && c.isDone()) {
+        send.run();
+      } else {
+        previous.whenComplete((v, e) -> c.whenComplete((x, ce) -> send.run()));
       }
-      CompletableFuture<StatefulRedisConnection<String, String>> c = connection;
-      if (c == null || c.isCompletedExceptionally()) {
-        c = client.connectAsync(StringCodec.UTF8, uri).toCompletableFuture();
-        connection = c;
-      }
-      return c;
     }
-  }
-
-  /** Bounds a call by a timeout and turns any failure into a {@link MasterFailureException}. */
-  private <T> CompletableFuture<T> bounded(CompletableFuture<T> call, Duration timeout) {
-    // A separate future: timing out or cancelling it must not cancel Lettuce's command, whose
-    // reply is still expected in order on the connection.
-    CompletableFuture<T> result = new CompletableFuture<>();
-    call.whenComplete(
-        (r, e) -> {
-          if (e == null) {
-            result.complete(r);
-          } else {
-            result.completeExceptionally(failure(unwrap(e), timeout));
-          }
-        });
-    result.orTimeout(timeout.toNanos(), TimeUnit.NANOSECONDS);
     return result.handle(
             (r, e) -> {
               if (e == null) {
@@ -249,6 +274,45 @@ public final class RedisNode implements LockNode {
                   cause instanceof MasterFailureException ? cause : failure(cause, timeout));
             })
         .thenCompose(f -> f);
+  }
+
+  /** The connection, opened on first use and opened anew after a failed connect. Call under lock. */
+  private CompletableFuture<StatefulRedisConnection<String, String>> connection() {
+    if (closed) {
+      return CompletableFuture.failedFuture(
+          new MasterFailureException(name, Kind.UNREACHABLE, "the lock client is closed", null));
+    }
+    CompletableFuture<StatefulRedisConnection<String, String>> c = connection;
+    if (c == null || c.isCompletedExceptionally()) {
+      CompletableFuture<StatefulRedisConnection<String, String>> opening =
+          client.connectAsync(StringCodec.UTF8, uri).toCompletableFuture();
+      // The socket's connect timeout does not cover the handshake (a paused server accepts the
+      // TCP connection and never answers HELLO): bound the whole opening, and close a
+      // connection that completes after we gave up on it.
+      CompletableFuture<StatefulRedisConnection<String, String>> bounded = new CompletableFuture<>();
+      opening.whenComplete(
+          (conn, e) -> {
+            if (e != null) {
+              bounded.completeExceptionally(e);
+            } else if (!bounded.complete(conn)) {
+              conn.closeAsync();
+            }
+          });
+      Duration limit = client.getOptions().getSocketOptions().getConnectTimeout();
+      bounded.orTimeout(limit.toNanos(), TimeUnit.NANOSECONDS);
+      c = bounded;
+      connection = c;
+    }
+    return c;
+  }
+
+  private MasterFailureException connectFailure(Throwable e) {
+    if (e instanceof TimeoutException) {
+      Duration limit = client.getOptions().getSocketOptions().getConnectTimeout();
+      return new MasterFailureException(
+          name, Kind.TIMEOUT, "could not open a connection within " + Checks.show(limit), e);
+    }
+    return failure(e, Duration.ZERO);
   }
 
   /**
