@@ -163,13 +163,15 @@ public final class RedisNode implements LockNode {
   public CompletableFuture<Long> release(String[] keys, String token, Duration timeout) {
     // An acquire of this token still waiting for its script to be reloaded must not be sent
     // again after this release: it would set the keys this release is meant to remove.
-    AtomicBoolean acquire = acquiresInFlight.get(token);
-    if (acquire != null) {
-      acquire.set(true);
+    synchronized (lock) {
+      AtomicBoolean acquire = acquiresInFlight.get(token);
+      if (acquire != null) {
+        acquire.set(true);
+      }
+      return script(
+          Script.RELEASE, ScriptOutputType.INTEGER, keys, null, timeout,
+          token, RELEASE_CHANNEL_PREFIX);
     }
-    return script(
-        Script.RELEASE, ScriptOutputType.INTEGER, keys, null, timeout,
-        token, RELEASE_CHANNEL_PREFIX);
   }
 
   private <T> CompletableFuture<T> script(
@@ -197,18 +199,26 @@ public final class RedisNode implements LockNode {
                     if (!(cause instanceof RedisNoScriptException)) {
                       return CompletableFuture.<T>failedFuture(cause);
                     }
-                    if (superseded != null && superseded.get()) {
-                      return CompletableFuture.<T>failedFuture(
-                          new MasterFailureException(
-                              name, Kind.ERROR,
-                              "the " + script.name() + " script had to be reloaded and the call"
-                                  + " was abandoned, since a later release was already sent",
-                              cause));
-                    }
                     return a.scriptLoad(script.text())
                         .toCompletableFuture()
                         .thenCompose(
-                            sha -> a.<T>evalsha(sha, type, keys, values).toCompletableFuture());
+                            sha -> {
+                              // Checked and sent under the lock under which release() marks
+                              // the acquire superseded and sends itself: either the retry goes
+                              // out first, or it is not sent at all.
+                              synchronized (lock) {
+                                if (superseded != null && superseded.get()) {
+                                  return CompletableFuture.<T>failedFuture(
+                                      new MasterFailureException(
+                                          name, Kind.ERROR,
+                                          "the " + script.name() + " script had to be reloaded"
+                                              + " and the call was abandoned, since a later"
+                                              + " release was already sent",
+                                          cause));
+                                }
+                                return a.<T>evalsha(sha, type, keys, values).toCompletableFuture();
+                              }
+                            });
                   })
               .thenCompose(f -> f);
         },
