@@ -27,13 +27,16 @@ internal suspend fun <R> fanOut(
     quorum: Int,
     isYes: (R) -> Boolean,
     call: (LockNode) -> CompletableFuture<R>,
-): List<Answer<R>> = coroutineScope {
+): Gathered<R> = coroutineScope {
     val inbox = Channel<Answer<R>>(nodes.size)
+    val calls = ArrayList<CompletableFuture<R>>(nodes.size)
     nodes.forEachIndexed { i, node ->
+        val sent = call(node)
+        calls += sent
         launch(start = CoroutineStart.UNDISPATCHED) {
             val answer =
                 try {
-                    Answer(i, call(node).await(), null)
+                    Answer(i, sent.thenApply { it }.await(), null)
                 } catch (e: CancellationException) {
                     throw e
                 } catch (e: Throwable) {
@@ -50,5 +53,24 @@ internal suspend fun <R> fanOut(
         if (answer.failure == null && isYes(answer.value!!)) yes++
     }
     coroutineContext.cancelChildren()
-    answers
+    Gathered(answers, calls)
+}
+
+/** The answers that decided a fan-out, and every call sent (to collect the late answers if needed). */
+internal class Gathered<R>(val answers: List<Answer<R>>, private val calls: List<CompletableFuture<R>>) {
+    /** All answers: the deciding ones plus those of the masters that were still silent, each bounded by its call. */
+    suspend fun all(): List<Answer<R>> {
+        if (answers.size == calls.size) return answers
+        val answered = answers.mapTo(HashSet()) { it.node }
+        val late = calls.indices.filter { it !in answered }.map { i ->
+            try {
+                Answer(i, calls[i].thenApply { it }.await(), null)
+            } catch (e: CancellationException) {
+                throw e
+            } catch (e: Throwable) {
+                Answer<R>(i, null, e)
+            }
+        }
+        return answers + late
+    }
 }

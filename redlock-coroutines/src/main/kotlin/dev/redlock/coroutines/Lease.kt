@@ -136,7 +136,7 @@ internal class RedlockLease(
         val start = redlock.timeSource.markNow()
         val answers = fanOut(redlock.nodes, redlock.quorum, { held: BooleanArray -> held[0] }) { node ->
             node.extend(keys, arrayOf("1", token), timing.leaseMillis, timing.nodeTimeout)
-        }
+        }.answers
         var confirmed = 0
         var notHeld = 0
         val failures = ArrayList<MasterFailureException>()

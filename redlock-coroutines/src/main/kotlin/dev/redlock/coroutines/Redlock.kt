@@ -139,15 +139,15 @@ public class Redlock private constructor(
                 withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
                 val permanent = attempt.failures.count { it.kind().isPermanent }
                 if (LockMath.quorumImpossible(nodes.size, quorum, permanent)) {
-                    throw notAcquired(names, timing, attempt, "masters refused the lock permanently")
+                    throw notAcquired(names, timing, attempt.complete(dirty), "masters refused the lock permanently")
                 }
                 if (once) {
                     if (attempt.contended) return null
-                    throw notAcquired(names, timing, attempt, "one attempt failed")
+                    throw notAcquired(names, timing, attempt.complete(dirty), "one attempt failed")
                 }
                 val remainingWait = timing.wait - waitStart.elapsedNow()
                 if (remainingWait <= Duration.ZERO) {
-                    throw notAcquired(names, timing, attempt, "not acquired within waitTime ${Checks.show(timing.wait.toJavaDuration())}")
+                    throw notAcquired(names, timing, attempt.complete(dirty), "not acquired within waitTime ${Checks.show(timing.wait.toJavaDuration())}")
                 }
                 delay(retryPause(config.retryDelay().toKotlinDuration(), attempt.holderRemaining, remainingWait, random))
             }
@@ -167,22 +167,40 @@ public class Redlock private constructor(
         val silent: Int,
         val tooSlow: Boolean,
         val validUntil: ComparableTimeMark,
+        val gathered: Gathered<AcquireReply>,
     )
+
+    /**
+     * The attempt as it stands once every master has answered or timed out: the failure reported
+     * to the caller names every master, not only those that answered before the outcome was clear.
+     */
+    private suspend fun Attempt.complete(dirty: BooleanArray): Attempt =
+        if (silent == 0) this else classify(gathered.all(), gathered, dirty, validUntil).let {
+            Attempt(false, it.granting, it.contended, it.holderRemaining, it.failures, it.silent, tooSlow, validUntil, gathered)
+        }
 
     private suspend fun attempt(keys: Array<String>, token: String, timing: Timing, dirty: BooleanArray): Attempt {
         val start = timeSource.markNow()
         // Until a master answers "refused", it may have set our keys (even one that timed out:
         // the command may still run on the server), so it needs a release if we do not win.
         dirty.fill(true)
-        val answers = fanOut(nodes, quorum, AcquireReply::acquired) { node ->
+        val gathered = fanOut(nodes, quorum, AcquireReply::acquired) { node ->
             node.acquire(keys, token, timing.leaseMillis, timing.nodeTimeout)
         }
-        val validUntil = start + timing.lease - timing.drift
+        return classify(gathered.answers, gathered, dirty, start + timing.lease - timing.drift)
+    }
+
+    private fun classify(
+        answers: List<Answer<AcquireReply>>,
+        gathered: Gathered<AcquireReply>,
+        dirty: BooleanArray,
+        validUntil: ComparableTimeMark,
+    ): Attempt {
         var granting = 0
         var contended = false
         var holderPttl = -2L
         val failures = ArrayList<MasterFailureException>()
-        for (answer in answers) {
+        for (answer in answers.sortedBy { it.node }) {
             val reply = answer.value
             when {
                 answer.failure != null -> failures += answer.failure.asMasterFailure(nodes[answer.node])
@@ -205,6 +223,7 @@ public class Redlock private constructor(
             silent = nodes.size - answers.size,
             tooSlow = granting >= quorum && !inTime,
             validUntil = validUntil,
+            gathered = gathered,
         )
     }
 
@@ -218,8 +237,9 @@ public class Redlock private constructor(
                 results[i].awaitQuietly()
                 dirty[node] = false
             } catch (e: Throwable) {
+                // Expected while a master is down, on every retry: not worth a warning each time.
                 LOG.log(
-                    System.Logger.Level.WARNING,
+                    System.Logger.Level.DEBUG,
                     "Redlock could not clean up a failed attempt on {0} ({1}); its keys expire within the lease time",
                     nodes[node].name(), e.message,
                 )
