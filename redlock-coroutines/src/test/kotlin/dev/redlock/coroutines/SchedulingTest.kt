@@ -1,0 +1,136 @@
+package dev.redlock.coroutines
+
+import dev.redlock.core.LockNotAcquiredException
+import dev.redlock.core.MasterFailureException
+import dev.redlock.core.RedlockConfig
+import dev.redlock.core.internal.AcquireReply
+import dev.redlock.core.internal.LockMath
+import dev.redlock.core.internal.LockNode
+import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.shouldBe
+import io.kotest.property.Arb
+import io.kotest.property.arbitrary.int
+import io.kotest.property.arbitrary.long
+import io.kotest.property.checkAll
+import java.time.Duration
+import java.util.concurrent.CompletableFuture
+import kotlin.random.Random
+import kotlin.time.Duration.Companion.milliseconds
+import kotlinx.coroutines.test.TestScope
+import kotlinx.coroutines.test.currentTime
+import kotlinx.coroutines.test.runTest
+
+/**
+ * Extra, on virtual time through the node seam: the retry schedule. Every behaviour here is
+ * also shown against real masters in the other specs.
+ */
+class SchedulingTest : FunSpec({
+
+    test("retryPause lies between zero and the smallest of the jittered delay, the holder's time plus jitter, and the remaining wait") {
+        checkAll(Arb.long(1L..5_000L), Arb.long(-1L..20_000L), Arb.long(0L..30_000L), Arb.int()) { delay, pttl, left, seed ->
+            val holder = if (pttl >= 0) pttl.milliseconds else null
+            val pause = retryPause(delay.milliseconds, holder, left.milliseconds, Random(seed))
+            (pause >= kotlin.time.Duration.ZERO) shouldBe true
+            (pause <= left.milliseconds) shouldBe true
+            (pause <= delay.milliseconds * 1.5) shouldBe true
+            if (holder != null) (pause <= holder + delay.milliseconds * 0.1) shouldBe true
+        }
+    }
+
+    test("any two quorums share a master") {
+        checkAll(Arb.int(1..99)) { n -> (2 * LockMath.quorum(n) > n) shouldBe true }
+    }
+
+    test("a waiter retries when the holder's lease runs out, not a polling period later") {
+        runTest {
+            val nodes = List(3) { FakeNode(this) }
+            nodes.forEach { it.hold("redlock:r", "other", 1_500) }
+            val redlock = Redlock(config(retryDelay = Duration.ofSeconds(10)), nodes, testScheduler.timeSource, Random(7))
+            redlock.acquire("r")
+            // Refused at t = 0 with 1.5 s left; retried after 1.5 s plus at most 10 % of the retry delay.
+            (currentTime in 1_500L..2_500L) shouldBe true
+            nodes[0].acquires shouldBe 2
+        }
+    }
+
+    test("waiting stops at the wait time with LockNotAcquiredException") {
+        runTest {
+            val nodes = List(3) { FakeNode(this) }
+            nodes.forEach { it.hold("redlock:r", "other", 60_000) }
+            val redlock = Redlock(config(waitTime = Duration.ofSeconds(5)), nodes, testScheduler.timeSource, Random(7))
+            val e = shouldThrow<LockNotAcquiredException> { redlock.acquire("r") }
+            e.isContended shouldBe true
+            currentTime shouldBe 5_000L
+        }
+    }
+
+    test("a retry is never blocked by its own earlier attempt's key") {
+        runTest {
+            // The first attempt sets the key but its answer and its cleanup are lost.
+            val node = FakeNode(this, loseFirstAnswer = true)
+            val redlock = Redlock(config(), listOf(node), testScheduler.timeSource, Random(7))
+            val lease = redlock.acquire("r")
+            lease.isValid shouldBe true
+            node.acquires shouldBe 2
+        }
+    }
+})
+
+private fun config(
+    retryDelay: Duration = Duration.ofMillis(200),
+    waitTime: Duration = Duration.ofSeconds(10),
+): RedlockConfig =
+    RedlockConfig.builder().master("redis://fake:1").leaseTime(Duration.ofSeconds(30))
+        .retryDelay(retryDelay).waitTime(waitTime).build()
+
+/** An in-memory master on the test's virtual clock, following the scripts' rules. */
+private class FakeNode(private val scope: TestScope, private var loseFirstAnswer: Boolean = false) : LockNode {
+    private class Entry(val token: String, val expiresAt: Long)
+    private val keys = HashMap<String, Entry>()
+    var acquires = 0
+    private var dropNextRelease = false
+
+    private fun now() = scope.testScheduler.currentTime
+    private fun live(key: String) = keys[key]?.takeIf { it.expiresAt > now() }
+
+    fun hold(key: String, token: String, forMillis: Long) {
+        keys[key] = Entry(token, now() + forMillis)
+    }
+
+    override fun name() = "fake"
+    override fun warmUp(timeout: Duration) = CompletableFuture.completedFuture<Void>(null)
+
+    override fun acquire(keys: Array<String>, token: String, leaseMillis: Long, timeout: Duration): CompletableFuture<AcquireReply> {
+        acquires++
+        val others = keys.mapNotNull { live(it) }.filter { it.token != token }
+        if (others.isNotEmpty()) {
+            return CompletableFuture.completedFuture(AcquireReply(false, others.maxOf { it.expiresAt - now() }))
+        }
+        keys.forEach { this.keys[it] = Entry(token, now() + leaseMillis) }
+        if (loseFirstAnswer) {
+            loseFirstAnswer = false
+            dropNextRelease = true
+            return CompletableFuture.failedFuture(MasterFailureException("fake", MasterFailureException.Kind.TIMEOUT, "lost answer", null))
+        }
+        return CompletableFuture.completedFuture(AcquireReply.GRANTED)
+    }
+
+    override fun extend(keys: Array<String>, leaseArgs: Array<String>, leaseMillis: Long, timeout: Duration): CompletableFuture<BooleanArray> {
+        val held = keys.all { live(it)?.token == leaseArgs[1] }
+        if (held) keys.forEach { this.keys[it] = Entry(leaseArgs[1], now() + leaseMillis) }
+        return CompletableFuture.completedFuture(booleanArrayOf(held))
+    }
+
+    override fun release(keys: Array<String>, token: String, timeout: Duration): CompletableFuture<Long> {
+        if (dropNextRelease) {
+            dropNextRelease = false
+            return CompletableFuture.failedFuture(MasterFailureException("fake", MasterFailureException.Kind.TIMEOUT, "lost release", null))
+        }
+        val mine = keys.filter { live(it)?.token == token }
+        mine.forEach { this.keys.remove(it) }
+        return CompletableFuture.completedFuture(mine.size.toLong())
+    }
+
+    override fun close() {}
+}

@@ -1,0 +1,56 @@
+package dev.redlock.coroutines
+
+import dev.redlock.core.LockLostException
+import dev.redlock.core.LockNotAcquiredException
+import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldContain
+import java.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
+import kotlin.time.TestTimeSource
+import kotlinx.coroutines.async
+import kotlinx.coroutines.supervisorScope
+import kotlinx.coroutines.delay
+
+/** Validity arithmetic on a virtual clock, against real masters. */
+class ValidityTest : FunSpec({
+    val fleet = sharedFleet(3)
+
+    test("validity is the lease time minus drift from before the first request, and extend renews it from its own start") {
+        val clock = TestTimeSource()
+        fleet.redlock(timeSource = clock).use { redlock ->
+            val lease = redlock.acquire("v", leaseTime = 10.seconds)
+            // drift = 1 % of 10 s + 2 ms
+            lease.remaining shouldBe 10.seconds - 102.milliseconds
+            clock += 4.seconds
+            lease.remaining shouldBe 6.seconds - 102.milliseconds
+            lease.isValid shouldBe true
+            lease.extend()
+            lease.remaining shouldBe 10.seconds - 102.milliseconds
+            clock += 10.seconds - 102.milliseconds
+            lease.isValid shouldBe false
+            val e = shouldThrow<LockLostException> { lease.extend() }
+            e.reason() shouldBe LockLostException.Reason.EXPIRED
+            lease.release() // still cleans the real keys up
+        }
+    }
+
+    test("an attempt whose quorum answers after leaseTime minus drift is not granted") {
+        val clock = TestTimeSource()
+        fleet.redlock(timeSource = clock) { nodeTimeout(Duration.ofSeconds(3)) }.use { redlock ->
+            (0 until 3).forEach(fleet::pause)
+            supervisorScope {
+                val attempt = async { redlock.tryAcquire("late", leaseTime = 10.seconds) }
+                delay(200.milliseconds)
+                clock += 10.seconds // the masters are "slow": their answers arrive a lease later
+                (0 until 3).forEach(fleet::resume)
+                val e = shouldThrow<LockNotAcquiredException> { attempt.await() }
+                e.message shouldContain "answered after the lease's validity"
+                e.isContended shouldBe false
+            }
+            eventually(what = "the late keys are cleaned up") { fleet.keyCount() == 0 }
+        }
+    }
+})
