@@ -50,7 +50,7 @@ class LossTest : FunSpec({
                         }
                     }
                 }
-                inside.await()
+                awaitStart(inside, holder)
                 listOf(0, 1, 2).forEach { fleet.command(it, "DEL", "redlock:doomed") }
                 val e = shouldThrow<LockLostException> { holder.await() }
                 // NOT_HELD is only ever decided from the masters' answers to a renewal, which
@@ -76,7 +76,7 @@ class LossTest : FunSpec({
                         }
                     }
                 }
-                inside.await()
+                awaitStart(inside, holder)
                 listOf(0, 2, 4).forEach(fleet::kill)
                 val e = shouldThrow<LockLostException> { holder.await() }
                 e.reason() shouldBe LockLostException.Reason.EXPIRED

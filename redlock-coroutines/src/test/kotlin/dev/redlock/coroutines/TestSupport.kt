@@ -66,3 +66,11 @@ suspend fun eventually(limit: Duration = 10.seconds, what: String, condition: ()
 }
 
 fun Duration.java(): JavaDuration = toJavaDuration()
+
+/** Waits until [started] completes, or rethrows why [worker] ended first (instead of hanging). */
+suspend fun awaitStart(started: kotlinx.coroutines.CompletableDeferred<Unit>, worker: kotlinx.coroutines.Deferred<*>) {
+    kotlinx.coroutines.selects.select<Unit> {
+        started.onAwait { }
+        worker.onAwait { throw AssertionError("the critical section ended before the test could act: $it") }
+    }
+}

@@ -1,0 +1,11 @@
+package io.kotest.provided
+
+import io.kotest.core.config.AbstractProjectConfig
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.seconds
+
+/** Hang guards for every test of this module: a hung test fails instead of stalling the build. */
+class ProjectConfig : AbstractProjectConfig() {
+    override val timeout: Duration = 60.seconds
+    override val invocationTimeout: Duration = 60.seconds
+}
