@@ -8,7 +8,8 @@ package dev.redlock.coroutines
     message = "This is an internal Redlock API, for the library's own modules only.",
     level = RequiresOptIn.Level.ERROR,
 )
-@Retention(AnnotationRetention.BINARY)
+// Kept at run time so that reflection-based API checks can tell internal entry points apart.
+@Retention(AnnotationRetention.RUNTIME)
 @Target(AnnotationTarget.CLASS, AnnotationTarget.FUNCTION, AnnotationTarget.PROPERTY, AnnotationTarget.CONSTRUCTOR)
 public annotation class InternalRedlockApi
 

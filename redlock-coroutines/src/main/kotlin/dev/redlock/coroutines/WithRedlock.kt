@@ -64,9 +64,26 @@ public suspend fun <T> Redlock.withRedlock(
     waitTime: Duration? = null,
     block: suspend CoroutineScope.(Lease) -> T,
 ): T {
+    @OptIn(InternalRedlockApi::class)
+    return runWithLease(resources, leaseTime, waitTime, renew = true, block)
+}
+
+/**
+ * [withRedlock] with renewal as a switch: with `renew = false` the lease is not renewed, and the
+ * block is cancelled (with [LockLostException]) when it outlives its lease. For the Java facade's
+ * `LockOptions.autoRenew(false)`; one implementation serves both.
+ */
+@InternalRedlockApi
+public suspend fun <T> Redlock.runWithLease(
+    resources: Array<out String>,
+    leaseTime: Duration?,
+    waitTime: Duration?,
+    renew: Boolean,
+    block: suspend CoroutineScope.(Lease) -> T,
+): T {
     val lease = acquireLease(resources, leaseTime, waitTime, once = false)!!
     try {
-        return lease.runGuarded(block)
+        return lease.runGuarded(renew, block)
     } finally {
         withContext(NonCancellable) { lease.release() }
     }
@@ -109,14 +126,15 @@ public suspend fun Redlock.tryAcquire(
 ): Lease? = acquireLease(resources, leaseTime, Duration.ZERO, once = true)
 
 /**
- * Runs [block] with the lease renewed by a child job, cancelling the block when the lease is lost.
+ * Runs [block], with the lease renewed by a child job if [renew], cancelling the block when the
+ * lease is lost.
  * Does not release the lease.
  */
-internal suspend fun <T> RedlockLease.runGuarded(block: suspend CoroutineScope.(Lease) -> T): T {
+internal suspend fun <T> RedlockLease.runGuarded(renew: Boolean, block: suspend CoroutineScope.(Lease) -> T): T {
     val result = try {
         coroutineScope {
             val guard = launch {
-                launch { keepRenewed() }
+                if (renew) launch { keepRenewed() }
                 val loss = awaitLost()
                 this@coroutineScope.cancel(LeaseLostCancellation(loss))
             }

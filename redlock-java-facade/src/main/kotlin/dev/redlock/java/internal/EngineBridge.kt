@@ -8,7 +8,7 @@ import dev.redlock.coroutines.Redlock
 import dev.redlock.coroutines.acquire
 import dev.redlock.coroutines.keepRenewed
 import dev.redlock.coroutines.tryAcquire
-import dev.redlock.coroutines.withRedlock
+import dev.redlock.coroutines.runWithLease
 import dev.redlock.java.LockLease
 import dev.redlock.java.LockOptions
 import java.util.Optional
@@ -79,11 +79,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         action: Function<in LockLease, out CompletionStage<T>?>,
     ): Call<T> =
         launchCall(executor, null) {
-            if (options.autoRenew()) {
-                renewedSection(options, executor, leaseExecutor, action)
-            } else {
-                unrenewedSection(options, executor, leaseExecutor, action)
-            }
+            section(options, executor, leaseExecutor, action)
         }
 
     /** `acquire`: waits for the lock; a lease the caller no longer wants (cancelled meanwhile) is released. */
@@ -168,7 +164,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
     override fun toString(): String = "AsyncRedlock(" + redlock.toString().removePrefix("Redlock(")
 
     /** `withLock` with renewal: exactly the engine's `withRedlock`, with the action's stage as its block. */
-    private suspend fun <T> renewedSection(
+    private suspend fun <T> section(
         options: LockOptions,
         executor: Executor,
         leaseExecutor: Executor,
@@ -176,7 +172,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
     ): T {
         var bridged: BridgedLease? = null
         try {
-            return redlock.withRedlock(*options.names(), leaseTime = options.lease(), waitTime = options.wait()) { lease ->
+            return redlock.runWithLease(options.names(), options.lease(), options.wait(), options.autoRenew()) { lease ->
                 val facadeLease = BridgedLease(this@EngineBridge, lease, leaseExecutor)
                 bridged = facadeLease
                 // Completes lost() while the action runs; the engine's own guard cancels the block.
@@ -196,54 +192,6 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
                 addSuppressedOnce(e.original, loss)
             }
             throw e
-        }
-    }
-
-    /**
-     * `withLock` without renewal: the lease runs out after its lease time unless the action is
-     * done. The engine's `withRedlock` always renews, so this composes `acquire`, a guard that
-     * cancels the action on loss, and `release` (see the report: an engine switch would remove it).
-     */
-    private suspend fun <T> unrenewedSection(
-        options: LockOptions,
-        executor: Executor,
-        leaseExecutor: Executor,
-        action: Function<in LockLease, out CompletionStage<T>?>,
-    ): T {
-        val lease = redlock.acquire(*options.names(), leaseTime = options.lease(), waitTime = options.wait())
-        val bridged = BridgedLease(this, lease, leaseExecutor)
-        try {
-            val value =
-                try {
-                    coroutineScope {
-                        val guard = launch {
-                            val loss = lease.awaitLost()
-                            bridged.onLost(loss)
-                            this@coroutineScope.cancel("the lease was lost", loss)
-                        }
-                        try {
-                            runAction(action, bridged, executor)
-                        } finally {
-                            guard.cancel()
-                        }
-                    }
-                } catch (e: ActionFailure) {
-                    bridged.loss?.let { addSuppressedOnce(e.original, it) }
-                    throw e
-                } catch (e: CancellationException) {
-                    val loss = bridged.loss
-                    if (loss != null && currentCoroutineContext().isActive) throw loss
-                    throw e
-                }
-            // The result stands only if the lease was held to the end (or the action released it itself).
-            if (!lease.isValid && !bridged.releaseRequested) {
-                val loss = bridged.loss ?: lease.awaitLost()
-                bridged.onLost(loss)
-                throw loss
-            }
-            return value
-        } finally {
-            withContext(NonCancellable) { lease.release() }
         }
     }
 
