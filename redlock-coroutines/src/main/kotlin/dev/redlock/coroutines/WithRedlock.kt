@@ -7,6 +7,7 @@ import dev.redlock.core.LockNotAcquiredException
 import kotlin.time.Duration
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.cancel
 import kotlinx.coroutines.coroutineScope
@@ -133,7 +134,10 @@ public suspend fun Redlock.tryAcquire(
 internal suspend fun <T> RedlockLease.runGuarded(renew: Boolean, block: suspend CoroutineScope.(Lease) -> T): T {
     val result = try {
         coroutineScope {
-            val guard = launch {
+            // Renewal and loss detection run on the library's own dispatcher (still as children of
+            // this scope): a caller on a busy single-threaded dispatcher (runBlocking, Main) must
+            // not be able to starve the timers that keep the lease alive or cancel the block.
+            val guard = launch(Dispatchers.Default) {
                 if (renew) launch { keepRenewed() }
                 val loss = awaitLost()
                 this@coroutineScope.cancel(LeaseLostCancellation(loss))

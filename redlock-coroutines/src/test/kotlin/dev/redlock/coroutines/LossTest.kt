@@ -51,8 +51,11 @@ class LossTest : FunSpec({
                     }
                 }
                 awaitStart(inside, holder)
+                // The lease was granted as soon as a majority answered; wait for the late masters
+                // too, or a late acquire would set the key again after we delete it.
+                eventually(what = "every master holds the key") { (0 until 5).all { fleet.keys(it).isNotEmpty() } }
                 listOf(0, 1, 2).forEach { fleet.command(it, "DEL", "redlock:doomed") }
-                val e = shouldThrow<LockLostException> { holder.await() }
+                val e = shouldThrow<LockLostException> { awaitOrDump(holder) }
                 // NOT_HELD is only ever decided from the masters' answers to a renewal, which
                 // comes after a third of the lease: the loss was found long before expiry.
                 e.reason() shouldBe LockLostException.Reason.NOT_HELD
@@ -78,17 +81,19 @@ class LossTest : FunSpec({
                 }
                 awaitStart(inside, holder)
                 listOf(0, 2, 4).forEach(fleet::kill)
-                val e = shouldThrow<LockLostException> { holder.await() }
+                val e = shouldThrow<LockLostException> { awaitOrDump(holder) }
                 e.reason() shouldBe LockLostException.Reason.EXPIRED
             }
             uninformed.get() shouldBe false
         }
     }
 
-    test("a block that overruns its lease without suspending does not have its result reported as held") {
+    test("a block that outlives its lease without being cancelled does not have its result reported as held") {
         fleet.redlock(3).use { redlock ->
             shouldThrow<LockLostException> {
-                redlock.withRedlock("overrun", leaseTime = 200.milliseconds) {
+                // Without renewal, and blocking its thread so that it cannot be cancelled in time.
+                @OptIn(InternalRedlockApi::class)
+                redlock.runWithLease(arrayOf("overrun"), 200.milliseconds, null, renew = false) {
                     @Suppress("BlockingMethodInNonBlockingContext")
                     Thread.sleep(400)
                     "too late"
@@ -109,12 +114,24 @@ class LossTest : FunSpec({
     test("awaitLost returns the loss and extend then throws it") {
         fleet.redlock(3).use { redlock ->
             val lease = redlock.acquire("watched", leaseTime = 2.seconds)
+            eventually(what = "every master holds the key") { (0 until 3).all { fleet.keys(it).isNotEmpty() } }
             (0 until 3).forEach { fleet.command(it, "DEL", "redlock:watched") }
             val e = shouldThrow<LockLostException> { lease.extend() }
             e.reason() shouldBe LockLostException.Reason.NOT_HELD
             lease.awaitLost() shouldBe e
             lease.isValid shouldBe false
             lease.release() // a no-op for the caller: nothing to release, nothing thrown
+        }
+    }
+
+    test("renewal keeps the lease alive while the block blocks its caller's thread") {
+        fleet.redlock(3).use { redlock ->
+            val result = redlock.withRedlock("busy-thread", leaseTime = 300.milliseconds) { lease ->
+                @Suppress("BlockingMethodInNonBlockingContext")
+                Thread.sleep(700) // more than two lease times, on the caller's own thread
+                lease.isValid
+            }
+            result shouldBe true
         }
     }
 })

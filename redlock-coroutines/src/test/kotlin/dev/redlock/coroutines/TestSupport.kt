@@ -74,3 +74,16 @@ suspend fun awaitStart(started: kotlinx.coroutines.CompletableDeferred<Unit>, wo
         worker.onAwait { throw AssertionError("the critical section ended before the test could act: $it") }
     }
 }
+
+/**
+ * Awaits [deferred]; if it has not completed within [limit] (a hang guard), prints every live
+ * coroutine with its stack and fails, so that a hang shows where it is stuck.
+ */
+suspend fun <T> awaitOrDump(deferred: kotlinx.coroutines.Deferred<T>, limit: Duration = 20.seconds): T {
+    val done = kotlinx.coroutines.withTimeoutOrNull(limit) { deferred.join(); true }
+    if (done == null) {
+        kotlinx.coroutines.debug.DebugProbes.dumpCoroutines(System.err)
+        throw AssertionError("not completed within $limit; coroutines dumped to stderr")
+    }
+    return deferred.await()
+}

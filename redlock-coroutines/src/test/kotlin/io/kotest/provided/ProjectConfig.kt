@@ -8,4 +8,10 @@ import kotlin.time.Duration.Companion.seconds
 class ProjectConfig : AbstractProjectConfig() {
     override val timeout: Duration = 60.seconds
     override val invocationTimeout: Duration = 60.seconds
+
+    init {
+        // Creation stacks are costly; the dump of suspended stacks is what a hang needs.
+        kotlinx.coroutines.debug.DebugProbes.enableCreationStackTraces = false
+        kotlinx.coroutines.debug.DebugProbes.install()
+    }
 }
