@@ -1,6 +1,7 @@
 package dev.redlock.core;
 
 import dev.redlock.core.internal.Checks;
+import dev.redlock.core.internal.LockMath;
 import io.lettuce.core.RedisURI;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -175,7 +176,7 @@ public final class RedlockConfig {
    * @return the drift allowance
    */
   public Duration driftFor(Duration lease) {
-    return Duration.ofNanos((long) (lease.toNanos() * driftFactor)).plus(driftConstant);
+    return Duration.ofNanos(LockMath.driftNanos(lease.toNanos(), driftFactor, driftConstant.toNanos()));
   }
 
   /**

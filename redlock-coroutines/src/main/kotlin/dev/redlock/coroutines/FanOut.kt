@@ -7,7 +7,6 @@ import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.cancelChildren
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.coroutineScope
-import kotlinx.coroutines.future.await
 import kotlinx.coroutines.launch
 
 /** One master's answer in a fan-out: a value or the failure (already a MasterFailureException). */
@@ -36,7 +35,7 @@ internal suspend fun <R> fanOut(
         launch(start = CoroutineStart.UNDISPATCHED) {
             val answer =
                 try {
-                    Answer(i, sent.thenApply { it }.await(), null)
+                    Answer(i, sent.awaitQuietly(), null)
                 } catch (e: CancellationException) {
                     throw e
                 } catch (e: Throwable) {
@@ -64,7 +63,7 @@ internal class Gathered<R>(val answers: List<Answer<R>>, private val calls: List
         val answered = answers.mapTo(HashSet()) { it.node }
         val late = calls.indices.filter { it !in answered }.map { i ->
             try {
-                Answer(i, calls[i].thenApply { it }.await(), null)
+                Answer(i, calls[i].awaitQuietly(), null)
             } catch (e: CancellationException) {
                 throw e
             } catch (e: Throwable) {

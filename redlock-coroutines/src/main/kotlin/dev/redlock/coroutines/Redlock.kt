@@ -229,35 +229,37 @@ public class Redlock private constructor(
 
     /** Releases this token's keys on every master that may hold them; bounded by the node timeout. */
     private suspend fun cleanUp(keys: Array<String>, token: String, timing: Timing, dirty: BooleanArray) {
-        val targets = nodes.indices.filter { dirty[it] }
-        if (targets.isEmpty()) return
-        val results = targets.map { nodes[it].release(keys, token, timing.nodeTimeout) }
-        for ((i, node) in targets.withIndex()) {
-            try {
-                results[i].awaitQuietly()
-                dirty[node] = false
-            } catch (e: Throwable) {
-                // Expected while a master is down, on every retry: not worth a warning each time.
-                LOG.log(
-                    System.Logger.Level.DEBUG,
-                    "Redlock could not clean up a failed attempt on {0} ({1}); its keys expire within the lease time",
-                    nodes[node].name(), e.message,
-                )
-            }
-        }
+        // Expected on every retry while a master is down: logged at DEBUG, not as a warning each time.
+        releaseOn(nodes.indices.filter { dirty[it] }, keys, token, timing, System.Logger.Level.DEBUG) { dirty[it] = false }
     }
 
     /** Releases a granted lease on every master (not only the quorum). Never throws. */
     internal suspend fun releaseEverywhere(lease: RedlockLease) {
-        val results = nodes.map { it.release(lease.keys, lease.token, lease.timing.nodeTimeout) }
-        for ((i, result) in results.withIndex()) {
+        releaseOn(nodes.indices.toList(), lease.keys, lease.token, lease.timing, System.Logger.Level.WARNING) {}
+    }
+
+    /**
+     * Sends the release to the [targets] at once and waits for each (bounded by the node timeout).
+     * A master that fails keeps the keys until they expire, within the lease time: logged at [level].
+     */
+    private suspend fun releaseOn(
+        targets: List<Int>,
+        keys: Array<String>,
+        token: String,
+        timing: Timing,
+        level: System.Logger.Level,
+        released: (Int) -> Unit,
+    ) {
+        val calls = targets.map { nodes[it].release(keys, token, timing.nodeTimeout) }
+        for ((i, node) in targets.withIndex()) {
             try {
-                result.awaitQuietly()
+                calls[i].awaitQuietly()
+                released(node)
             } catch (e: Throwable) {
                 LOG.log(
-                    System.Logger.Level.WARNING,
+                    level,
                     "Redlock could not release {0} on {1} ({2}); the keys there expire within {3}",
-                    lease.resources, nodes[i].name(), e.message, Checks.show(lease.timing.lease.toJavaDuration()),
+                    keys.toList(), nodes[node].name(), e.message, Checks.show(timing.lease.toJavaDuration()),
                 )
             }
         }

@@ -45,17 +45,4 @@ public final class LockMath {
   public static long driftNanos(long leaseNanos, double factor, long constantNanos) {
     return (long) (leaseNanos * factor) + constantNanos;
   }
-
-  /**
-   * How long a lease is still valid after {@code elapsedNanos} since the moment before its first
-   * request: {@code lease - elapsed - drift}. Zero or less means not valid.
-   *
-   * @param leaseNanos the lease time
-   * @param elapsedNanos time since the moment before the first request
-   * @param driftNanos the drift allowance
-   * @return the remaining validity, possibly negative
-   */
-  public static long remainingValidityNanos(long leaseNanos, long elapsedNanos, long driftNanos) {
-    return leaseNanos - elapsedNanos - driftNanos;
-  }
 }

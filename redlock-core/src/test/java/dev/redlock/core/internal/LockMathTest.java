@@ -71,16 +71,6 @@ final class LockMathTest {
     assertEquals(5_000 * MS, LockMath.driftNanos(10_000 * MS, 0.5, 0));
   }
 
-  @Test
-  void remainingValidity_leaseMinusElapsedMinusDrift() {
-    long lease = 10_000 * MS;
-    long drift = LockMath.driftNanos(lease, 0.01, 2 * MS);
-    assertEquals(9_898 * MS, LockMath.remainingValidityNanos(lease, 0, drift));
-    assertEquals(9_848 * MS, LockMath.remainingValidityNanos(lease, 50 * MS, drift));
-    assertEquals(0, LockMath.remainingValidityNanos(lease, lease - drift, drift));
-    assertTrue(LockMath.remainingValidityNanos(lease, lease - drift + 1, drift) < 0);
-  }
-
   /** Agrees with the config's drift, so the engine and the configuration never disagree. */
   @Test
   void driftNanos_matchesConfigDriftFor() {
