@@ -223,7 +223,15 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         } catch (e: RejectedExecutionException) {
             throw ActionFailure(e)
         }
-        val stage = returned.awaitCarried()
+        val stage =
+            try {
+                returned.awaitCarried()
+            } catch (e: CancellationException) {
+                // Prompt cancellation: the wait can end in cancellation even though the action had
+                // just handed over its stage. That stage must be cancelled too, or it runs on.
+                if (returned.isDone && !returned.isCompletedExceptionally) cancelStage(returned.join())
+                throw e
+            }
         return stage.awaitCarried()
     }
 
