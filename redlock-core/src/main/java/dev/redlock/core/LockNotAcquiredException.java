@@ -40,14 +40,11 @@ public final class LockNotAcquiredException extends RedlockException {
       boolean contended,
       Duration holderRemaining,
       List<MasterFailureException> masterFailures) {
-    super(message, masterFailures.isEmpty() ? null : masterFailures.get(0));
+    super(message, masterFailures);
     this.resources = List.copyOf(resources);
     this.contended = contended;
     this.holderRemaining = holderRemaining;
     this.masterFailures = List.copyOf(masterFailures);
-    for (int i = 1; i < masterFailures.size(); i++) {
-      addSuppressed(masterFailures.get(i));
-    }
   }
 
   /**

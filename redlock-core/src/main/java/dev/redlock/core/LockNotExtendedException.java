@@ -25,12 +25,9 @@ public final class LockNotExtendedException extends RedlockException {
    */
   public LockNotExtendedException(
       String message, List<String> resources, List<MasterFailureException> masterFailures) {
-    super(message, masterFailures.isEmpty() ? null : masterFailures.get(0));
+    super(message, masterFailures);
     this.resources = List.copyOf(resources);
     this.masterFailures = List.copyOf(masterFailures);
-    for (int i = 1; i < masterFailures.size(); i++) {
-      addSuppressed(masterFailures.get(i));
-    }
   }
 
   /**

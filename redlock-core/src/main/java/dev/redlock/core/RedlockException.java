@@ -1,5 +1,7 @@
 package dev.redlock.core;
 
+import java.util.List;
+
 /**
  * Root of every exception this library throws on purpose.
  *
@@ -8,6 +10,8 @@ package dev.redlock.core;
  * bare. Catch a subclass to tell contention ({@link LockNotAcquiredException}), loss ({@link
  * LockLostException}) and a master's failure ({@link MasterFailureException}) apart.
  */
+import java.util.List;
+
 public class RedlockException extends RuntimeException {
   private static final long serialVersionUID = 1L;
 
@@ -28,5 +32,19 @@ public class RedlockException extends RuntimeException {
    */
   public RedlockException(String message, Throwable cause) {
     super(message, cause);
+  }
+
+  /**
+   * Creates an exception caused by the failures of several masters: the first is the cause, the
+   * others are attached as suppressed exceptions.
+   *
+   * @param message what went wrong, naming every failing master
+   * @param failures the masters' failures, possibly empty
+   */
+  protected RedlockException(String message, List<? extends Throwable> failures) {
+    super(message, failures.isEmpty() ? null : failures.get(0));
+    for (int i = 1; i < failures.size(); i++) {
+      addSuppressed(failures.get(i));
+    }
   }
 }

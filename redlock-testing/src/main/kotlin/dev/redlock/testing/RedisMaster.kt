@@ -83,10 +83,15 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
     fun kill() {
         lock.withLock {
             checkOpen()
-            process?.let { killAndWait(it) }
-            process = null
-            paused = false
+            stopProcess()
         }
+    }
+
+    /** Kills the current process, if any, and forgets it. Call under [lock]. */
+    private fun stopProcess() {
+        process?.let { killAndWait(it) }
+        process = null
+        paused = false
     }
 
     /** SIGSTOP; returns once the kernel reports the process stopped. */
@@ -115,9 +120,7 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
     fun restart() {
         lock.withLock {
             checkOpen()
-            process?.let { killAndWait(it) }
-            process = null
-            paused = false
+            stopProcess()
             var lastBusy: PortInUseException? = null
             // The port is ours, but for a moment a stranger may hold it (say, as a client's ephemeral port).
             repeat(PORT_ATTEMPTS) { attempt ->

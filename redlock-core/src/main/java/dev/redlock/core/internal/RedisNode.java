@@ -391,15 +391,20 @@ public final class RedisNode implements LockNode {
     return e;
   }
 
+  /** Marks the node closed and takes its connection away, for closing. */
+  private CompletableFuture<StatefulRedisConnection<String, String>> detach() {
+    synchronized (lock) {
+      closed = true;
+      CompletableFuture<StatefulRedisConnection<String, String>> c = connection;
+      connection = null;
+      return c;
+    }
+  }
+
   /** Closes the connection (asynchronously); later calls fail as unreachable. Idempotent. */
   @Override
   public void close() {
-    CompletableFuture<StatefulRedisConnection<String, String>> c;
-    synchronized (lock) {
-      closed = true;
-      c = connection;
-      connection = null;
-    }
+    CompletableFuture<StatefulRedisConnection<String, String>> c = detach();
     if (c != null) {
       c.thenAccept(StatefulRedisConnection::closeAsync);
     }
@@ -411,12 +416,7 @@ public final class RedisNode implements LockNode {
    * @param timeout how long to wait at most
    */
   public void closeAndWait(Duration timeout) {
-    CompletableFuture<StatefulRedisConnection<String, String>> c;
-    synchronized (lock) {
-      closed = true;
-      c = connection;
-      connection = null;
-    }
+    CompletableFuture<StatefulRedisConnection<String, String>> c = detach();
     if (c == null) {
       return;
     }
