@@ -9,5 +9,5 @@ package dev.redlock.coroutines
  */
 @InternalRedlockApi
 public suspend fun Lease.keepRenewed() {
-    (this as RedlockLease).keepRenewed()
+    (this as RedlockLease).guard(renew = true)
 }

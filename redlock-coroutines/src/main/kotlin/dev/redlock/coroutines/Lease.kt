@@ -9,15 +9,11 @@ import dev.redlock.core.internal.Tokens
 import kotlin.time.ComparableTimeMark
 import kotlin.time.Duration
 import kotlin.time.toJavaDuration
-import kotlin.time.toKotlinDuration
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.awaitCancellation
-import kotlinx.coroutines.delay
-import kotlinx.coroutines.sync.Mutex
-import kotlinx.coroutines.sync.withLock
 import kotlinx.coroutines.withTimeoutOrNull
 
 /**
@@ -76,12 +72,18 @@ public interface Lease {
     public suspend fun awaitLost(): LockLostException
 }
 
-/** The one implementation of [Lease]; its state changes under [mutex] (extend / release) or by CAS (loss). */
+/**
+ * The one implementation of [Lease]. Its state changes under its own monitor; extend and release
+ * need no further exclusion, since each master runs a lease's commands in the order they were sent
+ * (an extend that arrives after the release finds the keys gone, and is ignored once released).
+ */
 internal class RedlockLease(
     private val redlock: Redlock,
     override val resources: List<String>,
     internal val keys: Array<String>,
     internal val token: String,
+    /** Published when this lease is released, so that waiters act on the release once. */
+    internal val releaseId: String,
     internal val timing: Redlock.Timing,
     validUntil: ComparableTimeMark,
 ) : Lease {
@@ -89,15 +91,17 @@ internal class RedlockLease(
 
     @Volatile
     private var state = State.HELD
-    private val stateLock = Any()
-    private val mutex = Mutex()
-    private val lost = CompletableDeferred<LockLostException>()
+
+    /** Completes with the loss, or with null when the lease is released first. */
+    private val ended = CompletableDeferred<LockLostException?>()
 
     @Volatile
     private var validUntil: ComparableTimeMark = validUntil
 
+    /** Why the last renewal failed, until one succeeds. */
     @Volatile
-    private var lastRenewalFailure: Throwable? = null
+    internal var lastRenewalFailure: Throwable? = null
+        private set
 
     /** When the last successful acquisition or extension started: renewals are scheduled from it. */
     @Volatile
@@ -118,51 +122,57 @@ internal class RedlockLease(
     override val remaining: Duration
         get() = if (state == State.HELD) (-validUntil.elapsedNow()).coerceAtLeast(Duration.ZERO) else Duration.ZERO
 
+    internal val isHeldState: Boolean get() = state == State.HELD
+    internal val validUntilMark: ComparableTimeMark get() = validUntil
+    internal val renewedAtMark: ComparableTimeMark get() = renewedAt
+
     /** The loss, once the lease is lost. */
     internal val lostException: LockLostException?
-        get() = if (lost.isCompleted) lost.getCompleted() else null
+        get() = if (ended.isCompleted) ended.getCompleted() else null
 
     override suspend fun extend() {
-        mutex.withLock { extendLocked() }
-    }
-
-    private suspend fun extendLocked() {
         when (state) {
-            State.RELEASED -> throw IllegalStateException("the lease on $resources was released; acquire it again")
-            State.LOST -> throw lost.getCompleted()
+            State.RELEASED -> throw released()
+            State.LOST -> throw lostException!!
             State.HELD -> Unit
         }
-        if (validUntil.hasPassedNow()) throw markLost(LockLostException.Reason.EXPIRED, lastRenewalFailure)!!
-        val start = redlock.timeSource.markNow()
-        val answers = fanOut(redlock.nodes, redlock.quorum, { held: BooleanArray -> held[0] }) { node ->
-            node.extend(keys, arrayOf("1", token), timing.leaseMillis, timing.nodeTimeout)
-        }.answers
-        var confirmed = 0
-        var notHeld = 0
-        val failures = ArrayList<MasterFailureException>()
-        for (answer in answers) {
-            when {
-                answer.failure != null -> failures += answer.failure.asMasterFailure(redlock.nodes[answer.node])
-                answer.value!![0] -> confirmed++
-                else -> notHeld++
-            }
-        }
+        if (validUntil.hasPassedNow()) throw markLost(LockLostException.Reason.EXPIRED, lastRenewalFailure) ?: released()
+        redlock.renewals.extendAll(listOf(this))[0]?.let { throw it }
+    }
+
+    private fun released() = IllegalStateException("the lease on $resources was released; acquire it again")
+
+    /**
+     * Applies the outcome of an extend call that started at [start]: [confirmed] masters extended
+     * the lease, [notHeld] no longer hold it, [failures] did not answer. Returns null when the
+     * lease was extended, else why not (never throws).
+     */
+    internal fun extended(start: ComparableTimeMark, confirmed: Int, notHeld: Int, failures: List<MasterFailureException>): Throwable? {
         val n = redlock.nodes.size
-        if (LockMath.quorumImpossible(n, redlock.quorum, notHeld)) {
-            throw markLost(LockLostException.Reason.NOT_HELD, failures.firstOrNull())!!
+        val quorum = redlock.quorum
+        if (LockMath.quorumImpossible(n, quorum, notHeld)) {
+            return markLost(LockLostException.Reason.NOT_HELD, failures.firstOrNull()) ?: released()
         }
-        if (confirmed >= redlock.quorum) {
-            if (validUntil.hasPassedNow()) {
-                // The quorum came back too late: the lease had already run out in between.
-                throw markLost(LockLostException.Reason.EXPIRED, failures.firstOrNull())!!
+        if (confirmed >= quorum) {
+            synchronized(this) {
+                when (state) {
+                    State.RELEASED -> return released()
+                    State.LOST -> return lostException
+                    State.HELD -> Unit
+                }
+                // The quorum may have come back too late: the lease had run out in between.
+                if (validUntil.hasPassedNow()) return markLost(LockLostException.Reason.EXPIRED, failures.firstOrNull())
+                val until = start + timing.lease - timing.drift
+                if (until > validUntil) {
+                    validUntil = until
+                    renewedAt = start
+                }
+                lastRenewalFailure = null
+                return null
             }
-            validUntil = start + timing.lease - timing.drift
-            renewedAt = start
-            lastRenewalFailure = null
-            return
         }
         val failure = LockNotExtendedException(
-            "Could not extend the lease on $resources: $confirmed of $n masters confirmed, quorum ${redlock.quorum}" +
+            "Could not extend the lease on $resources: $confirmed of $n masters confirmed, quorum $quorum" +
                 (if (notHeld > 0) ", $notHeld no longer hold it" else "") +
                 (if (failures.isNotEmpty()) ", ${failures.size} failed: " + failures.joinToString("; ") { it.message ?: it.master() } else "") +
                 "; the lease stays valid for ${Checks.show(remaining.toJavaDuration())}",
@@ -170,54 +180,42 @@ internal class RedlockLease(
             failures,
         )
         lastRenewalFailure = failure
-        throw failure
+        return failure
     }
 
     override suspend fun release() {
-        withContext(NonCancellable) {
-            mutex.withLock {
-                val before = synchronized(stateLock) { state.also { state = State.RELEASED } }
-                // A lost lease may still hold keys on a minority of masters: delete them too, so
-                // they do not keep refusing the next holder until they expire.
-                if (before != State.RELEASED) redlock.releaseEverywhere(this@RedlockLease)
-            }
-        }
+        val before = synchronized(this) { state.also { state = State.RELEASED } }
+        if (before == State.RELEASED) return
+        if (before == State.HELD) ended.complete(null)
+        // A lost lease may still hold keys on a minority of masters: delete them too, so they do
+        // not keep refusing the next holder until they expire.
+        withContext(NonCancellable) { redlock.releaseEverywhere(this@RedlockLease) }
     }
 
     override suspend fun awaitLost(): LockLostException {
         while (true) {
-            if (lost.isCompleted) return lost.getCompleted()
+            if (ended.isCompleted) return ended.getCompleted() ?: awaitCancellation()
             if (state == State.RELEASED) awaitCancellation()
             val left = -validUntil.elapsedNow()
             if (left <= Duration.ZERO) {
                 markLost(LockLostException.Reason.EXPIRED, lastRenewalFailure)
                 continue
             }
-            withTimeoutOrNull(left) { lost.await() }?.let { return it }
+            withTimeoutOrNull(left) { ended.await() }?.let { return it }
         }
     }
 
     /**
-     * Renews the lease every third of its lease time until it is released or lost; after a failed
-     * renewal, tries again sooner while validity remains. Returns when the lease is no longer held.
+     * Guards the lease until it is released or lost: on the [Redlock]'s renewal timer, renewed if
+     * [renew], declared lost when its validity runs out. Returns the loss, or null once released.
+     * Cancellable; cancelling it takes the lease off the timer and leaves it as it is.
      */
-    internal suspend fun keepRenewed() {
-        val interval = timing.lease / 3
-        val retry = minOf(redlock.config.retryDelay().toKotlinDuration(), interval)
-        while (state == State.HELD) {
-            val wait =
-                if (lastRenewalFailure == null) interval - renewedAt.elapsedNow()
-                else minOf(retry, remaining / 3)
-            delay(wait.coerceAtLeast(Duration.ZERO))
-            try {
-                extend()
-            } catch (e: LockLostException) {
-                return
-            } catch (e: LockNotExtendedException) {
-                // Recorded in lastRenewalFailure; validity decides when it becomes a loss.
-            } catch (e: IllegalStateException) {
-                return
-            }
+    internal suspend fun guard(renew: Boolean): LockLostException? {
+        val entry = redlock.renewals.register(this, renew)
+        try {
+            return ended.await()
+        } finally {
+            redlock.renewals.unregister(entry)
         }
     }
 
@@ -225,10 +223,10 @@ internal class RedlockLease(
      * Marks the lease lost (once) and returns the loss; null if it was released first.
      */
     internal fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? {
-        synchronized(stateLock) {
+        synchronized(this) {
             when (state) {
                 State.RELEASED -> return lostException
-                State.LOST -> return lost.getCompleted()
+                State.LOST -> return lostException
                 State.HELD -> Unit
             }
             val what = when (reason) {
@@ -236,8 +234,8 @@ internal class RedlockLease(
                 LockLostException.Reason.EXPIRED -> "its validity ran out before a renewal reached a quorum"
             }
             val loss = LockLostException("Lost the lock on $resources: $what", resources, reason, cause)
-            lost.complete(loss)
             state = State.LOST
+            ended.complete(loss)
             Redlock.LOG.log(System.Logger.Level.WARNING, "Redlock lost the lock on {0}: {1}", resources, what)
             return loss
         }

@@ -18,8 +18,12 @@ import kotlin.time.TimeSource
 import kotlin.time.toJavaDuration
 import kotlin.time.toKotlinDuration
 import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CoroutineName
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.NonCancellable
-import kotlinx.coroutines.delay
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancel
 import kotlinx.coroutines.future.await
 import kotlinx.coroutines.withContext
 
@@ -70,6 +74,17 @@ public class Redlock private constructor(
     internal val quorum: Int = LockMath.quorum(nodes.size)
     private val closed = AtomicBoolean(false)
 
+    /** The library's own coroutines (the renewal timer and its calls): cancelled by [close]. */
+    internal val scope: CoroutineScope =
+        CoroutineScope(SupervisorJob() + Dispatchers.Default + CoroutineName("redlock-renewals"))
+
+    internal val renewals: Renewals = Renewals(this)
+
+    internal val rooms: WaitRooms = WaitRooms(nodes, config.nodeTimeout())
+
+    /** The timing of calls that override nothing: shared, as most calls are such. */
+    private val defaultTiming = Timing(null, null)
+
     init {
         val warmUp = config.nodeTimeout().multipliedBy(20)
         for (node in nodes) {
@@ -97,6 +112,9 @@ public class Redlock private constructor(
         val drift: Duration = config.driftFor(lease.toJavaDuration()).toKotlinDuration()
         val leaseMillis: Long = lease.inWholeMilliseconds.coerceAtLeast(1)
 
+        /** How often a renewed lease is extended: every third of its lease time. */
+        val renewInterval: Duration = lease / 3
+
         init {
             if (leaseTime != null) {
                 require(nodeTimeout < lease.toJavaDuration()) {
@@ -123,39 +141,76 @@ public class Redlock private constructor(
     ): RedlockLease? {
         check(!closed.get()) { "this Redlock is closed" }
         val names = checkResources(resources)
-        val timing = Timing(leaseTime, waitTime)
+        val timing = if (leaseTime == null && waitTime == null) defaultTiming else Timing(leaseTime, waitTime)
         val keys = Array(names.size) { config.keyPrefix() + names[it] }
         // One token for the whole acquisition: a retry then never collides with a key that an
         // earlier attempt left behind on a master whose release did not get through.
         val token = Tokens.next()
         val waitStart = timeSource.markNow()
         val dirty = BooleanArray(nodes.size)
+        // A newcomer queues behind the waiters of this process instead of overtaking them.
+        var waiter: WaitRooms.Waiter? = if (once) null else rooms.queueIfWaited(keys)
+        var acquired = false
+        var attemptNow = waiter == null
+        var last: Attempt? = null
+        var holderHint: Duration? = null
         try {
             while (true) {
-                val attempt = attempt(keys, token, timing, dirty)
-                if (attempt.granted) {
-                    return RedlockLease(this, names, keys, token, timing, attempt.validUntil)
-                }
-                withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
-                val permanent = attempt.failures.count { it.kind().isPermanent }
-                if (LockMath.quorumImpossible(nodes.size, quorum, permanent)) {
-                    throw notAcquired(names, timing, attempt.complete(dirty), "masters refused the lock permanently")
-                }
-                if (once) {
-                    if (attempt.contended) return null
-                    throw notAcquired(names, timing, attempt.complete(dirty), "one attempt failed")
+                if (attemptNow) {
+                    waiter?.clear()
+                    val attempt = attempt(keys, token, timing, dirty)
+                    if (attempt.granted) {
+                        acquired = true
+                        return RedlockLease(this, names, keys, token, Tokens.releaseId(), timing, attempt.validUntil)
+                    }
+                    withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
+                    val permanent = attempt.failures.count { it.kind().isPermanent }
+                    if (LockMath.quorumImpossible(nodes.size, quorum, permanent)) {
+                        throw notAcquired(names, timing, attempt.complete(dirty), "masters refused the lock permanently")
+                    }
+                    if (once) {
+                        if (attempt.contended) return null
+                        throw notAcquired(names, timing, attempt.complete(dirty), "one attempt failed")
+                    }
+                    last = attempt
+                    holderHint = attempt.holderRemaining
                 }
                 val remainingWait = timing.wait - waitStart.elapsedNow()
                 if (remainingWait <= Duration.ZERO) {
-                    throw notAcquired(names, timing, attempt.complete(dirty), "not acquired within waitTime ${Checks.show(timing.wait.toJavaDuration())}")
+                    val why = "not acquired within waitTime ${Checks.show(timing.wait.toJavaDuration())}"
+                    throw if (last != null) notAcquired(names, timing, last.complete(dirty), why) else queuedTooLong(names, why)
                 }
-                delay(retryPause(config.retryDelay().toKotlinDuration(), attempt.holderRemaining, remainingWait, random))
+                val w = waiter ?: rooms.join(keys).also { waiter = it }
+                // The head of the local queue (or a waiter for several keys) waits for a release
+                // notice, with the holder's remaining time and the jittered retry delay as
+                // fallbacks; the others wait for their turn.
+                val head = rooms.mayAttempt(w)
+                val pause = if (head) retryPause(config.retryDelay().toKotlinDuration(), holderHint, remainingWait, random) else remainingWait
+                when (w.await(pause)) {
+                    WaitRooms.Signal.RELEASED -> attemptNow = true
+                    WaitRooms.Signal.PROMOTED -> {
+                        // Now at the head, behind a waiter that just took the lock: wait for its
+                        // release (its remaining time is unknown here).
+                        attemptNow = false
+                        holderHint = null
+                    }
+                    else -> attemptNow = head
+                }
             }
         } catch (e: CancellationException) {
             withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
             throw e
+        } finally {
+            waiter?.let { rooms.leave(it, acquired) }
         }
     }
+
+    /** A waiter that spent its whole wait queued behind other waiters of this process. */
+    private fun queuedTooLong(names: List<String>, why: String) = LockNotAcquiredException(
+        "Could not acquire $names ($why) on ${nodes.size} master(s), quorum $quorum: " +
+            "queued the whole time behind other waiters of this process, which held or waited for the lock",
+        names, true, null, emptyList(),
+    )
 
     /** The outcome of one attempt on all masters. */
     internal class Attempt(
@@ -229,13 +284,24 @@ public class Redlock private constructor(
 
     /** Releases this token's keys on every master that may hold them; bounded by the node timeout. */
     private suspend fun cleanUp(keys: Array<String>, token: String, timing: Timing, dirty: BooleanArray) {
+        val targets = nodes.indices.filter { dirty[it] }
+        if (targets.isEmpty()) return
         // Expected on every retry while a master is down: logged at DEBUG, not as a warning each time.
-        releaseOn(nodes.indices.filter { dirty[it] }, keys, token, timing, System.Logger.Level.DEBUG) { dirty[it] = false }
+        // Its notice frees the keys set on a minority: waiters refused by them should look again.
+        releaseOn(targets, keys, token, Tokens.releaseId(), timing, System.Logger.Level.DEBUG, sent = {}, released = { dirty[it] = false })
     }
 
-    /** Releases a granted lease on every master (not only the quorum). Never throws. */
+    /**
+     * Releases a granted lease on every master (not only the quorum), and hands the lock to the
+     * next waiter of this process at once. Never throws.
+     */
     internal suspend fun releaseEverywhere(lease: RedlockLease) {
-        releaseOn(nodes.indices.toList(), lease.keys, lease.token, lease.timing, System.Logger.Level.WARNING) {}
+        releaseOn(nodes.indices.toList(), lease.keys, lease.token, lease.releaseId, lease.timing, System.Logger.Level.WARNING, sent = {
+            // The release calls are sent: a waiter woken now sends its attempt after them on every
+            // master's connection, and each master runs them in order, so it finds the keys gone
+            // without waiting for the masters' answers or their release notices.
+            for (key in lease.keys) rooms.released(key, lease.releaseId)
+        }, released = {})
     }
 
     /**
@@ -246,11 +312,14 @@ public class Redlock private constructor(
         targets: List<Int>,
         keys: Array<String>,
         token: String,
+        releaseId: String,
         timing: Timing,
         level: System.Logger.Level,
+        sent: () -> Unit,
         released: (Int) -> Unit,
     ) {
-        val calls = targets.map { nodes[it].release(keys, token, timing.nodeTimeout) }
+        val calls = targets.map { nodes[it].release(keys, token, releaseId, timing.nodeTimeout) }
+        sent()
         for ((i, node) in targets.withIndex()) {
             try {
                 calls[i].awaitQuietly()
@@ -292,6 +361,7 @@ public class Redlock private constructor(
      */
     override fun close() {
         if (closed.compareAndSet(false, true)) {
+            scope.cancel()
             if (owned != null) owned.close() else nodes.forEach { it.close() }
         }
     }

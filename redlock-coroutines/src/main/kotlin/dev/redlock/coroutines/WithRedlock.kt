@@ -7,6 +7,7 @@ import dev.redlock.core.LockNotAcquiredException
 import kotlin.time.Duration
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.cancel
@@ -127,20 +128,19 @@ public suspend fun Redlock.tryAcquire(
 ): Lease? = acquireLease(resources, leaseTime, Duration.ZERO, once = true)
 
 /**
- * Runs [block], with the lease renewed by a child job if [renew], cancelling the block when the
- * lease is lost.
- * Does not release the lease.
+ * Runs [block], with the lease renewed if [renew] and guarded by a child job that cancels the
+ * block when the lease is lost. Does not release the lease.
  */
 internal suspend fun <T> RedlockLease.runGuarded(renew: Boolean, block: suspend CoroutineScope.(Lease) -> T): T {
     val result = try {
         coroutineScope {
-            // Renewal and loss detection run on the library's own dispatcher (still as children of
-            // this scope): a caller on a busy single-threaded dispatcher (runBlocking, Main) must
-            // not be able to starve the timers that keep the lease alive or cancel the block.
-            val guard = launch(Dispatchers.Default) {
-                if (renew) launch { keepRenewed() }
-                val loss = awaitLost()
-                this@coroutineScope.cancel(LeaseLostCancellation(loss))
+            // The child job puts the lease on the Redlock's renewal timer, which renews it with the
+            // other leases due at the same time and declares it lost when its validity runs out;
+            // it runs on the library's dispatcher when it resumes, so a caller on a busy
+            // single-threaded dispatcher (runBlocking, Main) cannot delay the cancellation.
+            val guard = launch(Dispatchers.Default, start = CoroutineStart.UNDISPATCHED) {
+                val loss = guard(renew)
+                if (loss != null) this@coroutineScope.cancel(LeaseLostCancellation(loss))
             }
             try {
                 block(this, this@runGuarded)

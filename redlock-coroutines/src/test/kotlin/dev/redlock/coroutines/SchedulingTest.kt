@@ -17,6 +17,7 @@ import java.time.Duration
 import java.util.concurrent.CompletableFuture
 import kotlin.random.Random
 import kotlin.time.Duration.Companion.milliseconds
+import kotlinx.coroutines.async
 import kotlinx.coroutines.test.TestScope
 import kotlinx.coroutines.test.currentTime
 import kotlinx.coroutines.test.runTest
@@ -62,6 +63,23 @@ class SchedulingTest : FunSpec({
             val e = shouldThrow<LockNotAcquiredException> { redlock.acquire("r") }
             e.isContended shouldBe true
             currentTime shouldBe 5_000L
+        }
+    }
+
+    test("a waiter is woken by the release notice, long before the holder's lease or the retry delay would end") {
+        runTest {
+            val nodes = List(3) { FakeNode(this) }
+            val redlock = Redlock(config(retryDelay = Duration.ofSeconds(10)), nodes, testScheduler.timeSource, Random(7))
+            val holder = redlock.acquire("r")
+            val waiter = async { redlock.acquire("r") }
+            testScheduler.advanceTimeBy(1_000)
+            nodes.all { "redlock:r" in it.watched } shouldBe true
+            holder.release()
+            val lease = waiter.await()
+            lease.isValid shouldBe true
+            // Woken at the release (t = 1 s), not 30 s (the holder's lease) or 5 s (the jittered retry delay) later.
+            currentTime shouldBe 1_000L
+            nodes.none { "redlock:r" in it.watched } shouldBe true
         }
     }
 
@@ -122,14 +140,32 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
         return CompletableFuture.completedFuture(booleanArrayOf(held))
     }
 
-    override fun release(keys: Array<String>, token: String, timeout: Duration): CompletableFuture<Long> {
+    override fun release(keys: Array<String>, token: String, releaseId: String, timeout: Duration): CompletableFuture<Long> {
         if (dropNextRelease) {
             dropNextRelease = false
             return CompletableFuture.failedFuture(MasterFailureException("fake", MasterFailureException.Kind.TIMEOUT, "lost release", null))
         }
         val mine = keys.filter { live(it)?.token == token }
         mine.forEach { this.keys.remove(it) }
+        mine.filter { it in watched }.forEach { listener.released(it, releaseId) }
         return CompletableFuture.completedFuture(mine.size.toLong())
+    }
+
+    private var listener = LockNode.ReleaseListener { _, _ -> }
+    val watched = HashSet<String>()
+
+    override fun onRelease(listener: LockNode.ReleaseListener) {
+        this.listener = listener
+    }
+
+    override fun watch(key: String, timeout: Duration): CompletableFuture<Void> {
+        watched += key
+        return CompletableFuture.completedFuture(null)
+    }
+
+    override fun unwatch(key: String, timeout: Duration): CompletableFuture<Void> {
+        watched -= key
+        return CompletableFuture.completedFuture(null)
     }
 
     override fun close() {}

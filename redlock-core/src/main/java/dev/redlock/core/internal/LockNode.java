@@ -54,14 +54,56 @@ public interface LockNode extends AutoCloseable {
       String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout);
 
   /**
-   * Runs the release script for one lease.
+   * Runs the release script for one lease: compare-and-delete, and a release notice carrying
+   * {@code releaseId} on the channel of each deleted key.
    *
    * @param keys the lock keys
    * @param token the holder's token
+   * @param releaseId the notice published for each deleted key (never the token)
    * @param timeout the bound on the call
    * @return how many keys were deleted
    */
-  CompletableFuture<Long> release(String[] keys, String token, Duration timeout);
+  CompletableFuture<Long> release(String[] keys, String token, String releaseId, Duration timeout);
+
+  /**
+   * Sets the one listener that receives the release notices of the keys this node {@link #watch
+   * watches}. Called on the client's I/O threads: it must not block.
+   *
+   * @param listener receives the lock key and the notice
+   */
+  void onRelease(ReleaseListener listener);
+
+  /**
+   * Subscribes to the release notices of a lock key (on a connection of its own, opened on
+   * first use). The caller counts references: one watch per key, until {@link #unwatch}.
+   *
+   * @param key the lock key
+   * @param timeout the bound on the call
+   * @return a future completing once the subscription is active
+   */
+  CompletableFuture<Void> watch(String key, Duration timeout);
+
+  /**
+   * Ends the subscription to a key's release notices. Watches and unwatches take effect in the
+   * order they were called.
+   *
+   * @param key the lock key
+   * @param timeout the bound on the call
+   * @return a future completing once the subscription is gone
+   */
+  CompletableFuture<Void> unwatch(String key, Duration timeout);
+
+  /** Receives release notices; see {@link #onRelease}. */
+  @FunctionalInterface
+  interface ReleaseListener {
+    /**
+     * A lease holding {@code key} released it on this node.
+     *
+     * @param key the lock key
+     * @param releaseId the notice the release script published
+     */
+    void released(String key, String releaseId);
+  }
 
   /** Closes the node's connection; later calls fail. */
   @Override

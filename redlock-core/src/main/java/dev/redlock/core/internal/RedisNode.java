@@ -7,12 +7,16 @@ import io.lettuce.core.RedisConnectionException;
 import io.lettuce.core.RedisNoScriptException;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
+import io.lettuce.core.api.StatefulConnection;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.lettuce.core.api.async.RedisAsyncCommands;
 import io.lettuce.core.codec.StringCodec;
+import io.lettuce.core.pubsub.RedisPubSubAdapter;
+import io.lettuce.core.pubsub.StatefulRedisPubSubConnection;
 import java.io.IOException;
 import java.nio.channels.ClosedChannelException;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
@@ -23,6 +27,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * One Redis master, spoken to through one Lettuce connection and the lock scripts.
@@ -50,8 +55,9 @@ public final class RedisNode implements LockNode {
   private final Object lock = new Object();
   private final ConcurrentHashMap<String, AtomicBoolean> acquiresInFlight =
       new ConcurrentHashMap<>();
-  private CompletableFuture<StatefulRedisConnection<String, String>> connection;
-  private CompletableFuture<Void> tail = CompletableFuture.completedFuture(null);
+  private final Line<StatefulRedisConnection<String, String>> commands;
+  private final Line<StatefulRedisPubSubConnection<String, String>> notices;
+  private volatile ReleaseListener releaseListener = (key, releaseId) -> { };
   private boolean closed;
 
   /**
@@ -64,6 +70,19 @@ public final class RedisNode implements LockNode {
     this.client = client;
     this.uri = uri;
     this.name = uri.getSocket() != null ? uri.getSocket() : uri.getHost() + ":" + uri.getPort();
+    this.commands =
+        new Line<>(() -> client.connectAsync(StringCodec.UTF8, uri).toCompletableFuture());
+    this.notices =
+        new Line<>(
+            () ->
+                client
+                    .connectPubSubAsync(StringCodec.UTF8, uri)
+                    .toCompletableFuture()
+                    .thenApply(
+                        c -> {
+                          c.addListener(new NoticeListener());
+                          return c;
+                        }));
   }
 
   /**
@@ -106,12 +125,12 @@ public final class RedisNode implements LockNode {
    */
   @Override
   public CompletableFuture<Void> warmUp(Duration timeout) {
-    return issue(
-        a ->
+    return commands.issue(
+        c ->
             CompletableFuture.allOf(
-                a.scriptLoad(Script.ACQUIRE.text()).toCompletableFuture(),
-                a.scriptLoad(Script.EXTEND.text()).toCompletableFuture(),
-                a.scriptLoad(Script.RELEASE.text()).toCompletableFuture()),
+                c.async().scriptLoad(Script.ACQUIRE.text()).toCompletableFuture(),
+                c.async().scriptLoad(Script.EXTEND.text()).toCompletableFuture(),
+                c.async().scriptLoad(Script.RELEASE.text()).toCompletableFuture()),
         timeout);
   }
 
@@ -160,7 +179,8 @@ public final class RedisNode implements LockNode {
   }
 
   @Override
-  public CompletableFuture<Long> release(String[] keys, String token, Duration timeout) {
+  public CompletableFuture<Long> release(
+      String[] keys, String token, String releaseId, Duration timeout) {
     // An acquire of this token still waiting for its script to be reloaded must not be sent
     // again after this release: it would set the keys this release is meant to remove.
     synchronized (lock) {
@@ -170,7 +190,34 @@ public final class RedisNode implements LockNode {
       }
       return script(
           Script.RELEASE, ScriptOutputType.INTEGER, keys, null, timeout,
-          token, RELEASE_CHANNEL_PREFIX);
+          token, RELEASE_CHANNEL_PREFIX, releaseId);
+    }
+  }
+
+  @Override
+  public void onRelease(ReleaseListener listener) {
+    this.releaseListener = listener;
+  }
+
+  @Override
+  public CompletableFuture<Void> watch(String key, Duration timeout) {
+    return notices.issue(
+        c -> c.async().subscribe(RELEASE_CHANNEL_PREFIX + key).toCompletableFuture(), timeout);
+  }
+
+  @Override
+  public CompletableFuture<Void> unwatch(String key, Duration timeout) {
+    return notices.issue(
+        c -> c.async().unsubscribe(RELEASE_CHANNEL_PREFIX + key).toCompletableFuture(), timeout);
+  }
+
+  /** Hands the release notices of watched keys to the listener; Lettuce resubscribes after a reconnect. */
+  private final class NoticeListener extends RedisPubSubAdapter<String, String> {
+    @Override
+    public void message(String channel, String message) {
+      if (channel.startsWith(RELEASE_CHANNEL_PREFIX)) {
+        releaseListener.released(channel.substring(RELEASE_CHANNEL_PREFIX.length()), message);
+      }
     }
   }
 
@@ -182,8 +229,9 @@ public final class RedisNode implements LockNode {
       Duration timeout,
       String... args) {
     String[] values = args.length == 0 ? NO_ARGS : args;
-    return issue(
-        a -> {
+    return commands.issue(
+        c -> {
+          RedisAsyncCommands<String, String> a = c.async();
           CompletableFuture<T> first =
               a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
           // After a restart or SCRIPT FLUSH the server no longer knows the script: load it and
@@ -226,94 +274,113 @@ public final class RedisNode implements LockNode {
   }
 
   /**
-   * Sends a command on this node's connection, in issue order, and bounds it by the timeout
-   * counted from the moment it is sent (opening the connection is bounded by the connect timeout).
+   * One connection of this node (commands, or release notices) and the order of the calls on it.
    *
-   * <p>Calls issued while the connection is still opening are chained one behind the other, so
-   * they reach the server in the order they were issued; waiting on the connection future alone
-   * would send them in reverse order.
+   * <p>The connection is opened on first use and opened anew after a failed connect. Calls are
+   * sent in the order they were issued, also those issued while the connection is still opening
+   * (they are chained one behind the other: waiting on the connection future alone would send
+   * them in reverse order). All state is guarded by the node's lock.
    */
-  private <T> CompletableFuture<T> issue(
-      Function<RedisAsyncCommands<String, String>, CompletableFuture<T>> command,
-      Duration timeout) {
-    CompletableFuture<T> result = new CompletableFuture<>();
-    synchronized (lock) {
-      CompletableFuture<StatefulRedisConnection<String, String>> c = connection();
-      CompletableFuture<Void> previous = tail;
-      CompletableFuture<Void> sent = new CompletableFuture<>();
-      tail = sent;
-      Runnable send =
-          () -> {
-            try {
-              if (c.isCompletedExceptionally()) {
-                c.whenComplete((x, e) -> result.completeExceptionally(connectFailure(unwrap(e))));
-                return;
-              }
-              // A separate future: timing it out must not cancel Lettuce's command, whose reply
-              // is still expected in order on the connection.
-              command
-                  .apply(c.join().async())
-                  .whenComplete(
-                      (r, e) -> {
-                        if (e == null) {
-                          result.complete(r);
-                        } else {
-                          result.completeExceptionally(failure(unwrap(e), timeout));
-                        }
-                      });
-              result.orTimeout(timeout.toNanos(), TimeUnit.NANOSECONDS);
-            } catch (RuntimeException e) {
-              result.completeExceptionally(failure(e, timeout));
-            } finally {
-              sent.complete(null);
-            }
-          };
-      if (previous.isDone() && c.isDone()) {
-        send.run();
-      } else {
-        previous.whenComplete((v, e) -> c.whenComplete((x, ce) -> send.run()));
-      }
-    }
-    return result.handle(
-            (r, e) -> {
-              if (e == null) {
-                return CompletableFuture.completedFuture(r);
-              }
-              Throwable cause = unwrap(e);
-              return CompletableFuture.<T>failedFuture(
-                  cause instanceof MasterFailureException ? cause : failure(cause, timeout));
-            })
-        .thenCompose(f -> f);
-  }
+  private final class Line<C extends StatefulConnection<String, String>> {
+    private final Supplier<CompletableFuture<C>> opener;
+    private CompletableFuture<C> connection;
+    private CompletableFuture<Void> tail = CompletableFuture.completedFuture(null);
 
-  /** The connection, opened on first use and opened anew after a failed connect. Call under lock. */
-  private CompletableFuture<StatefulRedisConnection<String, String>> connection() {
-    if (closed) {
-      return CompletableFuture.failedFuture(
-          new MasterFailureException(name, Kind.UNREACHABLE, "the lock client is closed", null));
+    Line(Supplier<CompletableFuture<C>> opener) {
+      this.opener = opener;
     }
-    CompletableFuture<StatefulRedisConnection<String, String>> c = connection;
-    if (c == null || c.isCompletedExceptionally()) {
-      CompletableFuture<StatefulRedisConnection<String, String>> opening =
-          client.connectAsync(StringCodec.UTF8, uri).toCompletableFuture();
-      // The socket's connect timeout does not cover the handshake (a paused server accepts the
-      // TCP connection and never answers HELLO): bound the whole opening, and close a
-      // connection that completes after we gave up on it.
-      CompletableFuture<StatefulRedisConnection<String, String>> bounded = new CompletableFuture<>();
-      opening.whenComplete(
-          (conn, e) -> {
-            if (e != null) {
-              bounded.completeExceptionally(e);
-            } else if (!bounded.complete(conn)) {
-              conn.closeAsync();
-            }
-          });
-      Duration limit = client.getOptions().getSocketOptions().getConnectTimeout();
-      bounded.orTimeout(limit.toNanos(), TimeUnit.NANOSECONDS);
-      c = bounded;
-      connection = c;
+
+    /**
+     * Sends a command on this connection, in issue order, and bounds it by the timeout counted
+     * from the moment it is sent (opening the connection is bounded by the connect timeout).
+     */
+    <T> CompletableFuture<T> issue(Function<C, CompletableFuture<T>> command, Duration timeout) {
+      CompletableFuture<T> result = new CompletableFuture<>();
+      synchronized (lock) {
+        CompletableFuture<C> c = connection();
+        CompletableFuture<Void> previous = tail;
+        CompletableFuture<Void> sent = new CompletableFuture<>();
+        tail = sent;
+        Runnable send =
+            () -> {
+              try {
+                if (c.isCompletedExceptionally()) {
+                  c.whenComplete((x, e) -> result.completeExceptionally(connectFailure(unwrap(e))));
+                  return;
+                }
+                // A separate future: timing it out must not cancel Lettuce's command, whose reply
+                // is still expected in order on the connection.
+                command
+                    .apply(c.join())
+                    .whenComplete(
+                        (r, e) -> {
+                          if (e == null) {
+                            result.complete(r);
+                          } else {
+                            result.completeExceptionally(failure(unwrap(e), timeout));
+                          }
+                        });
+                result.orTimeout(timeout.toNanos(), TimeUnit.NANOSECONDS);
+              } catch (RuntimeException e) {
+                result.completeExceptionally(failure(e, timeout));
+              } finally {
+                sent.complete(null);
+              }
+            };
+        if (previous.isDone() && c.isDone()) {
+          send.run();
+        } else {
+          previous.whenComplete((v, e) -> c.whenComplete((x, ce) -> send.run()));
+        }
+      }
+      return result
+          .handle(
+              (r, e) -> {
+                if (e == null) {
+                  return CompletableFuture.completedFuture(r);
+                }
+                Throwable cause = unwrap(e);
+                return CompletableFuture.<T>failedFuture(
+                    cause instanceof MasterFailureException ? cause : failure(cause, timeout));
+              })
+          .thenCompose(f -> f);
     }
-    return c;
+
+    /** The connection, opened on first use and opened anew after a failed connect. Call under lock. */
+    private CompletableFuture<C> connection() {
+      if (closed) {
+        return CompletableFuture.failedFuture(
+            new MasterFailureException(name, Kind.UNREACHABLE, "the lock client is closed", null));
+      }
+      CompletableFuture<C> c = connection;
+      if (c == null || c.isCompletedExceptionally()) {
+        CompletableFuture<C> opening = opener.get();
+        // The socket's connect timeout does not cover the handshake (a paused server accepts the
+        // TCP connection and never answers HELLO): bound the whole opening, and close a
+        // connection that completes after we gave up on it.
+        CompletableFuture<C> bounded = new CompletableFuture<>();
+        opening.whenComplete(
+            (conn, e) -> {
+              if (e != null) {
+                bounded.completeExceptionally(e);
+              } else if (!bounded.complete(conn)) {
+                conn.closeAsync();
+              }
+            });
+        Duration limit = client.getOptions().getSocketOptions().getConnectTimeout();
+        bounded.orTimeout(limit.toNanos(), TimeUnit.NANOSECONDS);
+        c = bounded;
+        connection = c;
+      }
+      return c;
+    }
+
+    /** Takes the connection away, for closing. Call under lock. */
+    CompletableFuture<C> detach() {
+      CompletableFuture<C> c = connection;
+      connection = null;
+      return c;
+    }
   }
 
   private MasterFailureException connectFailure(Throwable e) {
@@ -391,42 +458,52 @@ public final class RedisNode implements LockNode {
     return e;
   }
 
-  /** Marks the node closed and takes its connection away, for closing. */
-  private CompletableFuture<StatefulRedisConnection<String, String>> detach() {
+  /** Marks the node closed and takes its connections away (those ever opened), for closing. */
+  private List<CompletableFuture<? extends StatefulConnection<String, String>>> detach() {
     synchronized (lock) {
       closed = true;
-      CompletableFuture<StatefulRedisConnection<String, String>> c = connection;
-      connection = null;
-      return c;
+      List<CompletableFuture<? extends StatefulConnection<String, String>>> opened =
+          new ArrayList<>(2);
+      CompletableFuture<StatefulRedisConnection<String, String>> c = commands.detach();
+      if (c != null) {
+        opened.add(c);
+      }
+      CompletableFuture<StatefulRedisPubSubConnection<String, String>> p = notices.detach();
+      if (p != null) {
+        opened.add(p);
+      }
+      return opened;
     }
   }
 
-  /** Closes the connection (asynchronously); later calls fail as unreachable. Idempotent. */
+  /** Closes the connections (asynchronously); later calls fail as unreachable. Idempotent. */
   @Override
   public void close() {
-    CompletableFuture<StatefulRedisConnection<String, String>> c = detach();
-    if (c != null) {
-      c.thenAccept(StatefulRedisConnection::closeAsync);
+    for (CompletableFuture<? extends StatefulConnection<String, String>> c : detach()) {
+      c.thenAccept(StatefulConnection::closeAsync);
     }
   }
 
   /**
-   * Closes the connection and waits until it is closed.
+   * Closes the connections and waits until they are closed.
    *
    * @param timeout how long to wait at most
    */
   public void closeAndWait(Duration timeout) {
-    CompletableFuture<StatefulRedisConnection<String, String>> c = detach();
-    if (c == null) {
+    List<CompletableFuture<? extends StatefulConnection<String, String>>> opened = detach();
+    if (opened.isEmpty()) {
       return;
     }
+    CompletableFuture<?>[] closing = new CompletableFuture<?>[opened.size()];
+    for (int i = 0; i < closing.length; i++) {
+      closing[i] = opened.get(i).thenCompose(StatefulConnection::closeAsync);
+    }
     try {
-      c.thenCompose(StatefulRedisConnection::closeAsync)
-          .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      CompletableFuture.allOf(closing).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     } catch (ExecutionException | TimeoutException e) {
-      // The connection never opened, or closing it failed: nothing is left to close.
+      // A connection never opened, or closing it failed: nothing is left to close.
     }
   }
 }

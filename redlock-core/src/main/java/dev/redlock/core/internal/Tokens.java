@@ -2,6 +2,7 @@ package dev.redlock.core.internal;
 
 import java.security.SecureRandom;
 import java.util.Base64;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Holder tokens: 128 random bits from {@link SecureRandom}, fresh for every acquisition.
@@ -22,6 +23,22 @@ public final class Tokens {
   public static String next() {
     byte[] bytes = new byte[16];
     RANDOM.nextBytes(bytes);
+    return ENCODER.encodeToString(bytes);
+  }
+
+  /**
+   * A new release notice id: 64 random bits as 11 URL-safe base64 characters. Published on the
+   * lock's channel when a lease is released, so it identifies one lease to waiters; it is not a
+   * secret and tells nothing about the token.
+   *
+   * @return the id
+   */
+  public static String releaseId() {
+    long bits = ThreadLocalRandom.current().nextLong();
+    byte[] bytes = new byte[8];
+    for (int i = 0; i < 8; i++) {
+      bytes[i] = (byte) (bits >>> (8 * i));
+    }
     return ENCODER.encodeToString(bytes);
   }
 

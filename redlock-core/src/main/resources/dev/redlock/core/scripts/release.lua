@@ -3,12 +3,15 @@
 -- KEYS:    the lock keys of the lease
 -- ARGV[1]: the holder's token
 -- ARGV[2]: the prefix of the release channels (channel = prefix .. key)
+-- ARGV[3]: the release notice: an id of the lease that is not its token (tokens are never
+--          published), so that a waiter hearing the same release from several masters, or
+--          from its own process first, acts on it once
 -- Returns the number of keys deleted.
 local deleted = 0
 for _, key in ipairs(KEYS) do
   if redis.pcall('GET', key) == ARGV[1] then
     redis.call('DEL', key)
-    redis.call('PUBLISH', ARGV[2] .. key, 'released')
+    redis.call('PUBLISH', ARGV[2] .. key, ARGV[3])
     deleted = deleted + 1
   end
 end

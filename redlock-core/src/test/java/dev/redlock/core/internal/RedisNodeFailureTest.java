@@ -91,7 +91,7 @@ final class RedisNodeFailureTest {
       assertTrue(e.getMessage().startsWith("127.0.0.1:" + port + ": unreachable"), e.getMessage());
       assertNotNull(e.getCause());
       // Every operation fails the same way, and a later call tries to connect again.
-      assertEquals(Kind.UNREACHABLE, failureOf(down.release(keys("redlock:a"), "t", TIMEOUT)).kind());
+      assertEquals(Kind.UNREACHABLE, failureOf(down.release(keys("redlock:a"), "t", "r1", TIMEOUT)).kind());
       assertEquals(
           Kind.UNREACHABLE,
           failureOf(down.extend(keys("redlock:a"), new String[] {"1", "t"}, LEASE, TIMEOUT)).kind());
@@ -140,7 +140,7 @@ final class RedisNodeFailureTest {
     MasterFailureException release;
     try {
       extend = failureOf(node.extend(keys("redlock:a"), new String[] {"1", "t"}, LEASE, SHORT));
-      release = failureOf(node.release(keys("redlock:a"), "t", SHORT));
+      release = failureOf(node.release(keys("redlock:a"), "t", "r1", SHORT));
     } finally {
       fleet.resume(0);
     }
@@ -168,7 +168,7 @@ final class RedisNodeFailureTest {
     assertFalse(second.acquired(), "the timed-out acquire did not run after all");
     assertEquals(token, fleet.command(0, "GET", "redlock:a"));
     // And a release issued after it removes it.
-    assertEquals(1L, await(node.release(keys("redlock:a"), token, TIMEOUT)));
+    assertEquals(1L, await(node.release(keys("redlock:a"), token, "r1", TIMEOUT)));
   }
 
   @Test
@@ -190,7 +190,7 @@ final class RedisNodeFailureTest {
     // The restarted master lost its data and its scripts; both were handled.
     assertEquals(List.of("redlock:b"), fleet.keys(0));
     assertEquals(List.of(1L), fleet.command(0, "SCRIPT", "EXISTS", Script.ACQUIRE.sha()));
-    assertEquals(1L, await(node.release(keys("redlock:b"), token, TIMEOUT)));
+    assertEquals(1L, await(node.release(keys("redlock:b"), token, "r1", TIMEOUT)));
   }
 
   @Test

@@ -228,7 +228,7 @@ final class RedisNodeTest {
         new boolean[] {true},
         await(node.extend(keys("redlock:a"), new String[] {"1", token}, LEASE, TIMEOUT)));
     fleet.command(0, "SCRIPT", "FLUSH");
-    assertEquals(1L, await(node.release(keys("redlock:a"), token, TIMEOUT)));
+    assertEquals(1L, await(node.release(keys("redlock:a"), token, "r1", TIMEOUT)));
   }
 
   /**
@@ -246,7 +246,7 @@ final class RedisNodeTest {
     String token = Tokens.next();
     CompletableFuture<AcquireReply> acquired =
         node.acquire(keys("redlock:a"), token, 60_000, TIMEOUT);
-    CompletableFuture<Long> released = node.release(keys("redlock:a"), token, TIMEOUT);
+    CompletableFuture<Long> released = node.release(keys("redlock:a"), token, "r1", TIMEOUT);
     long deleted = await(released);
     // Either the acquire's retry went out before the release (and the release deleted its key),
     // or it was abandoned; never does it run after the release.
@@ -268,7 +268,7 @@ final class RedisNodeTest {
     String token = Tokens.next();
     CompletableFuture<AcquireReply> acquired =
         node.acquire(keys("redlock:a", "redlock:b"), token, 60_000, TIMEOUT);
-    CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, TIMEOUT);
+    CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, "r1", TIMEOUT);
     assertTrue(await(acquired).acquired());
     assertEquals(2L, await(released));
     assertEquals(0, fleet.keyCount());
@@ -284,7 +284,7 @@ final class RedisNodeTest {
     String token = Tokens.next();
     CompletableFuture<AcquireReply> acquired =
         node.acquire(keys("redlock:a", "redlock:b"), token, 60_000, TIMEOUT);
-    CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, TIMEOUT);
+    CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, "r1", TIMEOUT);
     assertTrue(await(acquired).acquired());
     assertEquals(2L, await(released), "the release ran before the acquire");
     assertEquals(0, fleet.keyCount(), "the acquire left its keys behind after the release");
@@ -396,7 +396,7 @@ final class RedisNodeTest {
     String other = Tokens.next();
     acquire(token, LEASE, "redlock:a", "redlock:b");
     acquire(other, LEASE, "redlock:c");
-    long deleted = await(node.release(keys("redlock:a", "redlock:b", "redlock:c", "redlock:d"), token, TIMEOUT));
+    long deleted = await(node.release(keys("redlock:a", "redlock:b", "redlock:c", "redlock:d"), token, "r1", TIMEOUT));
     assertEquals(2L, deleted);
     assertFalse(exists("redlock:a"));
     assertFalse(exists("redlock:b"));
@@ -407,7 +407,7 @@ final class RedisNodeTest {
   void release_wrongToken_deletesNothing() {
     String holder = Tokens.next();
     acquire(holder, LEASE, "redlock:a");
-    assertEquals(0L, await(node.release(keys("redlock:a"), Tokens.next(), TIMEOUT)));
+    assertEquals(0L, await(node.release(keys("redlock:a"), Tokens.next(), "r1", TIMEOUT)));
     assertEquals(holder, get("redlock:a"));
   }
 
@@ -415,14 +415,14 @@ final class RedisNodeTest {
   void release_twice_isANoOp() {
     String token = Tokens.next();
     acquire(token, LEASE, "redlock:a");
-    assertEquals(1L, await(node.release(keys("redlock:a"), token, TIMEOUT)));
-    assertEquals(0L, await(node.release(keys("redlock:a"), token, TIMEOUT)));
+    assertEquals(1L, await(node.release(keys("redlock:a"), token, "r1", TIMEOUT)));
+    assertEquals(0L, await(node.release(keys("redlock:a"), token, "r1", TIMEOUT)));
   }
 
   @Test
   void release_wrongTypeKey_deletesNothing() {
     fleet.command(0, "HSET", "redlock:a", "f", "v");
-    assertEquals(0L, await(node.release(keys("redlock:a"), Tokens.next(), TIMEOUT)));
+    assertEquals(0L, await(node.release(keys("redlock:a"), Tokens.next(), "r1", TIMEOUT)));
     assertEquals("hash", fleet.command(0, "TYPE", "redlock:a"));
   }
 
@@ -451,7 +451,7 @@ final class RedisNodeTest {
               RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:c",
               end);
 
-      assertEquals(2L, await(node.release(keys("redlock:a", "redlock:b", "redlock:c"), token, TIMEOUT)));
+      assertEquals(2L, await(node.release(keys("redlock:a", "redlock:b", "redlock:c"), token, "r1", TIMEOUT)));
       // A subscriber gets messages in publishing order: once the marker arrives, every release
       // notice published before it has arrived too.
       fleet.command(0, "PUBLISH", end, "done");
@@ -467,8 +467,8 @@ final class RedisNodeTest {
       }
       assertEquals(
           List.of(
-              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:a=released",
-              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:b=released"),
+              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:a=r1",
+              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:b=r1"),
           messages);
     } finally {
       subscriber.close();

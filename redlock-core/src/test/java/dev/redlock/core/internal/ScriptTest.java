@@ -53,7 +53,7 @@ final class ScriptTest {
     assertEquals(
         0L,
         fleet.command(
-            0, "EVALSHA", Script.RELEASE.sha(), "1", "redlock:x", "token", RedisNode.RELEASE_CHANNEL_PREFIX));
+            0, "EVALSHA", Script.RELEASE.sha(), "1", "redlock:x", "token", RedisNode.RELEASE_CHANNEL_PREFIX, "r1"));
   }
 
   @Test

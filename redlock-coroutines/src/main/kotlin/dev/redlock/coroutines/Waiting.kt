@@ -1,0 +1,189 @@
+package dev.redlock.coroutines
+
+import dev.redlock.core.internal.LockNode
+import java.util.concurrent.CompletableFuture
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.atomic.AtomicInteger
+import kotlin.time.Duration
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.withTimeoutOrNull
+
+/**
+ * The waiters of one Redlock, per lock key: who is woken when a lock is released.
+ *
+ * A key has a room while someone in this process waits for it. The room subscribes to the key's
+ * release notices on every master (one subscription per key, however many wait; removed with the
+ * room), and holds:
+ * - a queue of the waiters for that key alone, served one at a time: a release wakes the head of
+ *   the queue only, the others wait for their turn without sending anything to the masters (no
+ *   thundering herd, and no polling by waiters that could not win anyway);
+ * - the waiters for several keys at once, which are woken by a release of any of their keys (they
+ *   cannot queue behind one key without blocking the waiters of that key on another).
+ *
+ * A release in this process wakes the head at once ([released] from the releasing lease), before
+ * Redis echoes the notice; the notices of the same release from every master are recognised by its
+ * release id and act once. Waiting stays bounded by the fallbacks of the acquire loop (the
+ * refusing holder's remaining time, the jittered retry delay): a notice lost while a subscription
+ * was being set up or a master was unreachable costs at most one fallback period.
+ */
+internal class WaitRooms(private val nodes: List<LockNode>, private val timeout: java.time.Duration) {
+    private val rooms = ConcurrentHashMap<String, Room>()
+    private val lock = Any()
+
+    init {
+        for (node in nodes) node.onRelease { key, releaseId -> released(key, releaseId) }
+    }
+
+    /** What woke a waiter. */
+    enum class Signal { NONE, TIMEOUT, RELEASED, PROMOTED }
+
+    /** One acquisition waiting for [keys]. */
+    class Waiter(val keys: Array<String>) {
+        private val flags = AtomicInteger()
+        private val doorbell = Channel<Unit>(Channel.CONFLATED)
+
+        fun ring(signal: Signal) {
+            flags.getAndUpdate { it or (1 shl signal.ordinal) }
+            doorbell.trySend(Unit)
+        }
+
+        /** Takes the pending signal, a release taking precedence over a promotion. */
+        fun take(): Signal {
+            val f = flags.getAndSet(0)
+            return when {
+                f and (1 shl Signal.RELEASED.ordinal) != 0 -> Signal.RELEASED
+                f and (1 shl Signal.PROMOTED.ordinal) != 0 -> Signal.PROMOTED
+                else -> Signal.NONE
+            }
+        }
+
+        /** Forgets signals that an attempt about to start makes moot. */
+        fun clear() {
+            flags.set(0)
+            doorbell.tryReceive()
+        }
+
+        /** Suspends until signalled or until [pause] has passed. Cancellable. */
+        suspend fun await(pause: Duration): Signal {
+            take().let { if (it != Signal.NONE) return it }
+            if (pause > Duration.ZERO) withTimeoutOrNull(pause) { doorbell.receive() }
+            return take().takeIf { it != Signal.NONE } ?: Signal.TIMEOUT
+        }
+    }
+
+    private class Room(val key: String) {
+        val queue = ArrayDeque<Waiter>()
+        val watchers = ArrayList<Waiter>(2)
+        private val seen = arrayOfNulls<String>(8)
+        private var next = 0
+
+        val isEmpty: Boolean get() = queue.isEmpty() && watchers.isEmpty()
+
+        /** Whether [releaseId] is new to this room; remembers the last few. */
+        fun firstNotice(releaseId: String?): Boolean {
+            if (releaseId == null) return true
+            if (seen.contains(releaseId)) return false
+            seen[next] = releaseId
+            next = (next + 1) % seen.size
+            return true
+        }
+
+        fun wake() {
+            queue.firstOrNull()?.ring(Signal.RELEASED)
+            for (w in watchers) w.ring(Signal.RELEASED)
+        }
+    }
+
+    /**
+     * Queues a newcomer for a single key behind the waiters already queued there, so that it does
+     * not overtake them; null when nobody in this process waits for the key (the newcomer then
+     * tries at once).
+     */
+    fun queueIfWaited(keys: Array<String>): Waiter? {
+        if (keys.size != 1 || rooms[keys[0]] == null) return null
+        synchronized(lock) {
+            val room = rooms[keys[0]] ?: return null
+            if (room.queue.isEmpty()) return null
+            return Waiter(keys).also { room.queue.addLast(it) }
+        }
+    }
+
+    /** Registers [keys] as waited for, subscribing to the notices of keys nobody waited for yet. */
+    fun join(keys: Array<String>): Waiter {
+        val waiter = Waiter(keys)
+        // Subscriptions change under the lock, so that the masters see them in the order the
+        // rooms came and went (a room removed and re-created at once must end up subscribed).
+        synchronized(lock) {
+            for (key in keys) {
+                val room = rooms.getOrPut(key) { Room(key).also(::subscribe) }
+                if (keys.size == 1) room.queue.addLast(waiter) else room.watchers += waiter
+            }
+        }
+        return waiter
+    }
+
+    /** Whether [waiter] may try now: it heads its queue, or waits for several keys. */
+    fun mayAttempt(waiter: Waiter): Boolean {
+        if (waiter.keys.size != 1) return true
+        synchronized(lock) { return rooms[waiter.keys[0]]?.queue?.firstOrNull() === waiter }
+    }
+
+    /**
+     * Removes [waiter]. If it headed a queue, the next in line becomes the head: told it may try
+     * at once when [waiter] leaves without the lock (a release it was woken for is passed on), or
+     * only promoted when [waiter] took the lock (the next release will wake it).
+     */
+    fun leave(waiter: Waiter, acquired: Boolean) {
+        synchronized(lock) {
+            for (key in waiter.keys) {
+                val room = rooms[key] ?: continue
+                if (waiter.keys.size == 1) {
+                    val wasHead = room.queue.firstOrNull() === waiter
+                    room.queue.remove(waiter)
+                    if (wasHead) room.queue.firstOrNull()?.ring(if (acquired) Signal.PROMOTED else Signal.RELEASED)
+                } else {
+                    room.watchers.remove(waiter)
+                }
+                if (room.isEmpty) {
+                    rooms.remove(key)
+                    for (node in nodes) node.unwatch(key, timeout).whenComplete { _, e -> if (e != null) subscriptionFailed("end the subscription to", key, node, e) }
+                }
+            }
+        }
+    }
+
+    /** A release of [key] was announced (by a master, or by a lease of this process when [releaseId] is its id). */
+    fun released(key: String, releaseId: String?) {
+        if (rooms[key] == null) return
+        synchronized(lock) {
+            val room = rooms[key] ?: return
+            if (room.firstNotice(releaseId)) room.wake()
+        }
+    }
+
+    /**
+     * Subscribes a new room on every master. A release may have slipped by between the attempt
+     * that made the caller wait and the subscription: once the subscriptions are in, the room's
+     * waiters are woken once to look again. Called under the lock.
+     */
+    private fun subscribe(room: Room) {
+        val calls = nodes.map { node ->
+            node.watch(room.key, timeout).handle { _, e -> if (e != null) subscriptionFailed("subscribe to", room.key, node, e) }
+        }
+        CompletableFuture.allOf(*calls.toTypedArray()).whenComplete { _, _ ->
+            synchronized(lock) { if (rooms[room.key] === room) room.wake() }
+        }
+    }
+
+    /** Expected while a master is down; waiters then fall back to timers, so DEBUG, not a warning. */
+    private fun subscriptionFailed(what: String, key: String, node: LockNode, e: Throwable) {
+        Redlock.LOG.log(
+            System.Logger.Level.DEBUG,
+            "Redlock could not {0} the release notices of {1} on {2} ({3}); waiters fall back to the holder's lease time and the retry delay",
+            what, key, node.name(), e.message,
+        )
+    }
+
+    /** How many keys have a room (for tests). */
+    val size: Int get() = rooms.size
+}
