@@ -186,4 +186,7 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
 
     /** How many keys have a room (for tests). */
     val size: Int get() = rooms.size
+
+    /** How many waiters are queued for [key] alone (for tests). */
+    fun queued(key: String): Int = synchronized(lock) { rooms[key]?.queue?.size ?: 0 }
 }
