@@ -2,12 +2,14 @@
 
 package dev.redlock.coroutines
 
+import dev.redlock.core.LockLostException
+
 /**
- * Renews [this] lease every third of its lease time until it is released or lost, then returns.
- * For the Java facade, whose leases from `acquire` renew themselves outside any `withRedlock`.
- * Cancellable; cancelling it stops the renewals and leaves the lease as it is.
+ * Guards [this] lease until it is released or lost, on its Redlock's renewal timer: renewed with
+ * the other leases due at the same time if [renew], declared lost when its validity runs out.
+ * Returns the loss, or null once the lease is released. For the Java facade, whose leases from
+ * `acquire` are guarded outside any `withRedlock`. Cancellable; cancelling it takes the lease off
+ * the timer and leaves it as it is.
  */
 @InternalRedlockApi
-public suspend fun Lease.keepRenewed() {
-    (this as RedlockLease).guard(renew = true)
-}
+public suspend fun Lease.guard(renew: Boolean): LockLostException? = (this as RedlockLease).guard(renew)

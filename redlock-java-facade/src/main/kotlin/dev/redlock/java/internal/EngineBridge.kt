@@ -6,7 +6,7 @@ import dev.redlock.coroutines.InternalRedlockApi
 import dev.redlock.coroutines.Lease
 import dev.redlock.coroutines.Redlock
 import dev.redlock.coroutines.acquire
-import dev.redlock.coroutines.keepRenewed
+import dev.redlock.coroutines.guard
 import dev.redlock.coroutines.tryAcquire
 import dev.redlock.coroutines.runWithLease
 import dev.redlock.java.LockLease
@@ -29,7 +29,6 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.cancel
-import kotlinx.coroutines.cancelChildren
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.isActive
@@ -240,9 +239,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         val bridged = BridgedLease(this, lease, executor)
         held += bridged
         bridged.keeper = scope.launch {
-            if (renew) launch { lease.keepRenewed() }
-            bridged.onLost(lease.awaitLost())
-            coroutineContext.cancelChildren()
+            lease.guard(renew)?.let(bridged::onLost)
         }
         return bridged
     }
