@@ -13,6 +13,7 @@ import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.DisposableHandle
 import kotlinx.coroutines.awaitCancellation
 import kotlinx.coroutines.withTimeoutOrNull
 
@@ -82,8 +83,6 @@ internal class RedlockLease(
     override val resources: List<String>,
     internal val keys: Array<String>,
     internal val token: String,
-    /** Published when this lease is released, so that waiters act on the release once. */
-    internal val releaseId: String,
     internal val timing: Redlock.Timing,
     validUntil: ComparableTimeMark,
 ) : Lease {
@@ -95,6 +94,10 @@ internal class RedlockLease(
     /** Completes with the loss, or with null when the lease is released first. */
     private val ended = CompletableDeferred<LockLostException?>()
 
+    /** The loss, set (under the monitor) before [ended] completes with it. */
+    @Volatile
+    private var loss: LockLostException? = null
+
     @Volatile
     private var validUntil: ComparableTimeMark = validUntil
 
@@ -103,9 +106,6 @@ internal class RedlockLease(
     internal var lastRenewalFailure: Throwable? = null
         private set
 
-    /** When the last successful acquisition or extension started: renewals are scheduled from it. */
-    @Volatile
-    private var renewedAt: ComparableTimeMark = validUntil - timing.lease + timing.drift
 
     override val fencingToken: Long? get() = null
 
@@ -124,11 +124,11 @@ internal class RedlockLease(
 
     internal val isHeldState: Boolean get() = state == State.HELD
     internal val validUntilMark: ComparableTimeMark get() = validUntil
-    internal val renewedAtMark: ComparableTimeMark get() = renewedAt
+    /** When the last successful acquisition or extension started: renewals are scheduled from it. */
+    internal val renewedAtMark: ComparableTimeMark get() = validUntil - timing.lease + timing.drift
 
     /** The loss, once the lease is lost. */
-    internal val lostException: LockLostException?
-        get() = if (ended.isCompleted) ended.getCompleted() else null
+    internal val lostException: LockLostException? get() = loss
 
     override suspend fun extend() {
         when (state) {
@@ -163,10 +163,7 @@ internal class RedlockLease(
                 // The quorum may have come back too late: the lease had run out in between.
                 if (validUntil.hasPassedNow()) return markLost(LockLostException.Reason.EXPIRED, failures.firstOrNull())
                 val until = start + timing.lease - timing.drift
-                if (until > validUntil) {
-                    validUntil = until
-                    renewedAt = start
-                }
+                if (until > validUntil) validUntil = until
                 lastRenewalFailure = null
                 return null
             }
@@ -220,9 +217,24 @@ internal class RedlockLease(
     }
 
     /**
+     * Guards the lease, like [guard], without a coroutine of its own: [onLoss] is called (once, on
+     * the thread that finds the loss) if the lease is lost before the returned handle is disposed.
+     * Disposing takes the lease off the timer.
+     */
+    internal fun guard(renew: Boolean, onLoss: (LockLostException) -> Unit): DisposableHandle {
+        val entry = redlock.renewals.register(this, renew)
+        val watch = ended.invokeOnCompletion { loss?.let(onLoss) }
+        return DisposableHandle {
+            watch.dispose()
+            redlock.renewals.unregister(entry)
+        }
+    }
+
+    /**
      * Marks the lease lost (once) and returns the loss; null if it was released first.
      */
     internal fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? {
+        val found: LockLostException
         synchronized(this) {
             when (state) {
                 State.RELEASED -> return lostException
@@ -233,12 +245,15 @@ internal class RedlockLease(
                 LockLostException.Reason.NOT_HELD -> "a quorum of masters no longer holds it"
                 LockLostException.Reason.EXPIRED -> "its validity ran out before a renewal reached a quorum"
             }
-            val loss = LockLostException("Lost the lock on $resources: $what", resources, reason, cause)
+            val lost = LockLostException("Lost the lock on $resources: $what", resources, reason, cause)
             state = State.LOST
-            ended.complete(loss)
-            Redlock.LOG.log(System.Logger.Level.WARNING, "Redlock lost the lock on {0}: {1}", resources, what)
-            return loss
+            loss = lost
+            found = lost
         }
+        Redlock.LOG.log(System.Logger.Level.WARNING, "Redlock lost the lock on {0}: {1}", resources, found.message)
+        // Outside the monitor: completing runs the guards' handlers, which cancel the blocks.
+        ended.complete(found)
+        return found
     }
 
     override fun toString(): String =

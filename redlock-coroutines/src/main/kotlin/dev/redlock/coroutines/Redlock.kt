@@ -161,7 +161,7 @@ public class Redlock private constructor(
                     val attempt = attempt(keys, token, timing, dirty)
                     if (attempt.granted) {
                         acquired = true
-                        return RedlockLease(this, names, keys, token, Tokens.releaseId(), timing, attempt.validUntil)
+                        return RedlockLease(this, names, keys, token, timing, attempt.validUntil)
                     }
                     withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
                     val permanent = attempt.failures.count { it.kind().isPermanent }
@@ -296,11 +296,14 @@ public class Redlock private constructor(
      * next waiter of this process at once. Never throws.
      */
     internal suspend fun releaseEverywhere(lease: RedlockLease) {
-        releaseOn(nodes.indices.toList(), lease.keys, lease.token, lease.releaseId, lease.timing, System.Logger.Level.WARNING, sent = {
+        // Published with the release, so that a waiter hearing it from several masters (and from
+        // this process first) acts on it once.
+        val releaseId = Tokens.releaseId()
+        releaseOn(nodes.indices.toList(), lease.keys, lease.token, releaseId, lease.timing, System.Logger.Level.WARNING, sent = {
             // The release calls are sent: a waiter woken now sends its attempt after them on every
             // master's connection, and each master runs them in order, so it finds the keys gone
             // without waiting for the masters' answers or their release notices.
-            for (key in lease.keys) rooms.released(key, lease.releaseId)
+            for (key in lease.keys) rooms.released(key, releaseId)
         }, released = {})
     }
 

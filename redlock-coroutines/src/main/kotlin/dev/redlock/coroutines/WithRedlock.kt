@@ -7,14 +7,11 @@ import dev.redlock.core.LockNotAcquiredException
 import kotlin.time.Duration
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
-import kotlinx.coroutines.CoroutineStart
-import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.cancel
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.isActive
-import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 
 /**
@@ -85,7 +82,35 @@ public suspend fun <T> Redlock.runWithLease(
 ): T {
     val lease = acquireLease(resources, leaseTime, waitTime, once = false)!!
     try {
-        return lease.runGuarded(renew, block)
+        // One function for acquire, guarded run and release: each suspend function level costs
+        // a continuation object per held lock.
+        val result = try {
+            coroutineScope {
+                // Renewal is scoped to the block: the lease is on the Redlock's renewal timer from
+                // here to the finally below. The timer renews it together with the other leases due
+                // at the same time, on the library's own dispatcher (a caller on a busy
+                // single-threaded dispatcher cannot delay it), and on loss cancels this scope from
+                // the thread that found the loss. No coroutine per lease: a held lock costs little.
+                val scope = this
+                val guard = lease.guard(renew) { loss -> scope.cancel(LeaseLostCancellation(loss)) }
+                try {
+                    block(this, lease)
+                } finally {
+                    guard.dispose()
+                }
+            }
+        } catch (e: Throwable) {
+            val loss = lease.lostException
+            if (loss != null && currentCoroutineContext().isActive) {
+                if (e is CancellationException) throw loss
+                e.addSuppressed(loss)
+            }
+            throw e
+        }
+        // The block finished: its result stands only if the lease was held all along. A block that
+        // never suspended may have run past the validity without the timer getting a chance to run.
+        if (!lease.isValid) lease.lostException?.let { throw it }
+        return result
     } finally {
         withContext(NonCancellable) { lease.release() }
     }
@@ -126,38 +151,3 @@ public suspend fun Redlock.tryAcquire(
     vararg resources: String,
     leaseTime: Duration? = null,
 ): Lease? = acquireLease(resources, leaseTime, Duration.ZERO, once = true)
-
-/**
- * Runs [block], with the lease renewed if [renew] and guarded by a child job that cancels the
- * block when the lease is lost. Does not release the lease.
- */
-internal suspend fun <T> RedlockLease.runGuarded(renew: Boolean, block: suspend CoroutineScope.(Lease) -> T): T {
-    val result = try {
-        coroutineScope {
-            // The child job puts the lease on the Redlock's renewal timer, which renews it with the
-            // other leases due at the same time and declares it lost when its validity runs out;
-            // it runs on the library's dispatcher when it resumes, so a caller on a busy
-            // single-threaded dispatcher (runBlocking, Main) cannot delay the cancellation.
-            val guard = launch(Dispatchers.Default, start = CoroutineStart.UNDISPATCHED) {
-                val loss = guard(renew)
-                if (loss != null) this@coroutineScope.cancel(LeaseLostCancellation(loss))
-            }
-            try {
-                block(this, this@runGuarded)
-            } finally {
-                guard.cancel()
-            }
-        }
-    } catch (e: Throwable) {
-        val loss = lostException
-        if (loss != null && currentCoroutineContext().isActive) {
-            if (e is CancellationException) throw loss
-            e.addSuppressed(loss)
-        }
-        throw e
-    }
-    // The block finished: its result stands only if the lease was held all along. A block that
-    // never suspended may have run past the validity without the guard getting a chance to run.
-    if (!isValid) lostException?.let { throw it }
-    return result
-}
