@@ -22,7 +22,12 @@ public final class LockLostException extends RedlockException {
      */
     NOT_HELD,
     /** The lease's validity ran out before a renewal reached a quorum. */
-    EXPIRED
+    EXPIRED,
+    /**
+     * The lease reached the configured maximum hold time ({@code RedlockConfig.maxHoldTime}):
+     * renewal stopped and the critical section was cancelled, by the holder's own rule.
+     */
+    MAX_HOLD
   }
 
   private final List<String> resources;

@@ -55,6 +55,7 @@ public final class RedlockConfig {
   private final Duration driftConstant;
   private final Duration nodeTimeout;
   private final String keyPrefix;
+  private final Duration maxHoldTime;
 
   private RedlockConfig(Builder b) {
     this.masters = List.copyOf(b.masters);
@@ -65,6 +66,18 @@ public final class RedlockConfig {
     this.driftConstant = b.driftConstant;
     this.nodeTimeout = b.nodeTimeout;
     this.keyPrefix = b.keyPrefix;
+    this.maxHoldTime = b.maxHoldTime;
+  }
+
+  /**
+   * The hard cap on how long one lease may be held, renewals included, if one was set: when it
+   * is reached, renewal stops, the lease counts as lost ({@link LockLostException.Reason#MAX_HOLD})
+   * and the critical section is cancelled.
+   *
+   * @return the cap, or empty when leases are renewed for as long as they are held (the default)
+   */
+  public java.util.Optional<Duration> maxHoldTime() {
+    return java.util.Optional.ofNullable(maxHoldTime);
   }
 
   /**
@@ -202,7 +215,8 @@ public final class RedlockConfig {
     return "RedlockConfig{masters=" + shown + ", leaseTime=" + Checks.show(leaseTime)
         + ", waitTime=" + Checks.show(waitTime) + ", retryDelay=" + Checks.show(retryDelay)
         + ", driftFactor=" + driftFactor + ", driftConstant=" + Checks.show(driftConstant)
-        + ", nodeTimeout=" + Checks.show(nodeTimeout()) + ", keyPrefix='" + keyPrefix + "'}";
+        + ", nodeTimeout=" + Checks.show(nodeTimeout()) + ", keyPrefix='" + keyPrefix + "'"
+        + (maxHoldTime != null ? ", maxHoldTime=" + Checks.show(maxHoldTime) : "") + "}";
   }
 
   /**
@@ -250,6 +264,7 @@ public final class RedlockConfig {
     private double driftFactor = DEFAULT_DRIFT_FACTOR;
     private Duration driftConstant = DEFAULT_DRIFT_CONSTANT;
     private Duration nodeTimeout;
+    private Duration maxHoldTime;
     private String keyPrefix = DEFAULT_KEY_PREFIX;
 
     private Builder() {}
@@ -367,6 +382,20 @@ public final class RedlockConfig {
     }
 
     /**
+     * Caps how long one lease may be held in all, renewals included: when the cap is reached,
+     * renewal stops and the critical section is cancelled with {@link LockLostException} ({@link
+     * LockLostException.Reason#MAX_HOLD}). Unset by default (renewed for as long as held); {@code
+     * null} unsets it. Allowed: 1 ms to 365 days.
+     *
+     * @param maxHoldTime the cap, or {@code null} for none
+     * @return this builder
+     */
+    public Builder maxHoldTime(Duration maxHoldTime) {
+      this.maxHoldTime = maxHoldTime;
+      return this;
+    }
+
+    /**
      * Validates every setting and builds the configuration.
      *
      * @return the configuration
@@ -383,6 +412,9 @@ public final class RedlockConfig {
             "driftFactor must be between 0 and 0.5, but was " + driftFactor);
       }
       Checks.between("driftConstant", driftConstant, Duration.ZERO, Duration.ofMinutes(1));
+      if (maxHoldTime != null) {
+        Checks.between("maxHoldTime", maxHoldTime, Duration.ofMillis(1), Duration.ofDays(365));
+      }
       RedlockConfig built = new RedlockConfig(this);
       Duration drift = built.driftFor(leaseTime);
       if (drift.compareTo(leaseTime) >= 0) {

@@ -1,5 +1,6 @@
 package dev.redlock.coroutines
 
+import dev.redlock.core.LeaseState
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotExtendedException
 import dev.redlock.core.MasterFailureException
@@ -9,6 +10,9 @@ import dev.redlock.core.internal.Tokens
 import kotlin.time.ComparableTimeMark
 import kotlin.time.Duration
 import kotlin.time.toJavaDuration
+import kotlin.time.toKotlinDuration
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.CancellationException
@@ -40,6 +44,23 @@ public interface Lease {
 
     /** How much validity is left; zero once released, lost or expired. */
     public val remaining: Duration
+
+    /**
+     * Where the lease stands: [LeaseState.HELD], [LeaseState.AT_RISK] while renewals fail but
+     * validity remains (back to `HELD` when one succeeds), then [LeaseState.LOST] or
+     * [LeaseState.RELEASED] for good. Collect it to react before a loss, for example to stop
+     * taking new work while at risk:
+     *
+     * ```
+     * redlock.withRedlock("jobs") { lease ->
+     *     for (job in jobs) {
+     *         if (lease.state.value != LeaseState.HELD) break
+     *         withTimeout(lease.remaining) { run(job) }  // I/O bounded by the validity left
+     *     }
+     * }
+     * ```
+     */
+    public val state: StateFlow<LeaseState>
 
     /**
      * Extends the lease to the full lease time, counted from the start of this call, on every
@@ -86,13 +107,16 @@ internal class RedlockLease(
     internal val timing: Redlock.Timing,
     validUntil: ComparableTimeMark,
 ) : Lease {
-    private enum class State { HELD, RELEASED, LOST }
+    private enum class Phase { HELD, RELEASED, LOST }
 
     @Volatile
-    private var state = State.HELD
+    private var phase = Phase.HELD
 
     /** Completes with the loss, or with null when the lease is released first. */
     private val ended = CompletableDeferred<LockLostException?>()
+
+    /** Whether [release] ran (once); guarded by the monitor. */
+    private var releaseSent = false
 
     /** The loss, set (under the monitor) before [ended] completes with it. */
     @Volatile
@@ -100,6 +124,14 @@ internal class RedlockLease(
 
     @Volatile
     private var validUntil: ComparableTimeMark = validUntil
+
+    /** The end of the maximum hold time, when one is configured. */
+    private val holdUntil: ComparableTimeMark? =
+        redlock.config.maxHoldTime().orElse(null)?.let { validUntil - timing.lease + timing.drift + it.toKotlinDuration() }
+
+    /** Created on first use of [state]; most leases are never observed this way. */
+    @Volatile
+    private var flow: MutableStateFlow<LeaseState>? = null
 
     /** Why the last renewal failed, until one succeeds. */
     @Volatile
@@ -111,18 +143,47 @@ internal class RedlockLease(
 
     override val isValid: Boolean
         get() {
-            if (state != State.HELD) return false
-            if (validUntil.hasNotPassedNow()) return true
+            if (phase != Phase.HELD) return false
             // Whoever first sees the validity gone declares the loss, so that nobody can observe
             // an invalid lease that has not yet been reported lost (and its block cancelled).
-            markLost(LockLostException.Reason.EXPIRED, lastRenewalFailure)
-            return false
+            return checkDeadlines() == null
         }
 
-    override val remaining: Duration
-        get() = if (state == State.HELD) (-validUntil.elapsedNow()).coerceAtLeast(Duration.ZERO) else Duration.ZERO
+    override val state: StateFlow<LeaseState>
+        get() = flow ?: synchronized(this) { flow ?: MutableStateFlow(publicState()).also { flow = it } }
 
-    internal val isHeldState: Boolean get() = state == State.HELD
+    /** The public state; call under the monitor for a consistent answer. */
+    private fun publicState(): LeaseState = when (phase) {
+        Phase.HELD -> if (lastRenewalFailure == null) LeaseState.HELD else LeaseState.AT_RISK
+        Phase.LOST -> LeaseState.LOST
+        Phase.RELEASED -> LeaseState.RELEASED
+    }
+
+    /** Publishes a change of state to the flow, if anyone asked for it. Call under the monitor. */
+    private fun publish() {
+        flow?.value = publicState()
+    }
+
+    /**
+     * Declares the lease lost if its maximum hold time or its validity has run out; returns the
+     * loss (also an earlier one), or null while it is held.
+     */
+    internal fun checkDeadlines(): LockLostException? {
+        if (phase == Phase.LOST) return loss
+        if (phase == Phase.RELEASED) return null
+        if (holdUntil != null && holdUntil.hasPassedNow()) return markLost(LockLostException.Reason.MAX_HOLD, null)
+        if (validUntil.hasPassedNow()) return markLost(LockLostException.Reason.EXPIRED, lastRenewalFailure)
+        return null
+    }
+
+    /** The next moment a deadline passes: the end of validity, or of the maximum hold if earlier. */
+    internal val nextDeadline: ComparableTimeMark
+        get() = holdUntil?.let { minOf(it, validUntil) } ?: validUntil
+
+    override val remaining: Duration
+        get() = if (phase == Phase.HELD) (-validUntil.elapsedNow()).coerceAtLeast(Duration.ZERO) else Duration.ZERO
+
+    internal val isHeldState: Boolean get() = phase == Phase.HELD
     internal val validUntilMark: ComparableTimeMark get() = validUntil
     /** When the last successful acquisition or extension started: renewals are scheduled from it. */
     internal val renewedAtMark: ComparableTimeMark get() = validUntil - timing.lease + timing.drift
@@ -131,12 +192,12 @@ internal class RedlockLease(
     internal val lostException: LockLostException? get() = loss
 
     override suspend fun extend() {
-        when (state) {
-            State.RELEASED -> throw released()
-            State.LOST -> throw lostException!!
-            State.HELD -> Unit
+        when (phase) {
+            Phase.RELEASED -> throw released()
+            Phase.LOST -> throw lostException!!
+            Phase.HELD -> Unit
         }
-        if (validUntil.hasPassedNow()) throw markLost(LockLostException.Reason.EXPIRED, lastRenewalFailure) ?: released()
+        checkDeadlines()?.let { throw it }
         redlock.renewals.extendAll(listOf(this))[0]?.let { throw it }
     }
 
@@ -155,16 +216,17 @@ internal class RedlockLease(
         }
         if (confirmed >= quorum) {
             synchronized(this) {
-                when (state) {
-                    State.RELEASED -> return released()
-                    State.LOST -> return lostException
-                    State.HELD -> Unit
+                when (phase) {
+                    Phase.RELEASED -> return released()
+                    Phase.LOST -> return lostException
+                    Phase.HELD -> Unit
                 }
                 // The quorum may have come back too late: the lease had run out in between.
-                if (validUntil.hasPassedNow()) return markLost(LockLostException.Reason.EXPIRED, failures.firstOrNull())
+                checkDeadlines()?.let { return it }
                 val until = start + timing.lease - timing.drift
                 if (until > validUntil) validUntil = until
                 lastRenewalFailure = null
+                publish()
                 return null
             }
         }
@@ -176,14 +238,28 @@ internal class RedlockLease(
             resources,
             failures,
         )
-        lastRenewalFailure = failure
+        synchronized(this) {
+            if (phase == Phase.HELD) {
+                lastRenewalFailure = failure
+                publish()
+            }
+        }
         return failure
     }
 
     override suspend fun release() {
-        val before = synchronized(this) { state.also { state = State.RELEASED } }
-        if (before == State.RELEASED) return
-        if (before == State.HELD) ended.complete(null)
+        val before = synchronized(this) {
+            if (releaseSent) return
+            releaseSent = true
+            // A lost lease stays LOST (final); it is still released below.
+            phase.also {
+                if (it == Phase.HELD) {
+                    phase = Phase.RELEASED
+                    publish()
+                }
+            }
+        }
+        if (before == Phase.HELD) ended.complete(null)
         // A lost lease may still hold keys on a minority of masters: delete them too, so they do
         // not keep refusing the next holder until they expire.
         withContext(NonCancellable) { redlock.releaseEverywhere(this@RedlockLease) }
@@ -192,10 +268,10 @@ internal class RedlockLease(
     override suspend fun awaitLost(): LockLostException {
         while (true) {
             if (ended.isCompleted) return ended.getCompleted() ?: awaitCancellation()
-            if (state == State.RELEASED) awaitCancellation()
-            val left = -validUntil.elapsedNow()
+            if (phase == Phase.RELEASED) awaitCancellation()
+            val left = -nextDeadline.elapsedNow()
             if (left <= Duration.ZERO) {
-                markLost(LockLostException.Reason.EXPIRED, lastRenewalFailure)
+                checkDeadlines()
                 continue
             }
             withTimeoutOrNull(left) { ended.await() }?.let { return it }
@@ -236,19 +312,22 @@ internal class RedlockLease(
     internal fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? {
         val found: LockLostException
         synchronized(this) {
-            when (state) {
-                State.RELEASED -> return lostException
-                State.LOST -> return lostException
-                State.HELD -> Unit
+            when (phase) {
+                Phase.RELEASED -> return lostException
+                Phase.LOST -> return lostException
+                Phase.HELD -> Unit
             }
             val what = when (reason) {
                 LockLostException.Reason.NOT_HELD -> "a quorum of masters no longer holds it"
                 LockLostException.Reason.EXPIRED -> "its validity ran out before a renewal reached a quorum"
+                LockLostException.Reason.MAX_HOLD ->
+                    "it reached the maximum hold time (maxHoldTime ${Checks.show(redlock.config.maxHoldTime().get())}); renewal stopped"
             }
             val lost = LockLostException("Lost the lock on $resources: $what", resources, reason, cause)
-            state = State.LOST
+            phase = Phase.LOST
             loss = lost
             found = lost
+            publish()
         }
         Redlock.LOG.log(System.Logger.Level.WARNING, "Redlock lost the lock on {0}: {1}", resources, found.message)
         // Outside the monitor: completing runs the guards' handlers, which cancel the blocks.
@@ -257,7 +336,7 @@ internal class RedlockLease(
     }
 
     override fun toString(): String =
-        "Lease(resources=$resources, token=${Tokens.redact(token)}, state=$state, remaining=$remaining)"
+        "Lease(resources=$resources, token=${Tokens.redact(token)}, state=$phase, remaining=$remaining)"
 }
 
 /** Cancels a critical section whose lease was lost; carries the loss to the [withRedlock] boundary. */

@@ -62,11 +62,11 @@ internal class Renewals(private val redlock: Redlock) {
     private fun schedule(entry: Entry) {
         val lease = entry.lease
         if (!entry.active || !lease.isHeldState) return
-        val validUntil = nanos(lease.validUntilMark)
+        val deadline = nanos(lease.nextDeadline)
         val due = when {
-            !entry.renew -> validUntil
-            lease.lastRenewalFailure == null -> nanos(lease.renewedAtMark) + lease.timing.renewInterval.inWholeNanoseconds
-            else -> minOf(now() + retryAfterFailure(lease).inWholeNanoseconds, validUntil)
+            !entry.renew -> deadline
+            lease.lastRenewalFailure == null -> minOf(nanos(lease.renewedAtMark) + lease.timing.renewInterval.inWholeNanoseconds, deadline)
+            else -> minOf(now() + retryAfterFailure(lease).inWholeNanoseconds, deadline)
         }
         synchronized(lock) {
             entry.due = due
@@ -109,12 +109,10 @@ internal class Renewals(private val redlock: Redlock) {
                 if (head.due > now + slack) break
                 queue.poll()
                 if (!head.active || !head.lease.isHeldState) continue
-                if (nanos(head.lease.validUntilMark) <= now) expired += head else due += head
+                if (nanos(head.lease.nextDeadline) <= now) expired += head else due += head
             }
         }
-        for (entry in expired) {
-            entry.lease.markLost(LockLostException.Reason.EXPIRED, entry.lease.lastRenewalFailure)
-        }
+        for (entry in expired) entry.lease.checkDeadlines()
         val renew = ArrayList<RedlockLease>()
         for (entry in due) {
             val lease = entry.lease

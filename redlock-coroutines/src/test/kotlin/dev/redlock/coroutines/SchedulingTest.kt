@@ -1,6 +1,9 @@
 package dev.redlock.coroutines
 
+import dev.redlock.core.LeaseState
+import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
+import dev.redlock.core.LockNotExtendedException
 import dev.redlock.core.MasterFailureException
 import dev.redlock.core.RedlockConfig
 import dev.redlock.core.internal.AcquireReply
@@ -9,6 +12,7 @@ import dev.redlock.core.internal.LockNode
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldContain
 import io.kotest.property.Arb
 import io.kotest.property.arbitrary.int
 import io.kotest.property.arbitrary.long
@@ -83,6 +87,50 @@ class SchedulingTest : FunSpec({
         }
     }
 
+    test("lease state: HELD, AT_RISK after a failed renewal, HELD after a good one, LOST when validity runs out") {
+        runTest {
+            val nodes = List(3) { FakeNode(this) }
+            val redlock = Redlock(config(), nodes, testScheduler.timeSource, Random(7))
+            val lease = redlock.acquire("r")
+            lease.state.value shouldBe LeaseState.HELD
+            nodes[0].failExtends = true
+            nodes[1].failExtends = true
+            shouldThrow<LockNotExtendedException> { lease.extend() }
+            lease.state.value shouldBe LeaseState.AT_RISK
+            lease.isValid shouldBe true
+            nodes[1].failExtends = false
+            lease.extend()
+            lease.state.value shouldBe LeaseState.HELD
+            nodes[1].failExtends = true
+            shouldThrow<LockNotExtendedException> { lease.extend() }
+            lease.state.value shouldBe LeaseState.AT_RISK
+            testScheduler.advanceTimeBy(30_000)
+            lease.isValid shouldBe false
+            lease.state.value shouldBe LeaseState.LOST
+            lease.awaitLost().reason() shouldBe LockLostException.Reason.EXPIRED
+        }
+    }
+
+    test("maximum hold: the lease counts as lost once held for maxHoldTime, although its validity remains") {
+        runTest {
+            val nodes = List(3) { FakeNode(this) }
+            val config = RedlockConfig.builder().master("redis://fake:1").leaseTime(Duration.ofSeconds(30))
+                .maxHoldTime(Duration.ofSeconds(45)).build()
+            val redlock = Redlock(config, nodes, testScheduler.timeSource, Random(7))
+            val lease = redlock.acquire("r")
+            testScheduler.advanceTimeBy(20_000)
+            lease.extend() // valid until t = 50 s, but held for at most 45 s
+            testScheduler.advanceTimeBy(24_000)
+            lease.isValid shouldBe true
+            testScheduler.advanceTimeBy(1_001)
+            lease.isValid shouldBe false
+            val loss = lease.awaitLost()
+            loss.reason() shouldBe LockLostException.Reason.MAX_HOLD
+            loss.message shouldContain "maxHoldTime 45s"
+            shouldThrow<LockLostException> { lease.extend() }
+        }
+    }
+
     test("a retry is never blocked by its own earlier attempt's key") {
         runTest {
             // The first attempt sets the key but its answer and its cleanup are lost.
@@ -134,7 +182,10 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
         return CompletableFuture.completedFuture(AcquireReply.GRANTED)
     }
 
+    var failExtends = false
+
     override fun extend(keys: Array<String>, leaseArgs: Array<String>, leaseMillis: Long, timeout: Duration): CompletableFuture<BooleanArray> {
+        if (failExtends) return CompletableFuture.failedFuture(MasterFailureException("fake", MasterFailureException.Kind.TIMEOUT, "no answer", null))
         val held = keys.all { live(it)?.token == leaseArgs[1] }
         if (held) keys.forEach { this.keys[it] = Entry(leaseArgs[1], now() + leaseMillis) }
         return CompletableFuture.completedFuture(booleanArrayOf(held))

@@ -1,11 +1,13 @@
 package dev.redlock.java;
 
+import dev.redlock.core.LeaseState;
 import dev.redlock.core.LockLostException;
 import dev.redlock.core.LockNotExtendedException;
 import java.time.Duration;
 import java.util.List;
 import java.util.OptionalLong;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Consumer;
 
 /**
  * A lock held on one or several resources, valid until its validity runs out unless extended.
@@ -111,6 +113,33 @@ public interface LockLease extends AutoCloseable {
    * @return a future that fails with the loss, once the lease is lost
    */
   CompletableFuture<Void> lost();
+
+  /**
+   * Where the lease stands now: {@link LeaseState#HELD}, {@link LeaseState#AT_RISK} while
+   * renewals fail but validity remains, then {@link LeaseState#LOST} or {@link
+   * LeaseState#RELEASED} for good.
+   *
+   * @return the current state
+   */
+  LeaseState state();
+
+  /**
+   * Calls {@code listener} with every change of {@link #state()} from now on (on the executor of
+   * the call that returned this lease), until the returned handle is closed or the lease ends.
+   * States that change quickly may be delivered only in their latest form, never out of order.
+   *
+   * <pre>{@code
+   * try (AutoCloseable watch = lease.onStateChange(s -> {
+   *   if (s == LeaseState.AT_RISK) pauseIntake();
+   * })) {
+   *   work(lease);
+   * }
+   * }</pre>
+   *
+   * @param listener receives each new state
+   * @return a handle whose {@code close()} stops the calls
+   */
+  AutoCloseable onStateChange(Consumer<LeaseState> listener);
 
   /**
    * Releases the lease and waits until the release is done, for try-with-resources. Does not

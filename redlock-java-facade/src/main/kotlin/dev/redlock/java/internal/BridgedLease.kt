@@ -8,7 +8,12 @@ import java.util.OptionalLong
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.Executor
 import java.util.concurrent.atomic.AtomicBoolean
+import dev.redlock.core.LeaseState
+import java.util.function.Consumer
 import kotlin.time.toJavaDuration
+import kotlinx.coroutines.flow.dropWhile
+import kotlinx.coroutines.flow.transformWhile
+import kotlinx.coroutines.future.await
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.cancelAndJoin
 
@@ -78,6 +83,25 @@ internal class BridgedLease(
         return result
     }
 
+    override fun state(): LeaseState = lease.state.value
+
+    override fun onStateChange(listener: Consumer<LeaseState>): AutoCloseable {
+        val initial = lease.state.value
+        val watch = bridge.launchWatch {
+            // One delivery at a time, so the listener sees the states in order (the latest one
+            // when several changed while it ran); ends after a final state.
+            lease.state.dropWhile { it == initial }.transformWhile { emit(it); it.isHeld }.collect { state ->
+                CompletableFuture.runAsync({ listener.accept(state) }, executor)
+                    .exceptionally { e ->
+                        LOG.log(System.Logger.Level.WARNING, "A lease state listener threw; it keeps receiving changes", e)
+                        null
+                    }
+                    .await()
+            }
+        }
+        return AutoCloseable { watch.cancel() }
+    }
+
     override fun close() {
         releaseAsync().join()
     }
@@ -103,4 +127,8 @@ internal class BridgedLease(
     }
 
     override fun toString(): String = "LockLease" + lease.toString().removePrefix("Lease")
+
+    private companion object {
+        val LOG: System.Logger = System.getLogger("dev.redlock.java.LockLease")
+    }
 }

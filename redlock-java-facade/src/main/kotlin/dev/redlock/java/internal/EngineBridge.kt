@@ -24,6 +24,7 @@ import kotlin.time.toKotlinDuration
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineName
 import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.NonCancellable
@@ -139,6 +140,9 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
     fun launchCleanup(block: suspend () -> Unit) {
         cleanupScope.launch { block() }
     }
+
+    /** Starts a watch of a lease (a state listener): cancelled by its handle or by [close]. */
+    fun launchWatch(block: suspend () -> Unit): Job = scope.launch { block() }
 
     /** Stops tracking a lease that is being released. */
     fun forget(lease: BridgedLease) {
