@@ -52,6 +52,7 @@ final class JavaApiTest {
           Map.entry("Lease.getFencingToken", List.of("LockLease.fencingToken")),
           Map.entry("Lease.isValid", List.of("LockLease.isValid")),
           Map.entry("Lease.getRemaining", List.of("LockLease.remaining")),
+          Map.entry("Lease.getState", List.of("LockLease.state", "LockLease.onStateChange")),
           Map.entry("Lease.extend", List.of("LockLease.extend")),
           Map.entry("Lease.release", List.of("LockLease.release", "LockLease.close")),
           Map.entry("Lease.awaitLost", List.of("LockLease.lost")));
