@@ -56,6 +56,7 @@ public final class RedlockConfig {
   private final Duration nodeTimeout;
   private final String keyPrefix;
   private final Duration maxHoldTime;
+  private final boolean fencing;
 
   private RedlockConfig(Builder b) {
     this.masters = List.copyOf(b.masters);
@@ -67,6 +68,18 @@ public final class RedlockConfig {
     this.nodeTimeout = b.nodeTimeout;
     this.keyPrefix = b.keyPrefix;
     this.maxHoldTime = b.maxHoldTime;
+    this.fencing = b.fencing;
+  }
+
+  /**
+   * Whether leases carry a fencing token by default (a call may override it). A fencing token
+   * costs a second round trip at acquisition; see the README for what it guarantees.
+   *
+   * @return {@code true} if fencing tokens are drawn unless a call says otherwise; default {@code
+   *     false}
+   */
+  public boolean fencing() {
+    return fencing;
   }
 
   /**
@@ -216,7 +229,8 @@ public final class RedlockConfig {
         + ", waitTime=" + Checks.show(waitTime) + ", retryDelay=" + Checks.show(retryDelay)
         + ", driftFactor=" + driftFactor + ", driftConstant=" + Checks.show(driftConstant)
         + ", nodeTimeout=" + Checks.show(nodeTimeout()) + ", keyPrefix='" + keyPrefix + "'"
-        + (maxHoldTime != null ? ", maxHoldTime=" + Checks.show(maxHoldTime) : "") + "}";
+        + (maxHoldTime != null ? ", maxHoldTime=" + Checks.show(maxHoldTime) : "")
+        + (fencing ? ", fencing=true" : "") + "}";
   }
 
   /**
@@ -265,6 +279,7 @@ public final class RedlockConfig {
     private Duration driftConstant = DEFAULT_DRIFT_CONSTANT;
     private Duration nodeTimeout;
     private Duration maxHoldTime;
+    private boolean fencing;
     private String keyPrefix = DEFAULT_KEY_PREFIX;
 
     private Builder() {}
@@ -396,6 +411,19 @@ public final class RedlockConfig {
     }
 
     /**
+     * Whether leases carry a fencing token unless a call says otherwise: a number that grows with
+     * every holder of a resource, across all masters, for the protected resource to refuse writes
+     * from an older holder. Costs a second round trip at acquisition. Default {@code false}.
+     *
+     * @param fencing whether to draw fencing tokens by default
+     * @return this builder
+     */
+    public Builder fencing(boolean fencing) {
+      this.fencing = fencing;
+      return this;
+    }
+
+    /**
      * Validates every setting and builds the configuration.
      *
      * @return the configuration
@@ -434,6 +462,11 @@ public final class RedlockConfig {
         throw new IllegalArgumentException(
             "keyPrefix must be a string of at most 256 characters, but was "
                 + (keyPrefix == null ? "null" : keyPrefix.length() + " characters long"));
+      }
+      if (keyPrefix.indexOf('\u0000') >= 0) {
+        throw new IllegalArgumentException(
+            "keyPrefix must not contain the NUL character (reserved for the library's own keys),"
+                + " but did at index " + keyPrefix.indexOf('\u0000'));
       }
       return built;
     }

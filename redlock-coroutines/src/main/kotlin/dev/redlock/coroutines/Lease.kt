@@ -32,7 +32,13 @@ public interface Lease {
     /** The resources this lease holds, in the order they were asked for. */
     public val resources: List<String>
 
-    /** The fencing token of this lease, or null when fencing is not enabled (it is not yet available). */
+    /**
+     * The fencing token of this lease, or null when it was acquired without fencing (see
+     * `RedlockConfig.Builder.fencing` and the `fencing` parameter of [withRedlock]). Tokens grow
+     * with every holder of a resource, across all masters: if two holders held a resource one
+     * after the other, the later one's token is larger. Pass it with every write to the protected
+     * resource, which keeps the largest token it has seen and refuses writes with a smaller one.
+     */
     public val fencingToken: Long?
 
     /**
@@ -106,6 +112,7 @@ internal class RedlockLease(
     internal val token: String,
     internal val timing: Redlock.Timing,
     validUntil: ComparableTimeMark,
+    override val fencingToken: Long? = null,
 ) : Lease {
     private enum class Phase { HELD, RELEASED, LOST }
 
@@ -138,8 +145,6 @@ internal class RedlockLease(
     internal var lastRenewalFailure: Throwable? = null
         private set
 
-
-    override val fencingToken: Long? get() = null
 
     override val isValid: Boolean
         get() {

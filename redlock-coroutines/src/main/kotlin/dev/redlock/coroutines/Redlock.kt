@@ -138,11 +138,15 @@ public class Redlock private constructor(
         leaseTime: Duration?,
         waitTime: Duration?,
         once: Boolean,
+        fencing: Boolean? = null,
     ): RedlockLease? {
         check(!closed.get()) { "this Redlock is closed" }
         val names = checkResources(resources)
         val timing = if (leaseTime == null && waitTime == null) defaultTiming else Timing(leaseTime, waitTime)
         val keys = Array(names.size) { config.keyPrefix() + names[it] }
+        // With fencing, the acquire script also gets each resource's fencing counter.
+        val fenced = fencing ?: config.fencing()
+        val scriptKeys = if (fenced) keys + keys.map(Checks::fenceKey) else keys
         // One token for the whole acquisition: a retry then never collides with a key that an
         // earlier attempt left behind on a master whose release did not get through.
         val token = Tokens.next()
@@ -158,10 +162,14 @@ public class Redlock private constructor(
             while (true) {
                 if (attemptNow) {
                     waiter?.clear()
-                    val attempt = attempt(keys, token, timing, dirty)
+                    var attempt = attempt(scriptKeys, fenced, token, timing, dirty)
                     if (attempt.granted) {
-                        acquired = true
-                        return RedlockLease(this, names, keys, token, timing, attempt.validUntil)
+                        val fence = if (fenced) confirmFence(scriptKeys, token, timing, attempt) else null
+                        if (!fenced || fence != null) {
+                            acquired = true
+                            return RedlockLease(this, names, keys, token, timing, attempt.validUntil, fence)
+                        }
+                        attempt = attempt.unconfirmedFence()
                     }
                     withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
                     val permanent = attempt.failures.count { it.kind().isPermanent }
@@ -223,7 +231,12 @@ public class Redlock private constructor(
         val tooSlow: Boolean,
         val validUntil: ComparableTimeMark,
         val gathered: Gathered<AcquireReply>,
-    )
+        val fenceUnconfirmed: Boolean = false,
+    ) {
+        /** This attempt, not granted: its quorum did not confirm the fencing token in time. */
+        fun unconfirmedFence() =
+            Attempt(false, granting, contended, holderRemaining, failures, silent, tooSlow, validUntil, gathered, true)
+    }
 
     /**
      * The attempt as it stands once every master has answered or timed out: the failure reported
@@ -231,16 +244,31 @@ public class Redlock private constructor(
      */
     private suspend fun Attempt.complete(dirty: BooleanArray): Attempt =
         if (silent == 0) this else classify(gathered.all(), gathered, dirty, validUntil).let {
-            Attempt(false, it.granting, it.contended, it.holderRemaining, it.failures, it.silent, tooSlow, validUntil, gathered)
+            Attempt(false, it.granting, it.contended, it.holderRemaining, it.failures, it.silent, tooSlow, validUntil, gathered, fenceUnconfirmed)
         }
 
-    private suspend fun attempt(keys: Array<String>, token: String, timing: Timing, dirty: BooleanArray): Attempt {
+    /**
+     * The second round trip of a fenced acquisition: the fencing token is the largest candidate
+     * among the masters that granted (each incremented its counter, or offered its time where it
+     * had none), and it stands once a quorum that still holds the lease has raised its counters to
+     * it, within the lease's validity. A later holder's quorum meets that quorum on some master,
+     * whose counter it increments past the token. Returns null when it could not be confirmed.
+     */
+    private suspend fun confirmFence(scriptKeys: Array<String>, token: String, timing: Timing, attempt: Attempt): Long? {
+        val fence = attempt.gathered.answers.mapNotNull { it.value }.filter { it.acquired }.maxOf { it.fence() }
+        val confirmed = fanOut(nodes, quorum, { yes: Boolean -> yes }) { node ->
+            node.confirmFence(scriptKeys, token, fence, timing.nodeTimeout)
+        }.answers.count { it.value == true }
+        return fence.takeIf { confirmed >= quorum && attempt.validUntil.hasNotPassedNow() }
+    }
+
+    private suspend fun attempt(keys: Array<String>, fencing: Boolean, token: String, timing: Timing, dirty: BooleanArray): Attempt {
         val start = timeSource.markNow()
         // Until a master answers "refused", it may have set our keys (even one that timed out:
         // the command may still run on the server), so it needs a release if we do not win.
         dirty.fill(true)
         val gathered = fanOut(nodes, quorum, AcquireReply::acquired) { node ->
-            node.acquire(keys, token, timing.leaseMillis, timing.nodeTimeout)
+            node.acquire(keys, fencing, token, timing.leaseMillis, timing.nodeTimeout)
         }
         return classify(gathered.answers, gathered, dirty, start + timing.lease - timing.drift)
     }
@@ -346,6 +374,9 @@ public class Redlock private constructor(
             } else {
                 "held by another holder (key without expiry, not set by Redlock)"
             }
+        }
+        if (attempt.fenceUnconfirmed) {
+            parts += "the fencing token was not confirmed by a quorum within the lease's validity"
         }
         if (attempt.tooSlow) {
             parts += "the quorum answered after the lease's validity (${Checks.show((timing.lease - timing.drift).toJavaDuration())}) had run out"

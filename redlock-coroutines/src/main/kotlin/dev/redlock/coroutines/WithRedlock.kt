@@ -19,7 +19,8 @@ import kotlinx.coroutines.withContext
  * releasing it on every exit path.
  *
  * Waits up to [waitTime] for the lock (null: the config's wait time), holds it with [leaseTime]
- * (null: the config's lease time), and renews it every third of the lease time from a child job
+ * (null: the config's lease time), with a fencing token in [Lease.fencingToken] if [fencing]
+ * (null: the config's `fencing` setting; a token costs a second round trip at acquisition), and renews it every third of the lease time from a child job
  * scoped to the block. If the lease is lost — a quorum of masters answers that it is gone, or its
  * validity runs out before a renewal gets through — the block is cancelled at once and this
  * function throws [LockLostException]. The block's result is returned only if the lease was still
@@ -61,10 +62,11 @@ public suspend fun <T> Redlock.withRedlock(
     vararg resources: String,
     leaseTime: Duration? = null,
     waitTime: Duration? = null,
+    fencing: Boolean? = null,
     block: suspend CoroutineScope.(Lease) -> T,
 ): T {
     @OptIn(InternalRedlockApi::class)
-    return runWithLease(resources, leaseTime, waitTime, renew = true, block)
+    return runWithLease(resources, leaseTime, waitTime, renew = true, fencing, block)
 }
 
 /**
@@ -78,9 +80,10 @@ public suspend fun <T> Redlock.runWithLease(
     leaseTime: Duration?,
     waitTime: Duration?,
     renew: Boolean,
+    fencing: Boolean?,
     block: suspend CoroutineScope.(Lease) -> T,
 ): T {
-    val lease = acquireLease(resources, leaseTime, waitTime, once = false)!!
+    val lease = acquireLease(resources, leaseTime, waitTime, once = false, fencing)!!
     try {
         // One function for acquire, guarded run and release: each suspend function level costs
         // a continuation object per held lock.
@@ -134,7 +137,8 @@ public suspend fun Redlock.acquire(
     vararg resources: String,
     leaseTime: Duration? = null,
     waitTime: Duration? = null,
-): Lease = acquireLease(resources, leaseTime, waitTime, once = false)!!
+    fencing: Boolean? = null,
+): Lease = acquireLease(resources, leaseTime, waitTime, once = false, fencing)!!
 
 /**
  * Makes one attempt to acquire the lock on [resources], without waiting: returns the lease, or
@@ -150,4 +154,5 @@ public suspend fun Redlock.acquire(
 public suspend fun Redlock.tryAcquire(
     vararg resources: String,
     leaseTime: Duration? = null,
-): Lease? = acquireLease(resources, leaseTime, Duration.ZERO, once = true)
+    fencing: Boolean? = null,
+): Lease? = acquireLease(resources, leaseTime, Duration.ZERO, once = true, fencing)

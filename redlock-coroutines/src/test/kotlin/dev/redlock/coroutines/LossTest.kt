@@ -93,7 +93,7 @@ class LossTest : FunSpec({
             shouldThrow<LockLostException> {
                 // Without renewal, and blocking its thread so that it cannot be cancelled in time.
                 @OptIn(InternalRedlockApi::class)
-                redlock.runWithLease(arrayOf("overrun"), 200.milliseconds, null, renew = false) {
+                redlock.runWithLease(arrayOf("overrun"), 200.milliseconds, null, renew = false, fencing = null) {
                     @Suppress("BlockingMethodInNonBlockingContext")
                     Thread.sleep(400)
                     "too late"

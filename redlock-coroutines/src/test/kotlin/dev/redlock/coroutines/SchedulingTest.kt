@@ -167,11 +167,14 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
     override fun name() = "fake"
     override fun warmUp(timeout: Duration) = CompletableFuture.completedFuture<Void>(null)
 
-    override fun acquire(keys: Array<String>, token: String, leaseMillis: Long, timeout: Duration): CompletableFuture<AcquireReply> {
+    override fun confirmFence(keys: Array<String>, token: String, fence: Long, timeout: Duration): CompletableFuture<Boolean> =
+        CompletableFuture.failedFuture(UnsupportedOperationException("no fencing on the fake"))
+
+    override fun acquire(keys: Array<String>, fencing: Boolean, token: String, leaseMillis: Long, timeout: Duration): CompletableFuture<AcquireReply> {
         acquires++
         val others = keys.mapNotNull { live(it) }.filter { it.token != token }
         if (others.isNotEmpty()) {
-            return CompletableFuture.completedFuture(AcquireReply(false, others.maxOf { it.expiresAt - now() }))
+            return CompletableFuture.completedFuture(AcquireReply.refused(others.maxOf { it.expiresAt - now() }))
         }
         keys.forEach { this.keys[it] = Entry(token, now() + leaseMillis) }
         if (loseFirstAnswer) {

@@ -48,8 +48,8 @@ public interface LockLease extends AutoCloseable {
    * The fencing token of this lease: a number that grows with every acquisition of the lock, for
    * the protected resource to refuse writes from an older holder.
    *
-   * @return the token, or empty when fencing is not available (not yet implemented by the
-   *     engine: always empty for now)
+   * @return the token, or empty when the lease was acquired without fencing ({@code
+   *     LockOptions.Builder.fencing}, {@code RedlockConfig.Builder.fencing})
    */
   OptionalLong fencingToken();
 

@@ -37,6 +37,7 @@ public final class LockOptions {
   private final Duration leaseTime;
   private final Duration waitTime;
   private final boolean autoRenew;
+  private final Boolean fencing;
   private final Executor executor;
 
   private LockOptions(Builder b) {
@@ -44,7 +45,18 @@ public final class LockOptions {
     this.leaseTime = b.leaseTime;
     this.waitTime = b.waitTime;
     this.autoRenew = b.autoRenew;
+    this.fencing = b.fencing;
     this.executor = b.executor;
+  }
+
+  /**
+   * Whether the lease carries a fencing token ({@link LockLease#fencingToken()}), if set for this
+   * call.
+   *
+   * @return the choice, or empty to follow {@code RedlockConfig.fencing()}
+   */
+  public java.util.Optional<Boolean> fencing() {
+    return java.util.Optional.ofNullable(fencing);
   }
 
   /**
@@ -100,6 +112,7 @@ public final class LockOptions {
     b.waitTime = waitTime;
     b.waitTimeSet = waitTime != null;
     b.autoRenew = autoRenew;
+    b.fencing = fencing;
     b.executor = executor;
     return b;
   }
@@ -170,6 +183,7 @@ public final class LockOptions {
     }
     LockOptions other = (LockOptions) o;
     return autoRenew == other.autoRenew
+        && Objects.equals(fencing, other.fencing)
         && resources.equals(other.resources)
         && Objects.equals(leaseTime, other.leaseTime)
         && Objects.equals(waitTime, other.waitTime)
@@ -183,7 +197,8 @@ public final class LockOptions {
    */
   @Override
   public int hashCode() {
-    return Objects.hash(resources, leaseTime, waitTime, autoRenew, System.identityHashCode(executor));
+    return Objects.hash(
+        resources, leaseTime, waitTime, autoRenew, fencing, System.identityHashCode(executor));
   }
 
   /**
@@ -197,6 +212,7 @@ public final class LockOptions {
         + ", leaseTime=" + (leaseTime == null ? "default" : Checks.show(leaseTime))
         + ", waitTime=" + (waitTime == null ? "default" : Checks.show(waitTime))
         + ", autoRenew=" + autoRenew
+        + ", fencing=" + (fencing == null ? "default" : fencing)
         + ", executor=" + (executor == null ? "default" : executor) + "}";
   }
 
@@ -208,6 +224,7 @@ public final class LockOptions {
     private Duration leaseTime;
     private Duration waitTime;
     private boolean autoRenew = true;
+    private Boolean fencing;
     private Executor executor;
     private boolean leaseTimeSet;
     private boolean waitTimeSet;
@@ -269,6 +286,19 @@ public final class LockOptions {
      */
     public Builder autoRenew(boolean autoRenew) {
       this.autoRenew = autoRenew;
+      return this;
+    }
+
+    /**
+     * Whether the lease carries a fencing token ({@link LockLease#fencingToken()}): a number that
+     * grows with every holder of a resource, across all masters. Costs a second round trip at
+     * acquisition. Default: {@code RedlockConfig.fencing()}.
+     *
+     * @param fencing whether to draw a fencing token
+     * @return this builder
+     */
+    public Builder fencing(boolean fencing) {
+      this.fencing = fencing;
       return this;
     }
 

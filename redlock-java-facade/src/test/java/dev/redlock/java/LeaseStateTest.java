@@ -20,7 +20,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/** {@link LockLease#state()}, {@link LockLease#onStateChange} and the maximum hold, from Java. */
+/** {@link LockLease#state()}, {@link LockLease#onStateChange}, fencing tokens and the maximum hold, from Java. */
 final class LeaseStateTest {
   private static RedisFleet fleet;
 
@@ -69,6 +69,27 @@ final class LeaseStateTest {
           }
           assertEquals(LeaseState.HELD, changes.poll(Fleets.HANG_GUARD_SECONDS, TimeUnit.SECONDS));
         }
+      }
+    }
+  }
+
+  @Test
+  void fencing_givesEachLaterHolderALargerToken() throws Exception {
+    try (AsyncRedlock redlock = AsyncRedlock.create(base().build())) {
+      LockOptions fenced = LockOptions.builder("fenced-java").fencing(true).build();
+      long first;
+      try (LockLease lease = await(redlock.acquire(fenced))) {
+        first = lease.fencingToken().orElseThrow();
+      }
+      try (LockLease lease = await(redlock.acquire(fenced))) {
+        assertTrue(lease.fencingToken().orElseThrow() > first);
+      }
+      try (LockLease plain = await(redlock.acquire("fenced-java"))) {
+        assertTrue(plain.fencingToken().isEmpty());
+      }
+    } finally {
+      for (int m = 0; m < fleet.size(); m++) {
+        fleet.command(m, "DEL", "redlock:fenced-java\u0000fence");
       }
     }
   }

@@ -8,8 +8,20 @@ package dev.redlock.core.internal;
  * @param acquired whether the master set every key to our token
  * @param holderPttlMillis when refused: the longest remaining time of another holder's key in
  *     milliseconds ({@code -1} for a key without expiry); 0 when acquired
+ * @param fence when acquired with fencing: the master's candidate fencing number (its largest
+ *     incremented counter, or its time in microseconds where it has no counter); else -1
  */
-public record AcquireReply(boolean acquired, long holderPttlMillis) {
-  /** The reply of a master that granted the keys. */
-  public static final AcquireReply GRANTED = new AcquireReply(true, 0);
+public record AcquireReply(boolean acquired, long holderPttlMillis, long fence) {
+  /** The reply of a master that granted the keys, without fencing. */
+  public static final AcquireReply GRANTED = new AcquireReply(true, 0, -1);
+
+  /**
+   * A refusal.
+   *
+   * @param holderPttlMillis the longest remaining time of another holder's key
+   * @return the reply
+   */
+  public static AcquireReply refused(long holderPttlMillis) {
+    return new AcquireReply(false, holderPttlMillis, -1);
+  }
 }

@@ -86,7 +86,23 @@ public final class Checks {
           "resource must be a non-empty string of at most 1024 characters, but was "
               + resource.length() + " characters long");
     }
+    if (resource.indexOf('\u0000') >= 0) {
+      throw new IllegalArgumentException(
+          "resource must not contain the NUL character (reserved for the library's own keys),"
+              + " but did at index " + resource.indexOf('\u0000'));
+    }
     return resource;
+  }
+
+  /**
+   * The key of a resource's fencing counter: its lock key followed by a NUL character and {@code
+   * fence}, which no lock key can be (resource names and key prefixes cannot contain NUL).
+   *
+   * @param lockKey the lock key of the resource
+   * @return the counter's key
+   */
+  public static String fenceKey(String lockKey) {
+    return lockKey + "\u0000fence";
   }
 
   /**

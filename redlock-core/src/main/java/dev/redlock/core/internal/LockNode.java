@@ -32,14 +32,26 @@ public interface LockNode extends AutoCloseable {
   /**
    * Runs the acquire script for the keys of one lease (all or nothing).
    *
-   * @param keys the lock keys
+   * @param keys the lock keys, followed (with fencing) by the fencing counter of each resource
+   * @param fencing whether to draw a fencing number (then {@code keys} has twice the lock keys)
    * @param token the holder's token
    * @param leaseMillis the lease time
    * @param timeout the bound on the call
    * @return the master's answer
    */
   CompletableFuture<AcquireReply> acquire(
-      String[] keys, String token, long leaseMillis, Duration timeout);
+      String[] keys, boolean fencing, String token, long leaseMillis, Duration timeout);
+
+  /**
+   * Runs the fence script: confirms a fencing number where the lease is still held.
+   *
+   * @param keys the lock keys followed by the fencing counter of each resource
+   * @param token the holder's token
+   * @param fence the fencing number
+   * @param timeout the bound on the call
+   * @return whether this master still held the lease (and now has counters at least {@code fence})
+   */
+  CompletableFuture<Boolean> confirmFence(String[] keys, String token, long fence, Duration timeout);
 
   /**
    * Runs the extend script for one or several leases.

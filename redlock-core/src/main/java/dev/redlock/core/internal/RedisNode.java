@@ -130,7 +130,8 @@ public final class RedisNode implements LockNode {
             CompletableFuture.allOf(
                 c.async().scriptLoad(Script.ACQUIRE.text()).toCompletableFuture(),
                 c.async().scriptLoad(Script.EXTEND.text()).toCompletableFuture(),
-                c.async().scriptLoad(Script.RELEASE.text()).toCompletableFuture()),
+                c.async().scriptLoad(Script.RELEASE.text()).toCompletableFuture(),
+                c.async().scriptLoad(Script.FENCE.text()).toCompletableFuture()),
         timeout);
   }
 
@@ -145,19 +146,32 @@ public final class RedisNode implements LockNode {
    */
   @Override
   public CompletableFuture<AcquireReply> acquire(
-      String[] keys, String token, long leaseMillis, Duration timeout) {
+      String[] keys, boolean fencing, String token, long leaseMillis, Duration timeout) {
     AtomicBoolean superseded = new AtomicBoolean();
     acquiresInFlight.put(token, superseded);
     CompletableFuture<List<Object>> reply =
         script(
             Script.ACQUIRE, ScriptOutputType.MULTI, keys, superseded, timeout,
-            token, Long.toString(leaseMillis));
+            token, Long.toString(leaseMillis),
+            Integer.toString(fencing ? keys.length / 2 : keys.length), fencing ? "1" : "0");
     reply.whenComplete((r, e) -> acquiresInFlight.remove(token, superseded));
     return reply.thenApply(
         r -> {
           boolean granted = ((Long) r.get(0)) == 1L;
-          return granted ? AcquireReply.GRANTED : new AcquireReply(false, (Long) r.get(1));
+          if (!granted) {
+            return AcquireReply.refused((Long) r.get(1));
+          }
+          long fence = (Long) r.get(2);
+          return fence < 0 ? AcquireReply.GRANTED : new AcquireReply(true, 0, fence);
         });
+  }
+
+  @Override
+  public CompletableFuture<Boolean> confirmFence(
+      String[] keys, String token, long fence, Duration timeout) {
+    CompletableFuture<Long> reply =
+        script(Script.FENCE, ScriptOutputType.INTEGER, keys, null, timeout, token, Long.toString(fence));
+    return reply.thenApply(r -> r == 1L);
   }
 
   @Override

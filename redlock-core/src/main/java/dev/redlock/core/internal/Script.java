@@ -23,6 +23,9 @@ public final class Script {
   /** Releases one lease and announces the release. */
   public static final Script RELEASE = load("release");
 
+  /** Confirms a fencing number on a master that still holds the lease. */
+  public static final Script FENCE = load("fence");
+
   private final String name;
   private final String text;
   private final String sha;

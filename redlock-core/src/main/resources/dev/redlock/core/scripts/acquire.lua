@@ -1,15 +1,25 @@
 -- Acquire every key of one lease, all or nothing.
--- KEYS:    the lock keys of the lease
+-- KEYS[1..n]:      the lock keys of the lease
+-- KEYS[n+1..2n]:   with fencing, the fencing counter of each resource (no expiry)
 -- ARGV[1]: the holder's token
 -- ARGV[2]: the lease time in milliseconds
+-- ARGV[3]: n, the number of lock keys
+-- ARGV[4]: '1' to draw a fencing number, '0' not to
 -- Sets each key to the token with PX lease time only if no key is held by another token.
 -- A key already holding our own token (an earlier attempt of the same acquisition) is reset.
--- Returns {1, 0} when acquired, {0, pttl} when refused, where pttl is the longest remaining
--- time in ms among the keys held by others (-1 if such a key has no expiry).
+-- Returns {1, 0, fence} when acquired, {0, pttl, -1} when refused, where pttl is the longest
+-- remaining time in ms among the keys held by others (-1 if such a key has no expiry).
+-- fence (with fencing; else -1): the largest of this master's counters of the lease's resources,
+-- each incremented first; a counter this master does not have (a new resource, or a master that
+-- lost its data) is not created here, and the server's time in microseconds stands in for it, so
+-- that a master that forgot its counters can never pull a token below the ones handed out before
+-- (counters are created only by the fence script, with a value a quorum agreed on).
 local token = ARGV[1]
+local n = tonumber(ARGV[3])
 local refused = false
 local longest = -2
-for _, key in ipairs(KEYS) do
+for i = 1, n do
+  local key = KEYS[i]
   local current = redis.pcall('GET', key)
   if type(current) == 'table' and current.err then
     local kind = redis.call('TYPE', key)['ok']
@@ -25,9 +35,30 @@ for _, key in ipairs(KEYS) do
   end
 end
 if refused then
-  return {0, longest}
+  return {0, longest, -1}
 end
-for _, key in ipairs(KEYS) do
-  redis.call('SET', key, token, 'PX', ARGV[2])
+for i = 1, n do
+  redis.call('SET', KEYS[i], token, 'PX', ARGV[2])
 end
-return {1, 0}
+local fence = -1
+if ARGV[4] == '1' then
+  local missing = false
+  for i = n + 1, 2 * n do
+    if redis.call('EXISTS', KEYS[i]) == 1 then
+      local value = redis.call('INCR', KEYS[i])
+      if value > fence then
+        fence = value
+      end
+    else
+      missing = true
+    end
+  end
+  if missing then
+    local now = redis.call('TIME')
+    local micros = tonumber(now[1]) * 1000000 + tonumber(now[2])
+    if micros > fence then
+      fence = micros
+    end
+  end
+end
+return {1, 0, fence}

@@ -61,7 +61,8 @@ final class ScriptTest {
     assertEquals("acquire", Script.ACQUIRE.name());
     assertEquals("extend", Script.EXTEND.name());
     assertEquals("release", Script.RELEASE.name());
-    assertTrue(Script.ACQUIRE.text().contains("redis.call('SET', key, token, 'PX', ARGV[2])"));
+    assertTrue(Script.ACQUIRE.text().contains("redis.call('SET', KEYS[i], token, 'PX', ARGV[2])"));
+    assertTrue(Script.FENCE.text().contains("redis.call('SET', KEYS[i], ARGV[2])"));
     assertTrue(Script.EXTEND.text().contains("PEXPIRE"));
     assertTrue(Script.RELEASE.text().contains("PUBLISH"));
     assertNotEquals(Script.ACQUIRE.sha(), Script.RELEASE.sha());

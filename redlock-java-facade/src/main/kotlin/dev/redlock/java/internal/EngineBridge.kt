@@ -85,14 +85,14 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
     /** `acquire`: waits for the lock; a lease the caller no longer wants (cancelled meanwhile) is released. */
     fun acquire(options: LockOptions, executor: Executor): Call<LockLease> =
         launchCall(executor, { lease -> (lease as BridgedLease).releaseAsync() }) {
-            val lease = redlock.acquire(*options.names(), leaseTime = options.lease(), waitTime = options.wait())
+            val lease = redlock.acquire(*options.names(), leaseTime = options.lease(), waitTime = options.wait(), fencing = options.fencingChoice())
             adopt(lease, executor, options.autoRenew())
         }
 
     /** `tryAcquire`: one attempt; empty on contention. */
     fun tryAcquire(options: LockOptions, executor: Executor): Call<Optional<LockLease>> =
         launchCall(executor, { lease -> lease.ifPresent { (it as BridgedLease).releaseAsync() } }) {
-            val lease = redlock.tryAcquire(*options.names(), leaseTime = options.lease())
+            val lease = redlock.tryAcquire(*options.names(), leaseTime = options.lease(), fencing = options.fencingChoice())
             if (lease == null) Optional.empty() else Optional.of<LockLease>(adopt(lease, executor, options.autoRenew()))
         }
 
@@ -175,7 +175,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
     ): T {
         var bridged: BridgedLease? = null
         try {
-            return redlock.runWithLease(options.names(), options.lease(), options.wait(), options.autoRenew()) { lease ->
+            return redlock.runWithLease(options.names(), options.lease(), options.wait(), options.autoRenew(), options.fencingChoice()) { lease ->
                 val facadeLease = BridgedLease(this@EngineBridge, lease, leaseExecutor)
                 bridged = facadeLease
                 // Completes lost() while the action runs; the engine's own guard cancels the block.
@@ -261,5 +261,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         fun LockOptions.lease(): Duration? = leaseTime().orElse(null)?.toKotlinDuration()
 
         fun LockOptions.wait(): Duration? = waitTime().orElse(null)?.toKotlinDuration()
+
+        fun LockOptions.fencingChoice(): Boolean? = fencing().orElse(null)
     }
 }
