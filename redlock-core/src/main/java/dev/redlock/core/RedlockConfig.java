@@ -57,6 +57,7 @@ public final class RedlockConfig {
   private final String keyPrefix;
   private final Duration maxHoldTime;
   private final boolean fencing;
+  private final Duration restartGuard;
 
   private RedlockConfig(Builder b) {
     this.masters = List.copyOf(b.masters);
@@ -69,6 +70,17 @@ public final class RedlockConfig {
     this.keyPrefix = b.keyPrefix;
     this.maxHoldTime = b.maxHoldTime;
     this.fencing = b.fencing;
+    this.restartGuard = b.restartGuard;
+  }
+
+  /**
+   * How long a master's votes are not counted after it started empty or lost its data (the
+   * Redlock rule that a crashed master stays out for a lease time, enforced by the client).
+   *
+   * @return the guard period; zero when the guard is off; default the lease time
+   */
+  public Duration restartGuard() {
+    return restartGuard != null ? restartGuard : leaseTime;
   }
 
   /**
@@ -230,7 +242,8 @@ public final class RedlockConfig {
         + ", driftFactor=" + driftFactor + ", driftConstant=" + Checks.show(driftConstant)
         + ", nodeTimeout=" + Checks.show(nodeTimeout()) + ", keyPrefix='" + keyPrefix + "'"
         + (maxHoldTime != null ? ", maxHoldTime=" + Checks.show(maxHoldTime) : "")
-        + (fencing ? ", fencing=true" : "") + "}";
+        + (fencing ? ", fencing=true" : "")
+        + ", restartGuard=" + Checks.show(restartGuard()) + "}";
   }
 
   /**
@@ -280,6 +293,7 @@ public final class RedlockConfig {
     private Duration nodeTimeout;
     private Duration maxHoldTime;
     private boolean fencing;
+    private Duration restartGuard;
     private String keyPrefix = DEFAULT_KEY_PREFIX;
 
     private Builder() {}
@@ -424,6 +438,23 @@ public final class RedlockConfig {
     }
 
     /**
+     * The restart guard: a master that started empty or lost its data (a crash without
+     * persistence, {@code FLUSHALL}) may have forgotten locks it granted, so its "yes" votes are
+     * not counted until this long after. The library recognises such a master by a marker key it
+     * keeps on each master ({@code "\0redlock-boot"}, created by the first acquisition that finds
+     * it missing). Set it to at least the longest lease time any client uses. Default: the lease
+     * time; {@link Duration#ZERO} turns the guard off (for masters that persist every write with
+     * {@code appendfsync always}). Allowed: 0 to 365 days.
+     *
+     * @param restartGuard the guard period, or {@code null} for the default
+     * @return this builder
+     */
+    public Builder restartGuard(Duration restartGuard) {
+      this.restartGuard = restartGuard;
+      return this;
+    }
+
+    /**
      * Validates every setting and builds the configuration.
      *
      * @return the configuration
@@ -440,6 +471,9 @@ public final class RedlockConfig {
             "driftFactor must be between 0 and 0.5, but was " + driftFactor);
       }
       Checks.between("driftConstant", driftConstant, Duration.ZERO, Duration.ofMinutes(1));
+      if (restartGuard != null) {
+        Checks.between("restartGuard", restartGuard, Duration.ZERO, Duration.ofDays(365));
+      }
       if (maxHoldTime != null) {
         Checks.between("maxHoldTime", maxHoldTime, Duration.ofMillis(1), Duration.ofDays(365));
       }

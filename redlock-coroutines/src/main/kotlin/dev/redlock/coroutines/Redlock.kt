@@ -82,6 +82,19 @@ public class Redlock private constructor(
 
     internal val rooms: WaitRooms = WaitRooms(nodes, config.nodeTimeout())
 
+    /** The restart guard in ms (0: off); see [RedlockConfig.restartGuard]. */
+    private val guardMillis: Long = config.restartGuard().toMillis()
+
+    /** Per master, until when its votes are not counted (it started empty or lost its data). */
+    private val guardedUntil = java.util.concurrent.atomic.AtomicReferenceArray<ComparableTimeMark?>(nodes.size)
+
+    /** Whether [node]'s votes are not counted now, by the restart guard. */
+    internal fun isGuarded(node: Int): Boolean = guardedUntil.get(node)?.hasNotPassedNow() == true
+
+    /** How much longer a reply's master stays guarded, or null when its vote counts. */
+    private fun guardLeft(reply: AcquireReply): Duration? =
+        if (guardMillis > 0 && reply.bootAgeMillis() in 0 until guardMillis) (guardMillis - reply.bootAgeMillis()).milliseconds else null
+
     /** The timing of calls that override nothing: shared, as most calls are such. */
     private val defaultTiming = Timing(null, null)
 
@@ -181,7 +194,7 @@ public class Redlock private constructor(
                         throw notAcquired(names, timing, attempt.complete(dirty), "one attempt failed")
                     }
                     last = attempt
-                    holderHint = attempt.holderRemaining
+                    holderHint = listOfNotNull(attempt.holderRemaining, attempt.guardRemaining).minOrNull()
                 }
                 val remainingWait = timing.wait - waitStart.elapsedNow()
                 if (remainingWait <= Duration.ZERO) {
@@ -224,6 +237,8 @@ public class Redlock private constructor(
     internal class Attempt(
         val granted: Boolean,
         val granting: Int,
+        val guarded: Int,
+        val guardRemaining: Duration?,
         val contended: Boolean,
         val holderRemaining: Duration?,
         val failures: List<MasterFailureException>,
@@ -235,7 +250,7 @@ public class Redlock private constructor(
     ) {
         /** This attempt, not granted: its quorum did not confirm the fencing token in time. */
         fun unconfirmedFence() =
-            Attempt(false, granting, contended, holderRemaining, failures, silent, tooSlow, validUntil, gathered, true)
+            Attempt(false, granting, guarded, guardRemaining, contended, holderRemaining, failures, silent, tooSlow, validUntil, gathered, true)
     }
 
     /**
@@ -244,7 +259,7 @@ public class Redlock private constructor(
      */
     private suspend fun Attempt.complete(dirty: BooleanArray): Attempt =
         if (silent == 0) this else classify(gathered.all(), gathered, dirty, validUntil).let {
-            Attempt(false, it.granting, it.contended, it.holderRemaining, it.failures, it.silent, tooSlow, validUntil, gathered, fenceUnconfirmed)
+            Attempt(false, it.granting, it.guarded, it.guardRemaining, it.contended, it.holderRemaining, it.failures, it.silent, tooSlow, validUntil, gathered, fenceUnconfirmed)
         }
 
     /**
@@ -267,8 +282,8 @@ public class Redlock private constructor(
         // Until a master answers "refused", it may have set our keys (even one that timed out:
         // the command may still run on the server), so it needs a release if we do not win.
         dirty.fill(true)
-        val gathered = fanOut(nodes, quorum, AcquireReply::acquired) { node ->
-            node.acquire(keys, fencing, token, timing.leaseMillis, timing.nodeTimeout)
+        val gathered = fanOut(nodes, quorum, { reply: AcquireReply -> reply.acquired && guardLeft(reply) == null }) { node ->
+            node.acquire(keys, fencing, guardMillis > 0, token, timing.leaseMillis, timing.nodeTimeout)
         }
         return classify(gathered.answers, gathered, dirty, start + timing.lease - timing.drift)
     }
@@ -280,14 +295,23 @@ public class Redlock private constructor(
         validUntil: ComparableTimeMark,
     ): Attempt {
         var granting = 0
+        var guarded = 0
+        var guardRemaining: Duration? = null
         var contended = false
         var holderPttl = -2L
         val failures = ArrayList<MasterFailureException>()
         for (answer in answers.sortedBy { it.node }) {
             val reply = answer.value
+            val left = reply?.let(::guardLeft)
+            if (left != null) guardedUntil.set(answer.node, timeSource.markNow() + left)
             when {
                 answer.failure != null -> failures += answer.failure.asMasterFailure(nodes[answer.node])
-                reply!!.acquired -> granting++
+                reply!!.acquired && left != null -> {
+                    // Set, but not counted: the master may have forgotten a lock it granted.
+                    guarded++
+                    guardRemaining = minOf(guardRemaining ?: left, left)
+                }
+                reply.acquired -> granting++
                 else -> {
                     dirty[answer.node] = false
                     contended = true
@@ -300,6 +324,8 @@ public class Redlock private constructor(
         return Attempt(
             granted = granting >= quorum && inTime,
             granting = granting,
+            guarded = guarded,
+            guardRemaining = guardRemaining,
             contended = contended,
             holderRemaining = if (holderPttl >= 0) holderPttl.milliseconds else null,
             failures = failures,
@@ -374,6 +400,11 @@ public class Redlock private constructor(
             } else {
                 "held by another holder (key without expiry, not set by Redlock)"
             }
+        }
+        if (attempt.guarded > 0) {
+            parts += "${attempt.guarded} granted on master(s) that started empty or lost their data less than " +
+                "restartGuard ${Checks.show(config.restartGuard())} ago, whose votes are not counted for " +
+                "${Checks.show(attempt.guardRemaining!!.toJavaDuration())} more"
         }
         if (attempt.fenceUnconfirmed) {
             parts += "the fencing token was not confirmed by a quorum within the lease's validity"

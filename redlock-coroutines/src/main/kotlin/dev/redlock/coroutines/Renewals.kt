@@ -202,7 +202,9 @@ internal class Renewals(private val redlock: Redlock) {
                     failures += answer.failure!!.asMasterFailure(redlock.nodes[answer.node])
                     continue
                 }
-                for (i in 0 until size) if (held[i]) confirmed[i]++ else notHeld[i]++
+                // A master under the restart guard may confirm, but is not counted.
+                val counted = !redlock.isGuarded(answer.node)
+                for (i in 0 until size) if (!held[i]) notHeld[i]++ else if (counted) confirmed[i]++
             }
         }
 

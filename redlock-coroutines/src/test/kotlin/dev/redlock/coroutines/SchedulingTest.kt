@@ -170,7 +170,7 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
     override fun confirmFence(keys: Array<String>, token: String, fence: Long, timeout: Duration): CompletableFuture<Boolean> =
         CompletableFuture.failedFuture(UnsupportedOperationException("no fencing on the fake"))
 
-    override fun acquire(keys: Array<String>, fencing: Boolean, token: String, leaseMillis: Long, timeout: Duration): CompletableFuture<AcquireReply> {
+    override fun acquire(keys: Array<String>, fencing: Boolean, guard: Boolean, token: String, leaseMillis: Long, timeout: Duration): CompletableFuture<AcquireReply> {
         acquires++
         val others = keys.mapNotNull { live(it) }.filter { it.token != token }
         if (others.isNotEmpty()) {

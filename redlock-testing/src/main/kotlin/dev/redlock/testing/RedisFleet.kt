@@ -140,7 +140,8 @@ public class RedisFleet private constructor(
      * with empty data, and returns once it answers PING.
      *
      * The master's directory is emptied first, so even `serverArgs` that turn persistence on
-     * cannot bring data back.
+     * cannot bring data back. Like a real crash, it comes back without the library's boot marker
+     * ([BOOT_MARKER_KEY]), so Redlock's restart guard keeps its votes out for the guard period.
      *
      * @throws IllegalArgumentException if [index] is not in `0 until size`.
      * @throws IllegalStateException if the fleet is closed.
@@ -210,7 +211,7 @@ public class RedisFleet private constructor(
     @JvmOverloads
     public fun keys(index: Int, pattern: String = "*"): List<String> {
         val reply = command(index, "KEYS", pattern) as? List<*> ?: emptyList<Any?>()
-        return reply.map { it.toString() }.sorted()
+        return reply.map { it.toString() }.filter { it != BOOT_MARKER_KEY }.sorted()
     }
 
     /**
@@ -223,7 +224,9 @@ public class RedisFleet private constructor(
      * @throws RedisFleetException as [command] does.
      */
     public fun keyCount(): Int =
-        masters.filter { it.isRunning && !it.isPaused }.sumOf { (command(it.index, "DBSIZE") as Long).toInt() }
+        masters.filter { it.isRunning && !it.isPaused }.sumOf {
+            (command(it.index, "DBSIZE") as Long).toInt() - (command(it.index, "EXISTS", BOOT_MARKER_KEY) as Long).toInt()
+        }
 
     /**
      * Deletes every key on every master that is running and not paused (`FLUSHALL`).
@@ -235,8 +238,23 @@ public class RedisFleet private constructor(
      */
     public fun flushAll() {
         for (master in masters) {
-            if (master.isRunning && !master.isPaused) command(master.index, "FLUSHALL")
+            if (master.isRunning && !master.isPaused) {
+                command(master.index, "FLUSHALL")
+                markNeverGranted(master.index)
+            }
         }
+    }
+
+    /**
+     * Marks master [index] for the library's restart guard as a master that has granted no lock
+     * it could have forgotten: its boot marker ([BOOT_MARKER_KEY]) is dated a year back.
+     */
+    private fun markNeverGranted(index: Int) {
+        command(
+            index, "EVAL",
+            "local t = redis.call('TIME') redis.call('SET', KEYS[1], string.format('%d', t[1] * 1000 - 31536000000))",
+            "1", BOOT_MARKER_KEY,
+        )
     }
 
     /**
@@ -397,6 +415,15 @@ public class RedisFleet private constructor(
     /** Factories. */
     public companion object {
         private const val MAX_MASTERS = 15
+
+        /**
+         * The key of the boot marker the library keeps on each master for its restart guard: a
+         * master whose marker is younger than the guard period does not have its votes counted.
+         * The fleet's masters start with a marker dated a year back (they have granted no lock
+         * they could forget), [flushAll] dates them back again, and [restart] brings a master back
+         * without one, as a real crash would. [keys] and [keyCount] leave the marker out.
+         */
+        public const val BOOT_MARKER_KEY: String = "\u0000redlock-boot"
         private val OWNED_OPTIONS = setOf("--port", "--bind", "--dir", "--daemonize", "--requirepass")
 
         /**
@@ -427,6 +454,7 @@ public class RedisFleet private constructor(
             FleetRegistry.register(fleet)
             try {
                 startAll(masters)
+                for (i in masters.indices) fleet.markNeverGranted(i)
             } catch (e: Throwable) {
                 try {
                     fleet.close()

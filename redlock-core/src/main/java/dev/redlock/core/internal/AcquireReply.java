@@ -10,18 +10,20 @@ package dev.redlock.core.internal;
  *     milliseconds ({@code -1} for a key without expiry); 0 when acquired
  * @param fence when acquired with fencing: the master's candidate fencing number (its largest
  *     incremented counter, or its time in microseconds where it has no counter); else -1
+ * @param bootAgeMillis with the restart guard: how long ago the master's boot marker was created
+ *     (when it started empty or lost its data); else -1
  */
-public record AcquireReply(boolean acquired, long holderPttlMillis, long fence) {
-  /** The reply of a master that granted the keys, without fencing. */
-  public static final AcquireReply GRANTED = new AcquireReply(true, 0, -1);
+public record AcquireReply(boolean acquired, long holderPttlMillis, long fence, long bootAgeMillis) {
+  /** The reply of a master that granted the keys, without fencing or guard. */
+  public static final AcquireReply GRANTED = new AcquireReply(true, 0, -1, -1);
 
   /**
-   * A refusal.
+   * A refusal, without guard.
    *
    * @param holderPttlMillis the longest remaining time of another holder's key
    * @return the reply
    */
   public static AcquireReply refused(long holderPttlMillis) {
-    return new AcquireReply(false, holderPttlMillis, -1);
+    return new AcquireReply(false, holderPttlMillis, -1, -1);
   }
 }

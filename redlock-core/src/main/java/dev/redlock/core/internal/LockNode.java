@@ -34,13 +34,15 @@ public interface LockNode extends AutoCloseable {
    *
    * @param keys the lock keys, followed (with fencing) by the fencing counter of each resource
    * @param fencing whether to draw a fencing number (then {@code keys} has twice the lock keys)
+   * @param guard whether to report the age of the master's boot marker (the restart guard)
    * @param token the holder's token
    * @param leaseMillis the lease time
    * @param timeout the bound on the call
    * @return the master's answer
    */
   CompletableFuture<AcquireReply> acquire(
-      String[] keys, boolean fencing, String token, long leaseMillis, Duration timeout);
+      String[] keys, boolean fencing, boolean guard, String token, long leaseMillis,
+      Duration timeout);
 
   /**
    * Runs the fence script: confirms a fencing number where the lease is still held.

@@ -47,6 +47,12 @@ public final class RedisNode implements LockNode {
   /** Channels of release notices are this prefix followed by the lock key. */
   public static final String RELEASE_CHANNEL_PREFIX = "redlock-released:";
 
+  /**
+   * The key of a master's boot marker (for the restart guard): it starts with a NUL character,
+   * which no lock key can contain.
+   */
+  public static final String BOOT_MARKER_KEY = "\u0000redlock-boot";
+
   private static final String[] NO_ARGS = new String[0];
 
   private final RedisClient client;
@@ -146,23 +152,34 @@ public final class RedisNode implements LockNode {
    */
   @Override
   public CompletableFuture<AcquireReply> acquire(
-      String[] keys, boolean fencing, String token, long leaseMillis, Duration timeout) {
+      String[] keys,
+      boolean fencing,
+      boolean guard,
+      String token,
+      long leaseMillis,
+      Duration timeout) {
+    int lockKeys = fencing ? keys.length / 2 : keys.length;
+    if (guard) {
+      keys = java.util.Arrays.copyOf(keys, keys.length + 1);
+      keys[keys.length - 1] = BOOT_MARKER_KEY;
+    }
     AtomicBoolean superseded = new AtomicBoolean();
     acquiresInFlight.put(token, superseded);
     CompletableFuture<List<Object>> reply =
         script(
             Script.ACQUIRE, ScriptOutputType.MULTI, keys, superseded, timeout,
             token, Long.toString(leaseMillis),
-            Integer.toString(fencing ? keys.length / 2 : keys.length), fencing ? "1" : "0");
+            Integer.toString(lockKeys), fencing ? "1" : "0", guard ? "1" : "0");
     reply.whenComplete((r, e) -> acquiresInFlight.remove(token, superseded));
     return reply.thenApply(
         r -> {
           boolean granted = ((Long) r.get(0)) == 1L;
-          if (!granted) {
-            return AcquireReply.refused((Long) r.get(1));
-          }
           long fence = (Long) r.get(2);
-          return fence < 0 ? AcquireReply.GRANTED : new AcquireReply(true, 0, fence);
+          long age = (Long) r.get(3);
+          if (!granted) {
+            return age < 0 ? AcquireReply.refused((Long) r.get(1)) : new AcquireReply(false, (Long) r.get(1), -1, age);
+          }
+          return fence < 0 && age < 0 ? AcquireReply.GRANTED : new AcquireReply(true, 0, fence, age);
         });
   }
 

@@ -48,7 +48,7 @@ final class RedisNodeAuthenticationTest {
   private static MasterFailureException acquireWith(String uri) {
     RedisNode node = new RedisNode(client, RedisURI.create(uri));
     try {
-      return failureOf(node.acquire(new String[] {"redlock:a"}, false, Tokens.next(), 10_000, TIMEOUT));
+      return failureOf(node.acquire(new String[] {"redlock:a"}, false, false, Tokens.next(), 10_000, TIMEOUT));
     } finally {
       node.closeAndWait(TIMEOUT);
     }
@@ -65,7 +65,7 @@ final class RedisNodeAuthenticationTest {
     RedisNode node = new RedisNode(client, RedisURI.create(fleet.uri(0)));
     try {
       String token = Tokens.next();
-      assertTrue(await(node.acquire(new String[] {"redlock:a"}, false, token, 10_000, TIMEOUT)).acquired());
+      assertTrue(await(node.acquire(new String[] {"redlock:a"}, false, false, token, 10_000, TIMEOUT)).acquired());
       assertEquals(token, fleet.command(0, "GET", "redlock:a"));
       assertEquals("127.0.0.1:" + fleet.port(0), node.name());
     } finally {

@@ -84,7 +84,7 @@ final class RedisNodeFailureTest {
     int port = freePort();
     RedisNode down = new RedisNode(client, RedisURI.create("redis://127.0.0.1:" + port));
     try {
-      MasterFailureException e = failureOf(down.acquire(keys("redlock:a"), false, Tokens.next(), LEASE, TIMEOUT));
+      MasterFailureException e = failureOf(down.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
       assertEquals(Kind.UNREACHABLE, e.kind());
       assertFalse(e.kind().isPermanent());
       assertEquals("127.0.0.1:" + port, e.master());
@@ -108,7 +108,7 @@ final class RedisNodeFailureTest {
     MasterFailureException e;
     try {
       // Still paused while waiting: only the node's own bound can end the call.
-      e = failureOf(node.acquire(keys("redlock:a"), false, Tokens.next(), LEASE, SHORT));
+      e = failureOf(node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, SHORT));
     } finally {
       fleet.resume(0);
     }
@@ -123,7 +123,7 @@ final class RedisNodeFailureTest {
     fleet.pause(0);
     MasterFailureException e;
     try {
-      e = failureOf(node.acquire(keys("redlock:a"), false, Tokens.next(), LEASE, SHORT));
+      e = failureOf(node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, SHORT));
     } finally {
       fleet.resume(0);
     }
@@ -159,12 +159,12 @@ final class RedisNodeFailureTest {
     fleet.pause(0);
     try {
       assertEquals(
-          Kind.TIMEOUT, failureOf(node.acquire(keys("redlock:a"), false, token, LEASE, SHORT)).kind());
+          Kind.TIMEOUT, failureOf(node.acquire(keys("redlock:a"), false, false, token, LEASE, SHORT)).kind());
     } finally {
       fleet.resume(0);
     }
     // Issued after the timed-out acquire on the same connection, so it runs after it.
-    AcquireReply second = await(node.acquire(keys("redlock:a"), false, Tokens.next(), LEASE, TIMEOUT));
+    AcquireReply second = await(node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
     assertFalse(second.acquired(), "the timed-out acquire did not run after all");
     assertEquals(token, fleet.command(0, "GET", "redlock:a"));
     // And a release issued after it removes it.
@@ -175,17 +175,17 @@ final class RedisNodeFailureTest {
   void acquire_killedMaster_failsAsUnreachable() {
     await(node.warmUp(TIMEOUT));
     fleet.kill(0);
-    MasterFailureException e = failureOf(node.acquire(keys("redlock:a"), false, Tokens.next(), LEASE, TIMEOUT));
+    MasterFailureException e = failureOf(node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
     assertEquals(Kind.UNREACHABLE, e.kind(), e.getMessage());
   }
 
   @Test
   void acquire_restartedMaster_worksAgain() {
     String token = Tokens.next();
-    assertTrue(await(node.acquire(keys("redlock:a"), false, token, LEASE, TIMEOUT)).acquired());
+    assertTrue(await(node.acquire(keys("redlock:a"), false, false, token, LEASE, TIMEOUT)).acquired());
     fleet.restart(0);
     // The connection comes back by itself; until then calls are rejected at once, not buffered.
-    AcquireReply reply = retryWhileUnreachable(() -> node.acquire(keys("redlock:b"), false, token, LEASE, TIMEOUT));
+    AcquireReply reply = retryWhileUnreachable(() -> node.acquire(keys("redlock:b"), false, false, token, LEASE, TIMEOUT));
     assertTrue(reply.acquired());
     // The restarted master lost its data and its scripts; both were handled.
     assertEquals(List.of("redlock:b"), fleet.keys(0));
@@ -198,10 +198,10 @@ final class RedisNodeFailureTest {
     fleet.kill(0);
     assertEquals(
         Kind.UNREACHABLE,
-        failureOf(node.acquire(keys("redlock:a"), false, Tokens.next(), LEASE, TIMEOUT)).kind());
+        failureOf(node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT)).kind());
     fleet.restart(0);
     AcquireReply reply =
-        retryWhileUnreachable(() -> node.acquire(keys("redlock:a"), false, Tokens.next(), LEASE, TIMEOUT));
+        retryWhileUnreachable(() -> node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
     assertTrue(reply.acquired());
   }
 

@@ -89,14 +89,14 @@ final class RedisNodeTest {
   }
 
   private AcquireReply acquire(String token, long leaseMillis, String... keys) {
-    return await(node.acquire(keys, false, token, leaseMillis, TIMEOUT));
+    return await(node.acquire(keys, false, false, token, leaseMillis, TIMEOUT));
   }
 
   @Test
   void acquire_withFencing_drawsServerTimeWithoutACounterThenIncrementsTheConfirmedOne() {
     String[] keys = keys("redlock:f", "fence:f");
     String token = Tokens.next();
-    AcquireReply first = await(node.acquire(keys, true, token, LEASE, TIMEOUT));
+    AcquireReply first = await(node.acquire(keys, true, false, token, LEASE, TIMEOUT));
     assertTrue(first.acquired());
     // No counter yet: the server's time in microseconds stands in, and nothing is created.
     assertTrue(first.fence() > 1_600_000_000_000_000L, "fence " + first.fence());
@@ -107,7 +107,7 @@ final class RedisNodeTest {
     await(node.release(keys("redlock:f"), token, "r1", TIMEOUT));
 
     String next = Tokens.next();
-    AcquireReply second = await(node.acquire(keys, true, next, LEASE, TIMEOUT));
+    AcquireReply second = await(node.acquire(keys, true, false, next, LEASE, TIMEOUT));
     assertEquals(first.fence() + 1, second.fence());
     // A smaller number never lowers a counter.
     assertTrue(await(node.confirmFence(keys, next, 5, TIMEOUT)));
@@ -223,7 +223,7 @@ final class RedisNodeTest {
   void acquire_wrongTypeKey_failsWithWrongType() {
     fleet.command(0, "HSET", "redlock:a", "field", "value");
     MasterFailureException e =
-        failureOf(node.acquire(keys("redlock:a"), false, Tokens.next(), LEASE, TIMEOUT));
+        failureOf(node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
     assertEquals(Kind.WRONG_TYPE, e.kind());
     assertTrue(e.kind().isPermanent());
     assertEquals(node.name(), e.master());
@@ -238,7 +238,7 @@ final class RedisNodeTest {
   void acquire_wrongTypeKeyAfterFreeKeys_setsNone() {
     fleet.command(0, "RPUSH", "redlock:b", "x");
     MasterFailureException e =
-        failureOf(node.acquire(keys("redlock:a", "redlock:b"), false, Tokens.next(), LEASE, TIMEOUT));
+        failureOf(node.acquire(keys("redlock:a", "redlock:b"), false, false, Tokens.next(), LEASE, TIMEOUT));
     assertEquals(Kind.WRONG_TYPE, e.kind());
     assertTrue(e.getMessage().contains("list"), e.getMessage());
     assertFalse(exists("redlock:a"));
@@ -275,7 +275,7 @@ final class RedisNodeTest {
     fleet.command(0, "SCRIPT", "LOAD", Script.RELEASE.text());
     String token = Tokens.next();
     CompletableFuture<AcquireReply> acquired =
-        node.acquire(keys("redlock:a"), false, token, 60_000, TIMEOUT);
+        node.acquire(keys("redlock:a"), false, false, token, 60_000, TIMEOUT);
     CompletableFuture<Long> released = node.release(keys("redlock:a"), token, "r1", TIMEOUT);
     long deleted = await(released);
     // Either the acquire's retry went out before the release (and the release deleted its key),
@@ -297,7 +297,7 @@ final class RedisNodeTest {
     await(node.warmUp(TIMEOUT));
     String token = Tokens.next();
     CompletableFuture<AcquireReply> acquired =
-        node.acquire(keys("redlock:a", "redlock:b"), false, token, 60_000, TIMEOUT);
+        node.acquire(keys("redlock:a", "redlock:b"), false, false, token, 60_000, TIMEOUT);
     CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, "r1", TIMEOUT);
     assertTrue(await(acquired).acquired());
     assertEquals(2L, await(released));
@@ -313,7 +313,7 @@ final class RedisNodeTest {
   void release_issuedRightAfterAcquire_runsAfterItBeforeTheConnectionIsOpen() {
     String token = Tokens.next();
     CompletableFuture<AcquireReply> acquired =
-        node.acquire(keys("redlock:a", "redlock:b"), false, token, 60_000, TIMEOUT);
+        node.acquire(keys("redlock:a", "redlock:b"), false, false, token, 60_000, TIMEOUT);
     CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, "r1", TIMEOUT);
     assertTrue(await(acquired).acquired());
     assertEquals(2L, await(released), "the release ran before the acquire");
@@ -510,7 +510,7 @@ final class RedisNodeTest {
     await(node.warmUp(TIMEOUT));
     node.close();
     node.close(); // idempotent
-    MasterFailureException e = failureOf(node.acquire(keys("redlock:a"), false, Tokens.next(), LEASE, TIMEOUT));
+    MasterFailureException e = failureOf(node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
     assertEquals(Kind.UNREACHABLE, e.kind());
     assertTrue(e.getMessage().contains("closed"), e.getMessage());
     assertFalse(exists("redlock:a"));

@@ -68,4 +68,9 @@ final class ScriptTest {
     assertNotEquals(Script.ACQUIRE.sha(), Script.RELEASE.sha());
     assertNotEquals(Script.EXTEND.sha(), Script.RELEASE.sha());
   }
+
+  @Test
+  void bootMarkerKey_isTheOneTheFleetSeedsAndHides() {
+    assertEquals(RedisFleet.BOOT_MARKER_KEY, RedisNode.BOOT_MARKER_KEY);
+  }
 }
