@@ -7,6 +7,7 @@ import io.lettuce.core.RedisClient
 import io.lettuce.core.RedisURI
 import io.lettuce.core.resource.ClientResources
 import io.lettuce.core.resource.DefaultClientResources
+import io.lettuce.core.resource.Delay
 import java.time.Duration
 import java.util.concurrent.TimeUnit
 
@@ -19,6 +20,9 @@ internal class LettuceMasters(config: RedlockConfig) : AutoCloseable {
         DefaultClientResources.builder()
             .ioThreadPoolSize(IO_THREADS)
             .computationThreadPoolSize(COMPUTATION_THREADS)
+            // Lettuce's default backs off up to 30 s between reconnects, which would keep a master
+            // that came back out of every quorum for that long; a lock client wants it back soon.
+            .reconnectDelay(Delay.equalJitter(Duration.ofMillis(10), RECONNECT_CAP, 10, TimeUnit.MILLISECONDS))
             .build()
 
     private val client: RedisClient =
@@ -36,6 +40,7 @@ internal class LettuceMasters(config: RedlockConfig) : AutoCloseable {
 
     private companion object {
         val CLOSE_TIMEOUT: Duration = Duration.ofSeconds(2)
+        val RECONNECT_CAP: Duration = Duration.ofSeconds(1)
         val IO_THREADS = Runtime.getRuntime().availableProcessors().coerceIn(2, 4)
         const val COMPUTATION_THREADS = 2
 
