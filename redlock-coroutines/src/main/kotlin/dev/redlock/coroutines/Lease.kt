@@ -113,7 +113,13 @@ internal class RedlockLease(
     internal val timing: Redlock.Timing,
     validUntil: ComparableTimeMark,
     override val fencingToken: Long? = null,
+    internal val kind: LockKind = LockKind.Mutex,
+    /** How many masters must confirm a renewal: the quorum the lease was granted with. */
+    internal val quorum: Int = redlock.quorum,
 ) : Lease {
+    /** The keys the extend script renews for this lease. */
+    internal val extendKeys: Array<String> = kind.extendKeys(keys)
+
     private enum class Phase { HELD, RELEASED, LOST }
 
     @Volatile
@@ -215,7 +221,6 @@ internal class RedlockLease(
      */
     internal fun extended(start: ComparableTimeMark, confirmed: Int, notHeld: Int, failures: List<MasterFailureException>): Throwable? {
         val n = redlock.nodes.size
-        val quorum = redlock.quorum
         if (LockMath.quorumImpossible(n, quorum, notHeld)) {
             return markLost(LockLostException.Reason.NOT_HELD, failures.firstOrNull()) ?: released()
         }
@@ -236,7 +241,7 @@ internal class RedlockLease(
             }
         }
         val failure = LockNotExtendedException(
-            "Could not extend the lease on $resources: $confirmed of $n masters confirmed, quorum $quorum" +
+            "Could not extend the ${kind.what} lease on $resources: $confirmed of $n masters confirmed, quorum $quorum" +
                 (if (notHeld > 0) ", $notHeld no longer hold it" else "") +
                 (if (failures.isNotEmpty()) ", ${failures.size} failed: " + failures.joinToString("; ") { it.message ?: it.master() } else "") +
                 "; the lease stays valid for ${Checks.show(remaining.toJavaDuration())}",

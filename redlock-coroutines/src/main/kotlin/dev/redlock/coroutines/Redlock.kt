@@ -152,21 +152,25 @@ public class Redlock private constructor(
         waitTime: Duration?,
         once: Boolean,
         fencing: Boolean? = null,
+        kind: LockKind = LockKind.Mutex,
     ): RedlockLease? {
         check(!closed.get()) { "this Redlock is closed" }
         val names = checkResources(resources)
+        require(kind.multiResource || names.size == 1) { "a ${kind.what} holds one resource, but ${names.size} were given: $names" }
         val timing = if (leaseTime == null && waitTime == null) defaultTiming else Timing(leaseTime, waitTime)
         val keys = Array(names.size) { config.keyPrefix() + names[it] }
-        // With fencing, the acquire script also gets each resource's fencing counter.
-        val fenced = fencing ?: config.fencing()
-        val scriptKeys = if (fenced) keys + keys.map(Checks::fenceKey) else keys
+        val quorum = if (kind === LockKind.Mutex) quorum else kind.quorum(nodes.size)
+        // Fencing tokens are a mutex's: the other kinds have no single holder to order.
+        val fenced = kind === LockKind.Mutex && (fencing ?: config.fencing())
+        val scriptKeys = kind.acquireKeys(keys, fenced)
+        val noticeKeys = kind.noticeKeys(keys)
         // One token for the whole acquisition: a retry then never collides with a key that an
         // earlier attempt left behind on a master whose release did not get through.
         val token = Tokens.next()
         val waitStart = timeSource.markNow()
         val dirty = BooleanArray(nodes.size)
         // A newcomer queues behind the waiters of this process instead of overtaking them.
-        var waiter: WaitRooms.Waiter? = if (once) null else rooms.queueIfWaited(keys)
+        var waiter: WaitRooms.Waiter? = if (once) null else rooms.queueIfWaited(noticeKeys, kind.exclusive)
         var acquired = false
         var attemptNow = waiter == null
         var last: Attempt? = null
@@ -175,23 +179,24 @@ public class Redlock private constructor(
             while (true) {
                 if (attemptNow) {
                     waiter?.clear()
-                    var attempt = attempt(scriptKeys, fenced, token, timing, dirty)
+                    var attempt = attempt(kind, quorum, scriptKeys, fenced, token, timing, dirty)
                     if (attempt.granted) {
                         val fence = if (fenced) confirmFence(scriptKeys, token, timing, attempt) else null
                         if (!fenced || fence != null) {
                             acquired = true
-                            return RedlockLease(this, names, keys, token, timing, attempt.validUntil, fence)
+                            return RedlockLease(this, names, keys, token, timing, attempt.validUntil, fence, kind, quorum)
                         }
                         attempt = attempt.unconfirmedFence()
                     }
-                    withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
+                    withContext(NonCancellable) { cleanUp(kind, keys, token, timing, dirty) }
+                    attempt.otherPermits?.let { other -> throw permitsDisagree(names, kind, other) }
                     val permanent = attempt.failures.count { it.kind().isPermanent }
                     if (LockMath.quorumImpossible(nodes.size, quorum, permanent)) {
-                        throw notAcquired(names, timing, attempt.complete(dirty), "masters refused the lock permanently")
+                        throw notAcquired(names, timing, attempt.complete(dirty), "masters refused the lock permanently", kind)
                     }
                     if (once) {
                         if (attempt.contended) return null
-                        throw notAcquired(names, timing, attempt.complete(dirty), "one attempt failed")
+                        throw notAcquired(names, timing, attempt.complete(dirty), "one attempt failed", kind)
                     }
                     last = attempt
                     holderHint = listOfNotNull(attempt.holderRemaining, attempt.guardRemaining).minOrNull()
@@ -199,9 +204,9 @@ public class Redlock private constructor(
                 val remainingWait = timing.wait - waitStart.elapsedNow()
                 if (remainingWait <= Duration.ZERO) {
                     val why = "not acquired within waitTime ${Checks.show(timing.wait.toJavaDuration())}"
-                    throw if (last != null) notAcquired(names, timing, last.complete(dirty), why) else queuedTooLong(names, why)
+                    throw if (last != null) notAcquired(names, timing, last.complete(dirty), why, kind) else queuedTooLong(names, why, quorum)
                 }
-                val w = waiter ?: rooms.join(keys).also { waiter = it }
+                val w = waiter ?: rooms.join(noticeKeys, kind.exclusive).also { waiter = it }
                 // The head of the local queue (or a waiter for several keys) waits for a release
                 // notice, with the holder's remaining time and the jittered retry delay as
                 // fallbacks; the others wait for their turn.
@@ -219,15 +224,31 @@ public class Redlock private constructor(
                 }
             }
         } catch (e: CancellationException) {
-            withContext(NonCancellable) { cleanUp(keys, token, timing, dirty) }
+            withContext(NonCancellable) { cleanUp(kind, keys, token, timing, dirty) }
             throw e
         } finally {
             waiter?.let { rooms.leave(it, acquired) }
+            // A waiting writer's mark keeps new readers out, also on masters that refused it:
+            // giving up removes it everywhere, at once, instead of leaving readers out until it expires.
+            if (!acquired && kind.marksWhileWaiting) {
+                withContext(NonCancellable) {
+                    releaseOn(nodes.indices.toList(), kind, keys, token, Tokens.releaseId(), timing, System.Logger.Level.DEBUG, final = true, sent = {}, released = {})
+                }
+            }
         }
     }
 
+    /** Callers of one semaphore disagree on its number of permits. */
+    private fun permitsDisagree(names: List<String>, kind: LockKind, other: Long): IllegalArgumentException {
+        val permits = (kind as LockKind.Permit).permits
+        return IllegalArgumentException(
+            "permits must be the same for every caller of the semaphore ${names[0]}: its current holders use $other, " +
+                "but this call asked for $permits",
+        )
+    }
+
     /** A waiter that spent its whole wait queued behind other waiters of this process. */
-    private fun queuedTooLong(names: List<String>, why: String) = LockNotAcquiredException(
+    private fun queuedTooLong(names: List<String>, why: String, quorum: Int) = LockNotAcquiredException(
         "Could not acquire $names ($why) on ${nodes.size} master(s), quorum $quorum: " +
             "queued the whole time behind other waiters of this process, which held or waited for the lock",
         names, true, null, emptyList(),
@@ -246,11 +267,13 @@ public class Redlock private constructor(
         val tooSlow: Boolean,
         val validUntil: ComparableTimeMark,
         val gathered: Gathered<AcquireReply>,
+        val quorum: Int,
+        val otherPermits: Long? = null,
         val fenceUnconfirmed: Boolean = false,
     ) {
         /** This attempt, not granted: its quorum did not confirm the fencing token in time. */
         fun unconfirmedFence() =
-            Attempt(false, granting, guarded, guardRemaining, contended, holderRemaining, failures, silent, tooSlow, validUntil, gathered, true)
+            Attempt(false, granting, guarded, guardRemaining, contended, holderRemaining, failures, silent, tooSlow, validUntil, gathered, quorum, otherPermits, true)
     }
 
     /**
@@ -258,8 +281,8 @@ public class Redlock private constructor(
      * to the caller names every master, not only those that answered before the outcome was clear.
      */
     private suspend fun Attempt.complete(dirty: BooleanArray): Attempt =
-        if (silent == 0) this else classify(gathered.all(), gathered, dirty, validUntil).let {
-            Attempt(false, it.granting, it.guarded, it.guardRemaining, it.contended, it.holderRemaining, it.failures, it.silent, tooSlow, validUntil, gathered, fenceUnconfirmed)
+        if (silent == 0) this else classify(gathered.all(), gathered, dirty, validUntil, quorum).let {
+            Attempt(false, it.granting, it.guarded, it.guardRemaining, it.contended, it.holderRemaining, it.failures, it.silent, tooSlow, validUntil, gathered, quorum, it.otherPermits, fenceUnconfirmed)
         }
 
     /**
@@ -277,15 +300,15 @@ public class Redlock private constructor(
         return fence.takeIf { confirmed >= quorum && attempt.validUntil.hasNotPassedNow() }
     }
 
-    private suspend fun attempt(keys: Array<String>, fencing: Boolean, token: String, timing: Timing, dirty: BooleanArray): Attempt {
+    private suspend fun attempt(kind: LockKind, quorum: Int, keys: Array<String>, fencing: Boolean, token: String, timing: Timing, dirty: BooleanArray): Attempt {
         val start = timeSource.markNow()
         // Until a master answers "refused", it may have set our keys (even one that timed out:
         // the command may still run on the server), so it needs a release if we do not win.
         dirty.fill(true)
         val gathered = fanOut(nodes, quorum, { reply: AcquireReply -> reply.acquired && guardLeft(reply) == null }) { node ->
-            node.acquire(keys, fencing, guardMillis > 0, token, timing.leaseMillis, timing.nodeTimeout)
+            kind.acquire(node, keys, fencing, guardMillis > 0, token, timing.leaseMillis, timing.nodeTimeout)
         }
-        return classify(gathered.answers, gathered, dirty, start + timing.lease - timing.drift)
+        return classify(gathered.answers, gathered, dirty, start + timing.lease - timing.drift, quorum)
     }
 
     private fun classify(
@@ -293,12 +316,14 @@ public class Redlock private constructor(
         gathered: Gathered<AcquireReply>,
         dirty: BooleanArray,
         validUntil: ComparableTimeMark,
+        quorum: Int,
     ): Attempt {
         var granting = 0
         var guarded = 0
         var guardRemaining: Duration? = null
         var contended = false
         var holderPttl = -2L
+        var otherPermits: Long? = null
         val failures = ArrayList<MasterFailureException>()
         for (answer in answers.sortedBy { it.node }) {
             val reply = answer.value
@@ -312,6 +337,10 @@ public class Redlock private constructor(
                     guardRemaining = minOf(guardRemaining ?: left, left)
                 }
                 reply.acquired -> granting++
+                reply.otherPermits() > 0 -> {
+                    dirty[answer.node] = false
+                    otherPermits = reply.otherPermits()
+                }
                 else -> {
                     dirty[answer.node] = false
                     contended = true
@@ -333,16 +362,18 @@ public class Redlock private constructor(
             tooSlow = granting >= quorum && !inTime,
             validUntil = validUntil,
             gathered = gathered,
+            quorum = quorum,
+            otherPermits = otherPermits,
         )
     }
 
     /** Releases this token's keys on every master that may hold them; bounded by the node timeout. */
-    private suspend fun cleanUp(keys: Array<String>, token: String, timing: Timing, dirty: BooleanArray) {
+    private suspend fun cleanUp(kind: LockKind, keys: Array<String>, token: String, timing: Timing, dirty: BooleanArray) {
         val targets = nodes.indices.filter { dirty[it] }
         if (targets.isEmpty()) return
         // Expected on every retry while a master is down: logged at DEBUG, not as a warning each time.
         // Its notice frees the keys set on a minority: waiters refused by them should look again.
-        releaseOn(targets, keys, token, Tokens.releaseId(), timing, System.Logger.Level.DEBUG, sent = {}, released = { dirty[it] = false })
+        releaseOn(targets, kind, keys, token, Tokens.releaseId(), timing, System.Logger.Level.DEBUG, final = false, sent = {}, released = { dirty[it] = false })
     }
 
     /**
@@ -353,11 +384,11 @@ public class Redlock private constructor(
         // Published with the release, so that a waiter hearing it from several masters (and from
         // this process first) acts on it once.
         val releaseId = Tokens.releaseId()
-        releaseOn(nodes.indices.toList(), lease.keys, lease.token, releaseId, lease.timing, System.Logger.Level.WARNING, sent = {
+        releaseOn(nodes.indices.toList(), lease.kind, lease.keys, lease.token, releaseId, lease.timing, System.Logger.Level.WARNING, final = true, sent = {
             // The release calls are sent: a waiter woken now sends its attempt after them on every
             // master's connection, and each master runs them in order, so it finds the keys gone
             // without waiting for the masters' answers or their release notices.
-            for (key in lease.keys) rooms.released(key, releaseId)
+            for (key in lease.kind.noticeKeys(lease.keys)) rooms.released(key, releaseId)
         }, released = {})
     }
 
@@ -367,15 +398,17 @@ public class Redlock private constructor(
      */
     private suspend fun releaseOn(
         targets: List<Int>,
+        kind: LockKind,
         keys: Array<String>,
         token: String,
         releaseId: String,
         timing: Timing,
         level: System.Logger.Level,
+        final: Boolean,
         sent: () -> Unit,
         released: (Int) -> Unit,
     ) {
-        val calls = targets.map { nodes[it].release(keys, token, releaseId, timing.nodeTimeout) }
+        val calls = targets.map { kind.release(nodes[it], keys, token, releaseId, final, timing.nodeTimeout) }
         sent()
         for ((i, node) in targets.withIndex()) {
             try {
@@ -391,7 +424,8 @@ public class Redlock private constructor(
         }
     }
 
-    private fun notAcquired(names: List<String>, timing: Timing, attempt: Attempt, why: String): LockNotAcquiredException {
+    private fun notAcquired(names: List<String>, timing: Timing, attempt: Attempt, why: String, kind: LockKind): LockNotAcquiredException {
+        val quorum = attempt.quorum
         val parts = ArrayList<String>()
         parts += "${attempt.granting} granted"
         if (attempt.contended) {
@@ -416,7 +450,8 @@ public class Redlock private constructor(
             parts += "${attempt.failures.size} failed: " + attempt.failures.joinToString("; ") { it.message ?: it.master() }
         }
         if (attempt.silent > 0) parts += "${attempt.silent} not awaited"
-        val message = "Could not acquire $names ($why) on ${nodes.size} master(s), quorum $quorum: " + parts.joinToString(", ")
+        val what = if (kind === LockKind.Mutex) "" else "a ${kind.what} on "
+        val message = "Could not acquire $what$names ($why) on ${nodes.size} master(s), quorum $quorum: " + parts.joinToString(", ")
         return LockNotAcquiredException(message, names, attempt.contended, attempt.holderRemaining?.toJavaDuration(), attempt.failures)
     }
 

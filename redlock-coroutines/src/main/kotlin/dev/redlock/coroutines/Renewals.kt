@@ -138,20 +138,23 @@ internal class Renewals(private val redlock: Redlock) {
         }
     }
 
-    /** Leases that can share one extend call (same lease time and node timeout), at most [MAX_KEYS_PER_CALL] keys each. */
+    /**
+     * Leases that can share one extend call (same lease time, node timeout, extend script and
+     * quorum), at most [MAX_KEYS_PER_CALL] keys each.
+     */
     private fun chunks(leases: List<RedlockLease>): List<List<RedlockLease>> {
         val chunks = ArrayList<List<RedlockLease>>()
-        for (group in leases.groupBy { it.timing.leaseMillis to it.timing.nodeTimeout }.values) {
+        for (group in leases.groupBy { BatchKey(it.timing.leaseMillis, it.timing.nodeTimeout, it.kind.extendScript.name(), it.quorum) }.values) {
             var current = ArrayList<RedlockLease>()
             var keys = 0
             for (lease in group) {
-                if (current.isNotEmpty() && keys + lease.keys.size > MAX_KEYS_PER_CALL) {
+                if (current.isNotEmpty() && keys + lease.extendKeys.size > MAX_KEYS_PER_CALL) {
                     chunks += current
                     current = ArrayList()
                     keys = 0
                 }
                 current += lease
-                keys += lease.keys.size
+                keys += lease.extendKeys.size
             }
             if (current.isNotEmpty()) chunks += current
         }
@@ -159,7 +162,7 @@ internal class Renewals(private val redlock: Redlock) {
     }
 
     /**
-     * Extends [leases] (all with the same lease time and node timeout) with one extend script per
+     * Extends [leases] (all with the same lease time, node timeout, kind of extend and quorum) with one extend script per
      * master, and applies each lease's own outcome. Returns per lease null when it was extended,
      * else why not ([LockLostException], `LockNotExtendedException`, or [IllegalStateException]
      * for a released lease). Decided as soon as every lease is decided: extended on a quorum, or
@@ -168,26 +171,31 @@ internal class Renewals(private val redlock: Redlock) {
     suspend fun extendAll(leases: List<RedlockLease>): List<Throwable?> {
         val nodes = redlock.nodes
         val timing = leases[0].timing
+        val kind = leases[0].kind
+        val quorum = leases[0].quorum
         val keys = ArrayList<String>(leases.size)
         val args = arrayOfNulls<String>(leases.size * 2)
         leases.forEachIndexed { i, lease ->
-            keys.addAll(lease.keys)
-            args[2 * i] = lease.keys.size.toString()
+            keys.addAll(lease.extendKeys)
+            args[2 * i] = lease.extendKeys.size.toString()
             args[2 * i + 1] = lease.token
         }
         @Suppress("UNCHECKED_CAST")
         val leaseArgs = args as Array<String>
         val keyArray = keys.toTypedArray()
         val start = redlock.timeSource.markNow()
-        val gathered = fanOut(nodes, redlock.quorum, { held: BooleanArray -> held.all { it } }) { node ->
-            node.extend(keyArray, leaseArgs, timing.leaseMillis, timing.nodeTimeout)
+        val gathered = fanOut(nodes, quorum, { held: BooleanArray -> held.all { it } }) { node ->
+            kind.extend(node, keyArray, leaseArgs, timing.leaseMillis, timing.nodeTimeout)
         }
         var tally = Tally(gathered.answers, leases.size)
-        if (!tally.decided(nodes.size, redlock.quorum) && gathered.answers.size < nodes.size) {
+        if (!tally.decided(nodes.size, quorum) && gathered.answers.size < nodes.size) {
             tally = Tally(gathered.all(), leases.size)
         }
         return leases.mapIndexed { i, lease -> lease.extended(start, tally.confirmed[i], tally.notHeld[i], tally.failures) }
     }
+
+    /** What leases must share to be renewed by one call. */
+    private data class BatchKey(val leaseMillis: Long, val nodeTimeout: java.time.Duration, val script: String, val quorum: Int)
 
     /** Per lease, how many masters confirmed and how many no longer hold it; the failed masters. */
     private inner class Tally(answers: List<Answer<BooleanArray>>, size: Int) {

@@ -18,7 +18,9 @@ import kotlinx.coroutines.withTimeoutOrNull
  *   the queue only, the others wait for their turn without sending anything to the masters (no
  *   thundering herd, and no polling by waiters that could not win anyway);
  * - the waiters for several keys at once, which are woken by a release of any of their keys (they
- *   cannot queue behind one key without blocking the waiters of that key on another).
+ *   cannot queue behind one key without blocking the waiters of that key on another), and the
+ *   waiters of shared kinds (readers, semaphore permits), all woken by every release: one release
+ *   can let several of them in.
  *
  * A release in this process wakes the head at once ([released] from the releasing lease), before
  * Redis echoes the notice; the notices of the same release from every master are recognised by its
@@ -37,8 +39,8 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
     /** What woke a waiter. */
     enum class Signal { NONE, TIMEOUT, RELEASED, PROMOTED }
 
-    /** One acquisition waiting for [keys]. */
-    class Waiter(val keys: Array<String>) {
+    /** One acquisition waiting for [keys]; [queued] when it waits in its key's queue (exclusive, one key). */
+    class Waiter(val keys: Array<String>, val queued: Boolean) {
         private val flags = AtomicInteger()
         private val doorbell = Channel<Unit>(Channel.CONFLATED)
 
@@ -99,32 +101,32 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
      * not overtake them; null when nobody in this process waits for the key (the newcomer then
      * tries at once).
      */
-    fun queueIfWaited(keys: Array<String>): Waiter? {
-        if (keys.size != 1 || rooms[keys[0]] == null) return null
+    fun queueIfWaited(keys: Array<String>, exclusive: Boolean): Waiter? {
+        if (keys.size != 1 || !exclusive || rooms[keys[0]] == null) return null
         synchronized(lock) {
             val room = rooms[keys[0]] ?: return null
             if (room.queue.isEmpty()) return null
-            return Waiter(keys).also { room.queue.addLast(it) }
+            return Waiter(keys, true).also { room.queue.addLast(it) }
         }
     }
 
     /** Registers [keys] as waited for, subscribing to the notices of keys nobody waited for yet. */
-    fun join(keys: Array<String>): Waiter {
-        val waiter = Waiter(keys)
+    fun join(keys: Array<String>, exclusive: Boolean): Waiter {
+        val waiter = Waiter(keys, keys.size == 1 && exclusive)
         // Subscriptions change under the lock, so that the masters see them in the order the
         // rooms came and went (a room removed and re-created at once must end up subscribed).
         synchronized(lock) {
             for (key in keys) {
                 val room = rooms.getOrPut(key) { Room(key).also(::subscribe) }
-                if (keys.size == 1) room.queue.addLast(waiter) else room.watchers += waiter
+                if (waiter.queued) room.queue.addLast(waiter) else room.watchers += waiter
             }
         }
         return waiter
     }
 
-    /** Whether [waiter] may try now: it heads its queue, or waits for several keys. */
+    /** Whether [waiter] may try now: it heads its queue, or is not queued. */
     fun mayAttempt(waiter: Waiter): Boolean {
-        if (waiter.keys.size != 1) return true
+        if (!waiter.queued) return true
         synchronized(lock) { return rooms[waiter.keys[0]]?.queue?.firstOrNull() === waiter }
     }
 
@@ -137,7 +139,7 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
         synchronized(lock) {
             for (key in waiter.keys) {
                 val room = rooms[key] ?: continue
-                if (waiter.keys.size == 1) {
+                if (waiter.queued) {
                     val wasHead = room.queue.firstOrNull() === waiter
                     room.queue.remove(waiter)
                     if (wasHead) room.queue.firstOrNull()?.ring(if (acquired) Signal.PROMOTED else Signal.RELEASED)

@@ -66,7 +66,7 @@ public suspend fun <T> Redlock.withRedlock(
     block: suspend CoroutineScope.(Lease) -> T,
 ): T {
     @OptIn(InternalRedlockApi::class)
-    return runWithLease(resources, leaseTime, waitTime, renew = true, fencing, block)
+    return runWithLease(resources, leaseTime, waitTime, renew = true, fencing, block = block)
 }
 
 /**
@@ -81,9 +81,10 @@ public suspend fun <T> Redlock.runWithLease(
     waitTime: Duration?,
     renew: Boolean,
     fencing: Boolean?,
+    type: LockType = LockType.MUTEX,
     block: suspend CoroutineScope.(Lease) -> T,
 ): T {
-    val lease = acquireLease(resources, leaseTime, waitTime, once = false, fencing)!!
+    val lease = acquireLease(resources, leaseTime, waitTime, once = false, fencing, type.kind)!!
     try {
         // One function for acquire, guarded run and release: each suspend function level costs
         // a continuation object per held lock.
@@ -156,3 +157,95 @@ public suspend fun Redlock.tryAcquire(
     leaseTime: Duration? = null,
     fencing: Boolean? = null,
 ): Lease? = acquireLease(resources, leaseTime, Duration.ZERO, once = true, fencing)
+
+/**
+ * Runs [block] while holding a read lock on [resource]: any number of readers hold it together,
+ * never while a writer holds it. Renewal, loss, release and cancellation work exactly as in
+ * [withRedlock] (loss cancels the block and throws [LockLostException]).
+ *
+ * A reader is admitted on a majority of masters, each of which admits it only while no writer
+ * holds the lock and no writer waits for it (see [withWriteLock]'s `writerPriority`). Each reader
+ * is kept with its own expiry: a reader that crashes frees its place after its lease time. Read
+ * locks have no fencing token. Keys: see the README, "Reader-writer locks and semaphores".
+ *
+ * ```
+ * redlock.withReadLock("catalog") { render(catalog) }
+ * ```
+ *
+ * This suspending function is cancellable, as [withRedlock] is.
+ *
+ * @throws LockNotAcquiredException if the read lock could not be acquired within the wait time
+ * @throws LockLostException if the lease was lost while the block ran
+ * @throws IllegalArgumentException for an empty or invalid resource name, or durations out of range
+ */
+public suspend fun <T> Redlock.withReadLock(
+    resource: String,
+    leaseTime: Duration? = null,
+    waitTime: Duration? = null,
+    block: suspend CoroutineScope.(Lease) -> T,
+): T {
+    @OptIn(InternalRedlockApi::class)
+    return runWithLease(arrayOf(resource), leaseTime, waitTime, renew = true, fencing = false, LockType.READ, block)
+}
+
+/**
+ * Runs [block] while holding the write lock on [resource]: exclusive against every other writer
+ * and every reader of the same reader-writer lock (not against [withRedlock] on the same name,
+ * which is a different lock). Renewal, loss, release and cancellation work exactly as in
+ * [withRedlock].
+ *
+ * A writer is admitted on a majority of masters, each of which admits it only when no other
+ * writer and no live reader holds the lock. With [writerPriority] (the default), a writer kept
+ * out only by readers leaves a mark on the masters that stops new readers from entering until it
+ * gets in, gives up, or the mark expires after its lease time: a steady stream of readers cannot
+ * starve it. Write locks have no fencing token.
+ *
+ * This suspending function is cancellable, as [withRedlock] is.
+ *
+ * @throws LockNotAcquiredException if the write lock could not be acquired within the wait time
+ * @throws LockLostException if the lease was lost while the block ran
+ * @throws IllegalArgumentException for an empty or invalid resource name, or durations out of range
+ */
+public suspend fun <T> Redlock.withWriteLock(
+    resource: String,
+    leaseTime: Duration? = null,
+    waitTime: Duration? = null,
+    writerPriority: Boolean = true,
+    block: suspend CoroutineScope.(Lease) -> T,
+): T {
+    @OptIn(InternalRedlockApi::class)
+    return runWithLease(arrayOf(resource), leaseTime, waitTime, renew = true, fencing = false, LockType.write(writerPriority), block)
+}
+
+/**
+ * Runs [block] while holding one of the [permits] permits of the semaphore [resource]: at most
+ * [permits] holders at a time. Each permit has its own lease, renewed while the block runs and
+ * released on every exit path; a holder that crashes gives its permit back after its lease time.
+ * Loss cancels the block and throws [LockLostException], as in [withRedlock].
+ *
+ * With N masters a holder must win `floor(N * permits / (permits + 1)) + 1` of them, not a mere
+ * majority: each master admits at most [permits] holders, so [permits] + 1 holders would need more
+ * admissions than all masters can give. With one permit that is the majority; with
+ * `permits >= N - 1` it is every master, so the semaphore then tolerates no failed master (see
+ * the README, "Reader-writer locks and semaphores"). Permits have no fencing token.
+ *
+ * Every caller of one semaphore must use the same [permits]: a call whose [permits] differs from
+ * the one the current holders use fails with [IllegalArgumentException] naming both.
+ *
+ * This suspending function is cancellable, as [withRedlock] is.
+ *
+ * @throws LockNotAcquiredException if no permit could be acquired within the wait time
+ * @throws LockLostException if the permit was lost while the block ran
+ * @throws IllegalArgumentException if [permits] is below 1 or differs from the current holders',
+ *   for an empty or invalid resource name, or durations out of range
+ */
+public suspend fun <T> Redlock.withPermit(
+    resource: String,
+    permits: Int,
+    leaseTime: Duration? = null,
+    waitTime: Duration? = null,
+    block: suspend CoroutineScope.(Lease) -> T,
+): T {
+    @OptIn(InternalRedlockApi::class)
+    return runWithLease(arrayOf(resource), leaseTime, waitTime, renew = true, fencing = false, LockType.permit(permits), block)
+}

@@ -166,6 +166,117 @@ public interface AsyncRedlock extends AutoCloseable {
       LockOptions options, Function<? super LockLease, ? extends CompletionStage<T>> action);
 
   /**
+   * Runs {@code action} while holding a read lock on {@code resource}, with the default options.
+   * See {@link #withReadLock(LockOptions, Function)}.
+   *
+   * @param <T> the action's result type
+   * @param resource the resource of the reader-writer lock
+   * @param action starts the work to do under the read lock and returns its stage
+   * @return a future of the action's result
+   * @throws IllegalArgumentException if {@code resource} is empty or longer than 1024 characters
+   * @throws NullPointerException if {@code action} is {@code null}
+   */
+  default <T> CompletableFuture<T> withReadLock(
+      String resource, Function<? super LockLease, ? extends CompletionStage<T>> action) {
+    return withReadLock(LockOptions.of(resource), action);
+  }
+
+  /**
+   * Runs {@code action} while holding a read lock on the one resource of {@code options}: any
+   * number of readers hold it together, never while a writer holds it or (with writer priority)
+   * waits for it. Waiting, renewal, loss, release and cancellation work as in {@link
+   * #withLock(LockOptions, Function)}; a reader that crashes frees its place after its lease time.
+   * Read locks have no fencing token. The future fails with {@link IllegalArgumentException} when
+   * {@code options} names more than one resource.
+   *
+   * @param <T> the action's result type
+   * @param options the resource and per-call settings
+   * @param action starts the work to do under the read lock and returns its stage
+   * @return a future of the action's result
+   * @throws NullPointerException if {@code options} or {@code action} is {@code null}
+   */
+  <T> CompletableFuture<T> withReadLock(
+      LockOptions options, Function<? super LockLease, ? extends CompletionStage<T>> action);
+
+  /**
+   * Runs {@code action} while holding the write lock on {@code resource}, with the default
+   * options. See {@link #withWriteLock(LockOptions, Function)}.
+   *
+   * @param <T> the action's result type
+   * @param resource the resource of the reader-writer lock
+   * @param action starts the work to do under the write lock and returns its stage
+   * @return a future of the action's result
+   * @throws IllegalArgumentException if {@code resource} is empty or longer than 1024 characters
+   * @throws NullPointerException if {@code action} is {@code null}
+   */
+  default <T> CompletableFuture<T> withWriteLock(
+      String resource, Function<? super LockLease, ? extends CompletionStage<T>> action) {
+    return withWriteLock(LockOptions.of(resource), action);
+  }
+
+  /**
+   * Runs {@code action} while holding the write lock on the one resource of {@code options}:
+   * exclusive against every other writer and every reader of that reader-writer lock (a {@link
+   * #withLock} on the same name is a different lock). A writer kept out only by readers stops new
+   * readers from entering until it gets in or gives up, so a stream of readers cannot starve it.
+   * Waiting, renewal, loss, release and cancellation work as in {@link #withLock(LockOptions,
+   * Function)}. Write locks have no fencing token. The future fails with {@link
+   * IllegalArgumentException} when {@code options} names more than one resource.
+   *
+   * @param <T> the action's result type
+   * @param options the resource and per-call settings
+   * @param action starts the work to do under the write lock and returns its stage
+   * @return a future of the action's result
+   * @throws NullPointerException if {@code options} or {@code action} is {@code null}
+   */
+  <T> CompletableFuture<T> withWriteLock(
+      LockOptions options, Function<? super LockLease, ? extends CompletionStage<T>> action);
+
+  /**
+   * Runs {@code action} while holding one of the {@code permits} permits of the semaphore {@code
+   * resource}, with the default options. See {@link #withPermit(LockOptions, int, Function)}.
+   *
+   * @param <T> the action's result type
+   * @param resource the semaphore
+   * @param permits how many holders the semaphore admits at once, at least 1
+   * @param action starts the work to do while holding the permit and returns its stage
+   * @return a future of the action's result
+   * @throws IllegalArgumentException if {@code resource} is empty or longer than 1024 characters,
+   *     or {@code permits} is below 1
+   * @throws NullPointerException if {@code action} is {@code null}
+   */
+  default <T> CompletableFuture<T> withPermit(
+      String resource,
+      int permits,
+      Function<? super LockLease, ? extends CompletionStage<T>> action) {
+    return withPermit(LockOptions.of(resource), permits, action);
+  }
+
+  /**
+   * Runs {@code action} while holding one of the {@code permits} permits of the semaphore named by
+   * the one resource of {@code options}: at most {@code permits} holders at a time, each with its
+   * own lease, renewed while the action's stage is incomplete and released when it completes; a
+   * holder that crashes gives its permit back after its lease time. A holder must win {@code
+   * floor(N * permits / (permits + 1)) + 1} of the N masters (see the README). Waiting, loss,
+   * release and cancellation work as in {@link #withLock(LockOptions, Function)}.
+   *
+   * <p>Every caller of one semaphore must use the same {@code permits}: the future fails with
+   * {@link IllegalArgumentException} naming both numbers when the current holders use another.
+   *
+   * @param <T> the action's result type
+   * @param options the resource and per-call settings
+   * @param permits how many holders the semaphore admits at once, at least 1
+   * @param action starts the work to do while holding the permit and returns its stage
+   * @return a future of the action's result
+   * @throws IllegalArgumentException if {@code permits} is below 1
+   * @throws NullPointerException if {@code options} or {@code action} is {@code null}
+   */
+  <T> CompletableFuture<T> withPermit(
+      LockOptions options,
+      int permits,
+      Function<? super LockLease, ? extends CompletionStage<T>> action);
+
+  /**
    * Runs {@code section} on the calling thread while holding the lock on {@code resource}, with
    * the default options. See {@link #withLockBlocking(LockOptions, CriticalSection)}.
    *

@@ -74,6 +74,35 @@ final class DefaultAsyncRedlock implements AsyncRedlock {
   }
 
   @Override
+  public <T> CompletableFuture<T> withReadLock(
+      LockOptions options, Function<? super LockLease, ? extends CompletionStage<T>> action) {
+    Objects.requireNonNull(options, "options must be LockOptions, but was null");
+    Objects.requireNonNull(action, "action must be a Function, but was null");
+    Executor callbacks = executorFor(options);
+    return bridge.withReadLock(options, callbacks, action).getResult();
+  }
+
+  @Override
+  public <T> CompletableFuture<T> withWriteLock(
+      LockOptions options, Function<? super LockLease, ? extends CompletionStage<T>> action) {
+    Objects.requireNonNull(options, "options must be LockOptions, but was null");
+    Objects.requireNonNull(action, "action must be a Function, but was null");
+    Executor callbacks = executorFor(options);
+    return bridge.withWriteLock(options, callbacks, action).getResult();
+  }
+
+  @Override
+  public <T> CompletableFuture<T> withPermit(
+      LockOptions options,
+      int permits,
+      Function<? super LockLease, ? extends CompletionStage<T>> action) {
+    Objects.requireNonNull(options, "options must be LockOptions, but was null");
+    Objects.requireNonNull(action, "action must be a Function, but was null");
+    Executor callbacks = executorFor(options);
+    return bridge.withPermit(options, permits, callbacks, action).getResult();
+  }
+
+  @Override
   public <T, X extends Exception> T withLockBlocking(
       LockOptions options, CriticalSection<T, X> section) throws X, InterruptedException {
     Objects.requireNonNull(options, "options must be LockOptions, but was null");

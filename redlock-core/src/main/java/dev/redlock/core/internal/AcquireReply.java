@@ -12,8 +12,23 @@ package dev.redlock.core.internal;
  *     incremented counter, or its time in microseconds where it has no counter); else -1
  * @param bootAgeMillis with the restart guard: how long ago the master's boot marker was created
  *     (when it started empty or lost its data); else -1
+ * @param otherPermits for a semaphore refused because its current holders use another number of
+ *     permits: that number; else -1
  */
-public record AcquireReply(boolean acquired, long holderPttlMillis, long fence, long bootAgeMillis) {
+public record AcquireReply(
+    boolean acquired, long holderPttlMillis, long fence, long bootAgeMillis, long otherPermits) {
+  /**
+   * A reply without a disagreement on permits.
+   *
+   * @param acquired whether the master set every key to our token
+   * @param holderPttlMillis the longest remaining time of another holder's key when refused
+   * @param fence the candidate fencing number, or -1
+   * @param bootAgeMillis the age of the boot marker, or -1
+   */
+  public AcquireReply(boolean acquired, long holderPttlMillis, long fence, long bootAgeMillis) {
+    this(acquired, holderPttlMillis, fence, bootAgeMillis, -1);
+  }
+
   /** The reply of a master that granted the keys, without fencing or guard. */
   public static final AcquireReply GRANTED = new AcquireReply(true, 0, -1, -1);
 

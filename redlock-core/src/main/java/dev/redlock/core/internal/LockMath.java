@@ -23,6 +23,28 @@ public final class LockMath {
   }
 
   /**
+   * The number of masters a holder of one permit of a semaphore with {@code permits} permits must
+   * win: {@code floor(masters * permits / (permits + 1)) + 1}. Each master admits at most {@code
+   * permits} holders, so all masters together give at most {@code masters * permits} admissions;
+   * {@code permits + 1} holders each winning this many masters would need more than that. With
+   * one permit it is the majority.
+   *
+   * @param masters the number of masters, at least 1
+   * @param permits the number of permits, at least 1
+   * @return the quorum, between the majority and {@code masters}
+   * @throws IllegalArgumentException if either is below 1
+   */
+  public static int semaphoreQuorum(int masters, int permits) {
+    if (masters < 1) {
+      throw new IllegalArgumentException("masters must be at least 1, but was " + masters);
+    }
+    if (permits < 1) {
+      throw new IllegalArgumentException("permits must be at least 1, but was " + permits);
+    }
+    return (int) ((long) masters * permits / (permits + 1L)) + 1;
+  }
+
+  /**
    * Whether a quorum can no longer be reached once this many masters have definitely said no.
    *
    * @param masters the number of masters

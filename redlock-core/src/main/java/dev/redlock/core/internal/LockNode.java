@@ -80,6 +80,60 @@ public interface LockNode extends AutoCloseable {
   CompletableFuture<Long> release(String[] keys, String token, String releaseId, Duration timeout);
 
   /**
+   * Runs an acquire script of another lock kind (reader-writer lock, semaphore). Its reply has the
+   * shape of the mutex's, {@code {granted, pttl, fence, bootAge}}, optionally followed by the
+   * permits other holders use when they disagree with ours.
+   *
+   * @param script the acquire script
+   * @param keys its keys (the boot marker is appended when {@code guard})
+   * @param guard whether to report the age of the master's boot marker; the script's last argument
+   * @param token the holder's token, the script's first argument
+   * @param args the script's arguments after the token, before the guard flag
+   * @param timeout the bound on the call
+   * @return the master's answer
+   */
+  default CompletableFuture<AcquireReply> acquire(
+      Script script, String[] keys, boolean guard, String token, String[] args, Duration timeout) {
+    return CompletableFuture.failedFuture(
+        new UnsupportedOperationException(name() + " runs only the mutex's scripts"));
+  }
+
+  /**
+   * Runs an extend script of another lock kind, with the argument layout of {@link #extend}.
+   *
+   * @param script the extend script
+   * @param keys the keys of all leases, lease after lease
+   * @param leaseArgs per lease its key count and token, flattened
+   * @param leaseMillis the new lease time, from now
+   * @param timeout the bound on the call
+   * @return per lease whether it was still held (and was extended)
+   */
+  default CompletableFuture<boolean[]> extend(
+      Script script, String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout) {
+    return CompletableFuture.failedFuture(
+        new UnsupportedOperationException(name() + " runs only the mutex's scripts"));
+  }
+
+  /**
+   * Runs the release script of another lock kind: like {@link #release}, with the notice published
+   * once, on the channel of {@code noticeKey}.
+   *
+   * @param keys the keys of the lease
+   * @param modes per key how it holds the lease (see {@code shared_release.lua})
+   * @param noticeKey the key whose channel the waiters of the resource listen to
+   * @param token the holder's token
+   * @param releaseId the notice (never the token)
+   * @param timeout the bound on the call
+   * @return how many keys or members were removed
+   */
+  default CompletableFuture<Long> releaseShared(
+      String[] keys, String[] modes, String noticeKey, String token, String releaseId,
+      Duration timeout) {
+    return CompletableFuture.failedFuture(
+        new UnsupportedOperationException(name() + " runs only the mutex's scripts"));
+  }
+
+  /**
    * Sets the one listener that receives the release notices of the keys this node {@link #watch
    * watches}. Called on the client's I/O threads: it must not block.
    *

@@ -132,12 +132,13 @@ public final class RedisNode implements LockNode {
   @Override
   public CompletableFuture<Void> warmUp(Duration timeout) {
     return commands.issue(
-        c ->
-            CompletableFuture.allOf(
-                c.async().scriptLoad(Script.ACQUIRE.text()).toCompletableFuture(),
-                c.async().scriptLoad(Script.EXTEND.text()).toCompletableFuture(),
-                c.async().scriptLoad(Script.RELEASE.text()).toCompletableFuture(),
-                c.async().scriptLoad(Script.FENCE.text()).toCompletableFuture()),
+        c -> {
+          CompletableFuture<?>[] loads = new CompletableFuture<?>[Script.ALL.length];
+          for (int i = 0; i < loads.length; i++) {
+            loads[i] = c.async().scriptLoad(Script.ALL[i].text()).toCompletableFuture();
+          }
+          return CompletableFuture.allOf(loads);
+        },
         timeout);
   }
 
@@ -184,6 +185,57 @@ public final class RedisNode implements LockNode {
   }
 
   @Override
+  public CompletableFuture<AcquireReply> acquire(
+      Script script, String[] keys, boolean guard, String token, String[] args, Duration timeout) {
+    if (guard) {
+      keys = java.util.Arrays.copyOf(keys, keys.length + 1);
+      keys[keys.length - 1] = BOOT_MARKER_KEY;
+    }
+    String[] all = new String[args.length + 2];
+    all[0] = token;
+    System.arraycopy(args, 0, all, 1, args.length);
+    all[all.length - 1] = guard ? "1" : "0";
+    AtomicBoolean superseded = new AtomicBoolean();
+    acquiresInFlight.put(token, superseded);
+    CompletableFuture<List<Object>> reply =
+        script(script, ScriptOutputType.MULTI, keys, superseded, timeout, all);
+    reply.whenComplete((r, e) -> acquiresInFlight.remove(token, superseded));
+    return reply.thenApply(
+        r ->
+            new AcquireReply(
+                ((Long) r.get(0)) == 1L,
+                (Long) r.get(1),
+                (Long) r.get(2),
+                (Long) r.get(3),
+                r.size() > 4 ? (Long) r.get(4) : -1));
+  }
+
+  @Override
+  public CompletableFuture<boolean[]> extend(
+      Script script, String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout) {
+    return runExtend(script, keys, leaseArgs, leaseMillis, timeout);
+  }
+
+  @Override
+  public CompletableFuture<Long> releaseShared(
+      String[] keys, String[] modes, String noticeKey, String token, String releaseId,
+      Duration timeout) {
+    String[] args = new String[modes.length + 4];
+    args[0] = token;
+    args[1] = RELEASE_CHANNEL_PREFIX;
+    args[2] = releaseId;
+    args[3] = noticeKey;
+    System.arraycopy(modes, 0, args, 4, modes.length);
+    synchronized (lock) {
+      AtomicBoolean acquire = acquiresInFlight.get(token);
+      if (acquire != null) {
+        acquire.set(true);
+      }
+      return script(Script.SHARED_RELEASE, ScriptOutputType.INTEGER, keys, null, timeout, args);
+    }
+  }
+
+  @Override
   public CompletableFuture<Boolean> confirmFence(
       String[] keys, String token, long fence, Duration timeout) {
     CompletableFuture<Long> reply =
@@ -194,11 +246,16 @@ public final class RedisNode implements LockNode {
   @Override
   public CompletableFuture<boolean[]> extend(
       String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout) {
+    return runExtend(Script.EXTEND, keys, leaseArgs, leaseMillis, timeout);
+  }
+
+  private CompletableFuture<boolean[]> runExtend(
+      Script script, String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout) {
     String[] args = new String[leaseArgs.length + 1];
     args[0] = Long.toString(leaseMillis);
     System.arraycopy(leaseArgs, 0, args, 1, leaseArgs.length);
     CompletableFuture<List<Object>> reply =
-        script(Script.EXTEND, ScriptOutputType.MULTI, keys, null, timeout, args);
+        script(script, ScriptOutputType.MULTI, keys, null, timeout, args);
     return reply.thenApply(
         r -> {
           boolean[] held = new boolean[r.size()];

@@ -26,6 +26,23 @@ public final class Script {
   /** Confirms a fencing number on a master that still holds the lease. */
   public static final Script FENCE = load("fence");
 
+  /** Acquires a read or a write lease of a reader-writer lock. */
+  public static final Script RW_ACQUIRE = load("rw_acquire");
+
+  /** Acquires one permit of a semaphore with expiring permits. */
+  public static final Script SEMAPHORE_ACQUIRE = load("semaphore_acquire");
+
+  /** Extends leases kept as members of sorted sets (readers, permits). */
+  public static final Script SHARED_EXTEND = load("shared_extend");
+
+  /** Releases a lease of a reader-writer lock or a semaphore and announces it. */
+  public static final Script SHARED_RELEASE = load("shared_release");
+
+  /** Every script, for loading them ahead of use. */
+  static final Script[] ALL = {
+    ACQUIRE, EXTEND, RELEASE, FENCE, RW_ACQUIRE, SEMAPHORE_ACQUIRE, SHARED_EXTEND, SHARED_RELEASE
+  };
+
   private final String name;
   private final String text;
   private final String sha;

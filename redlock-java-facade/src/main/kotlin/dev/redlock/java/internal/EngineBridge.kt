@@ -4,6 +4,7 @@ import dev.redlock.core.LockLostException
 import dev.redlock.core.RedlockConfig
 import dev.redlock.coroutines.InternalRedlockApi
 import dev.redlock.coroutines.Lease
+import dev.redlock.coroutines.LockType
 import dev.redlock.coroutines.Redlock
 import dev.redlock.coroutines.acquire
 import dev.redlock.coroutines.guard
@@ -81,6 +82,20 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         launchCall(executor, null) {
             section(options, executor, leaseExecutor, action)
         }
+
+    /** `withReadLock`: as [withLock], for the read side of a reader-writer lock. */
+    fun <T> withReadLock(options: LockOptions, executor: Executor, action: Function<in LockLease, out CompletionStage<T>?>): Call<T> =
+        launchCall(executor, null) { section(options, executor, executor, action, LockType.READ) }
+
+    /** `withWriteLock`: as [withLock], for the write side of a reader-writer lock (writer priority on). */
+    fun <T> withWriteLock(options: LockOptions, executor: Executor, action: Function<in LockLease, out CompletionStage<T>?>): Call<T> =
+        launchCall(executor, null) { section(options, executor, executor, action, LockType.write(true)) }
+
+    /** `withPermit`: as [withLock], for one permit of a semaphore; a bad [permits] is thrown at once. */
+    fun <T> withPermit(options: LockOptions, permits: Int, executor: Executor, action: Function<in LockLease, out CompletionStage<T>?>): Call<T> {
+        val type = LockType.permit(permits)
+        return launchCall(executor, null) { section(options, executor, executor, action, type) }
+    }
 
     /** `acquire`: waits for the lock; a lease the caller no longer wants (cancelled meanwhile) is released. */
     fun acquire(options: LockOptions, executor: Executor): Call<LockLease> =
@@ -172,10 +187,11 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         executor: Executor,
         leaseExecutor: Executor,
         action: Function<in LockLease, out CompletionStage<T>?>,
+        type: LockType = LockType.MUTEX,
     ): T {
         var bridged: BridgedLease? = null
         try {
-            return redlock.runWithLease(options.names(), options.lease(), options.wait(), options.autoRenew(), options.fencingChoice()) { lease ->
+            return redlock.runWithLease(options.names(), options.lease(), options.wait(), options.autoRenew(), options.fencingChoice(), type) { lease ->
                 val facadeLease = BridgedLease(this@EngineBridge, lease, leaseExecutor)
                 bridged = facadeLease
                 // Completes lost() while the action runs; the engine's own guard cancels the block.
