@@ -39,7 +39,8 @@ import kotlin.concurrent.withLock
  * - [blackHole] keeps every connection open but forwards nothing: bytes read from either side
  *   are dropped, including chunks still waiting out their latency. New connections are accepted
  *   but not connected to the target until [heal].
- * - [resetConnections] closes every proxied connection on both sides with a TCP RST.
+ * - [resetConnections] closes every proxied connection on both sides with a TCP RST;
+ *   [closeConnections] closes them with a FIN.
  *
  * Dropped bytes are gone for good, so a connection that carried traffic during a black hole no
  * longer carries a coherent byte stream (a Redis client may pair a later reply with an earlier
@@ -132,6 +133,15 @@ public class TcpProxy private constructor(
      */
     public fun resetConnections() {
         connections.toList().forEach { it.close(reset = true) }
+    }
+
+    /**
+     * Closes every proxied connection on both sides the orderly way (a TCP FIN), as a server or a
+     * middlebox that closes idle connections would; bytes not yet forwarded are dropped. The proxy
+     * keeps listening, and new connections are served as usual.
+     */
+    public fun closeConnections() {
+        connections.toList().forEach { it.close(reset = false) }
     }
 
     /**

@@ -128,6 +128,21 @@ class TcpProxyTest :
             }
         }
 
+        test("closeConnections closes both sides the orderly way and the proxy keeps serving") {
+            TcpProxy.start("127.0.0.1", fleet.port(0)).use { proxy ->
+                val before = connectedClients(fleet)
+                Client(proxy.port).use { client ->
+                    client.call("PING") shouldBe "+PONG"
+                    proxy.closeConnections()
+                    // An orderly close reads as the end of the stream, not as a reset.
+                    shouldThrow<IOException> { client.line(timeoutMillis = 2_000) }.message shouldBe "connection closed"
+                    proxy.connectionCount shouldBe 0
+                    eventually("the master saw its side closed") { connectedClients(fleet) == before }
+                }
+                Client(proxy.port).use { again -> again.call("PING") shouldBe "+PONG" }
+            }
+        }
+
         test("a connection to a target that is down is reset") {
             RedisFleet.start(1).use { other ->
                 TcpProxy.start("127.0.0.1", other.port(0)).use { proxy ->
