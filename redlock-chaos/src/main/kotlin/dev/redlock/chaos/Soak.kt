@@ -187,6 +187,7 @@ class SoakReport(
         line("| --- | --- |")
         line("| rounds run (of $planned planned) | ${results.size}${failedNote()} |")
         line("| critical sections run | ${sections.size} (${sections.groupingBy { it.outcome }.eachCount().toSortedMap().entries.joinToString { "${it.key.name.lowercase()} ${it.value}" }}) |")
+        line("| sections by number of masters | ${all.groupBy { it.scenario.masters }.toSortedMap().entries.joinToString { (n, rs) -> "N=$n: ${rs.sumOf { it.report.sections.size }}" }} |")
         line("| faults injected | ${faults.size} |")
         line("| **violations where the assumptions hold** | **${safe.sumOf { it.report.violations.size }}** (expected 0) in ${safe.size} rounds, ${safe.sumOf { it.report.sections.size }} sections |")
         line("| violations where the assumptions were deliberately broken | ${broken.sumOf { it.report.violations.size }} in ${broken.size} rounds, ${broken.sumOf { it.report.sections.size }} sections |")
@@ -225,9 +226,13 @@ class SoakReport(
         for ((r, miss) in m.take(10)) {
             line("  - ${r.scenario.replayHint()}: ${miss.section.id} on '${miss.section.resource}' ran ${ms(miss.overrunNanos)} past its validity")
         }
-        val maxOverrun = all.flatMap { r -> r.report.sections.filter { it.guarded && it.bodyCompleted }.map { it.end - it.validUntil } }.maxOrNull()
+        val maxOverrun = all.flatMap { r ->
+            val frozen = r.report.pausedOverruns.map { it.section }.toSet()
+            r.report.sections.filter { it.guarded && it.bodyCompleted && it !in frozen }.map { it.end - it.validUntil }
+        }.maxOrNull()
         if (maxOverrun != null) {
-            line("- Largest amount by which a completed block ended after its validity (any round): ${if (maxOverrun <= 0) "none (every completed block ended within its validity)" else ms(maxOverrun)}.")
+            line("- Latest a completed block (not frozen) ended relative to its validity, any round: " +
+                if (maxOverrun <= 0) "every one ended within its validity (${ms(-maxOverrun)} before it, at the closest)." else "${ms(maxOverrun)} after it.")
         }
         line()
     }
@@ -246,6 +251,22 @@ class SoakReport(
         line("| holders frozen across the end of their validity (SIGSTOP of a client JVM) | ${paused.size} |")
         line("| frozen holders: block's run after SIGCONT until it stopped, p50 / max | ${dist(paused.map { it.afterResumeNanos }, p99 = false)} |")
         line("| frozen holders whose block finished its remaining steps after SIGCONT instead of being cancelled | ${paused.count { it.bodyCompleted }} |")
+        line()
+        val slow = all.flatMap { r -> r.report.slowestCancels.take(3).map { r to it } }.sortedByDescending { it.second.second }.take(5)
+        if (slow.isNotEmpty()) {
+            line("Slowest cancellations after a loss (a client named `child...` runs in its own JVM, the others in the soak's):")
+            line()
+            for ((r, pair) in slow) {
+                val (sec, nanos) = pair
+                line("- ${ms(nanos)}: ${sec.id} on '${sec.resource}', ${sec.lossReason}, ${r.scenario.replayHint()}")
+            }
+            line()
+        }
+        line("A frozen holder is cancelled once it runs again, but the block and the library's guard both wake up " +
+            "overdue; when the block's timer runs first, it takes one more step before the cancellation reaches it " +
+            "(`withRedlock` still throws `LockLostException`). This is the pause the library cannot see " +
+            "(the GC-pause pitfall in `withRedlock`'s documentation): a protected resource must check the lease, or " +
+            "better a fencing token, before acting.")
         line()
     }
 
