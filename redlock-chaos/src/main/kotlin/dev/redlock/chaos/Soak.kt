@@ -8,7 +8,6 @@ import java.time.Instant
 import java.time.ZoneOffset
 import java.time.format.DateTimeFormatter
 import java.util.Locale
-import kotlin.system.exitProcess
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.minutes
@@ -36,13 +35,8 @@ object Soak {
 
     @JvmStatic
     fun main(args: Array<String>) {
-        val options = try {
-            parse(args)
-        } catch (e: IllegalArgumentException) {
-            System.err.println("soak: ${e.message}\nusage: --minutes M --seed S [--round K] [--out FILE]")
-            exitProcess(2)
-        }
-        run(options)
+        // A bad argument throws with its reason; exec:java reports it (exiting would end Maven's JVM).
+        run(parse(args))
     }
 
     fun parse(args: Array<String>): Options {
@@ -62,7 +56,7 @@ object Soak {
                 "--seed" -> seed = value(a).toLongOrNull() ?: throw IllegalArgumentException("--seed expects an integer")
                 "--round" -> round = value(a).toIntOrNull() ?: throw IllegalArgumentException("--round expects a round number")
                 "--out" -> out = Paths.get(value(a))
-                else -> throw IllegalArgumentException("unknown argument '$a'")
+                else -> throw IllegalArgumentException("unknown argument '$a'; expected --minutes M, --seed S, --round K, --out FILE")
             }
             i++
         }
