@@ -114,7 +114,8 @@ class Checker(private val cancelGraceNanos: Long = 50_000_000) {
         val paused = ArrayList<PausedOverrun>()
         val cancel = ArrayList<Long>()
         for (s in sorted) {
-            val freeze = frozen.firstOrNull { it.client == s.client && it.start < s.end && it.end > s.start && it.start <= s.validUntil + cancelGraceNanos }
+            // Frozen when its validity ran out: the overrun is the pause's, not the library's.
+            val freeze = frozen.firstOrNull { it.client == s.client && it.start <= s.validUntil + cancelGraceNanos && it.end >= s.validUntil && it.start < s.end }
             if (freeze != null && s.end > s.validUntil) {
                 paused += PausedOverrun(s, freeze, s.end - freeze.end, s.bodyCompleted)
                 continue

@@ -163,6 +163,15 @@ class CheckerTest :
             reacquire.leaseLeftNanos shouldBe ms(900)
         }
 
+        test("a short freeze early in a section that is lost later is no paused overrun: the loss is timed as usual") {
+            val report = checker.check(
+                listOf(section("p", client = "child0", start = 50, end = 1450, validUntil = 1000, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 1001)),
+                clientEvents = listOf(ClientEvent("child0", ClientEvent.Kind.FROZEN, ms(100), ms(130))),
+            )
+            report.pausedOverruns.shouldBeEmpty()
+            report.cancelLatencies shouldBe listOf(ms(450))
+        }
+
         test("a freeze shorter than what the lease had left counts for no reacquisition") {
             val report = checker.check(
                 listOf(section("p", client = "child0", start = 50, end = 300, validUntil = 1000)),
