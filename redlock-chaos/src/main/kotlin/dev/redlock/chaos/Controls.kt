@@ -1,0 +1,143 @@
+package dev.redlock.chaos
+
+import dev.redlock.coroutines.Redlock
+import dev.redlock.coroutines.acquire
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
+
+/**
+ * Scripted runs that show the checker works: each breaks one Redlock assumption at the moment it
+ * matters, so a second holder gets the lock while the first still believes it holds it, and the
+ * checker must report the overlap ([mustFire]). The twins with [mustFire] false do the same with
+ * the assumption kept, and must report nothing.
+ *
+ * The bare-majority runs use 3 masters: holder H is cut off from master 2 by its proxy (a black
+ * hole that lasts the whole run), so it holds the lock on masters 0 and 1 only; then master 1
+ * loses H's key and contender C, which reaches every master, takes the lock on masters 1 and 2.
+ */
+enum class Control(val label: String, val mustFire: Boolean, val fault: FaultKind?) {
+    RESTART_AT_ONCE_BARE_MAJORITY("master 1 of H's bare majority restarted at once, empty", true, FaultKind.RESTART_EMPTY_AT_ONCE),
+    FLUSHALL_BARE_MAJORITY("FLUSHALL on master 1 of H's bare majority", true, FaultKind.FLUSHALL),
+    EVICTION_BARE_MAJORITY("H's key evicted (maxmemory, allkeys-lru) on master 1 of its bare majority", true, FaultKind.EVICTION),
+    SLOW_CLOCK("H's clock runs at 0.9x; H uses its lease (no renewal) until its own clock says it ends", true, FaultKind.SLOW_CLOCK),
+    RESTART_AFTER_LEASE_BARE_MAJORITY("twin: master 1 of H's bare majority killed, restarted after one lease", false, FaultKind.KILL_RESTART_AFTER_LEASE),
+    NORMAL_CLOCK("twin: H's clock runs at real time; H uses its lease until it ends", false, null),
+}
+
+/** A control run's result: it passed when the checker fired exactly as [Control.mustFire] says. */
+class ControlResult(val control: Control, val report: CheckReport, val origin: Long) {
+    val fired: Boolean
+        get() = report.violations.isNotEmpty()
+
+    val passed: Boolean
+        get() = fired == control.mustFire
+
+    fun summary(): String =
+        "control ${control.name} (${control.label}): ${if (fired) "checker FIRED" else "checker silent"}, " +
+            "expected ${if (control.mustFire) "to fire" else "silence"} -> ${if (passed) "ok" else "WRONG"}\n  " + report.summary(origin)
+}
+
+/** Runs [control] on its own masters and returns what the checker made of it. */
+fun runControl(control: Control, lease: Duration = 2.seconds, log: (String) -> Unit = ::println): ControlResult {
+    quietLogs()
+    val timing = Timing(lease = lease, wait = lease * 3, nodeTimeout = 100.milliseconds, retryDelay = 10.milliseconds)
+    val history = History()
+    val result = ChaosCluster(masters = 3).use { cluster ->
+        Redlock(timing.config(cluster.uris(0)), clockFor(if (control == Control.SLOW_CLOCK) 0.9 else 1.0)).use { h ->
+            Redlock(timing.config(cluster.uris(1)), clockFor(1.0)).use { c ->
+                // Both connect before the clock starts: a first connect is no part of the experiment.
+                runBlocking { warmUp(h, c) }
+                val origin = System.nanoTime()
+                runBlocking(Dispatchers.Default) {
+                    if (control.fault == FaultKind.SLOW_CLOCK || control == Control.NORMAL_CLOCK) {
+                        clockRun(control, h, c, timing, history)
+                    } else {
+                        bareMajorityRun(control, cluster, h, c, timing, history)
+                    }
+                }
+                history.closeOpen()
+                ControlResult(control, Checker().check(history.sections(), history.faults(), history.clientEvents()), origin)
+            }
+        }
+    }
+    log(result.summary())
+    return result
+}
+
+private suspend fun warmUp(vararg redlocks: Redlock) {
+    for (r in redlocks) {
+        r.acquire("warm-up", leaseTime = 1.seconds).release()
+    }
+}
+
+private suspend fun bareMajorityRun(control: Control, cluster: ChaosCluster, h: Redlock, c: Redlock, timing: Timing, history: History) {
+    val lease = timing.lease
+    cluster.proxies[0][2].blackHole()
+    try {
+        coroutineScope {
+            // H holds for up to two leases, renewing, unless it learns of the loss first.
+            val holder = async { runSection(h, "H", "H", "x", timing, List(((lease * 2) / 20.milliseconds).toInt()) { 20.milliseconds }, 1.0, history) }
+            while (history.openSectionOf("H") == null) {
+                check(!holder.isCompleted) { "H did not get the lock on its bare majority: ${history.notAcquiredCounts()}" }
+                delay(2.milliseconds)
+            }
+            val start = System.nanoTime()
+            val note = withContext(Dispatchers.IO) {
+                when (control.fault) {
+                    FaultKind.RESTART_EMPTY_AT_ONCE -> cluster.fleet.restart(1).let { "" }
+                    FaultKind.FLUSHALL -> cluster.fleet.command(1, "FLUSHALL").let { "" }
+                    FaultKind.EVICTION -> evictLockKeys(cluster, 1, target = "${Timing.KEY_PREFIX}x")
+                    FaultKind.KILL_RESTART_AFTER_LEASE -> {
+                        cluster.fleet.kill(1)
+                        Thread.sleep((lease * 1.2).inWholeMilliseconds)
+                        cluster.fleet.restart(1)
+                        "down ${(lease * 1.2).inWholeMilliseconds} ms"
+                    }
+                    else -> error("not a bare-majority control: $control")
+                }
+            }
+            history.record(FaultEvent(control.fault!!, "master 1", start, System.nanoTime(), note))
+            // C takes the lock as soon as it can and holds it for a little while.
+            runSection(c, "C", "C", "x", timing, List(10) { 30.milliseconds }, 1.0, history)
+            holder.await()
+        }
+    } finally {
+        cluster.proxies[0][2].resetConnections()
+        cluster.proxies[0][2].heal()
+    }
+}
+
+/**
+ * H acquires without renewal and keeps working until its own clock says the lease is over; C
+ * waits for the lock meanwhile and takes it when the keys expire on the masters.
+ */
+private suspend fun clockRun(control: Control, h: Redlock, c: Redlock, timing: Timing, history: History) {
+    val rate = if (control == Control.SLOW_CLOCK) 0.9 else 1.0
+    if (control == Control.SLOW_CLOCK) {
+        val now = System.nanoTime()
+        history.record(FaultEvent(FaultKind.SLOW_CLOCK, "H", now, now, "clock rate 0.9"))
+    }
+    val lease = h.acquire("x", leaseTime = timing.lease)
+    val start = System.nanoTime()
+    // Not under withRedlock: H watches its own clock, as a caller of acquire() does.
+    history.beginUnguarded("H", "H", "x", start, believedValidUntil(lease, rate) ?: start)
+    coroutineScope {
+        val contender = async { runSection(c, "C", "C", "x", timing, List(10) { 30.milliseconds }, 1.0, history) }
+        while (true) {
+            val v = believedValidUntil(lease, rate) ?: break
+            history.valid("H", v)
+            delay(5.milliseconds)
+        }
+        history.ended("H", System.nanoTime(), bodyCompleted = true)
+        lease.release()
+        history.outcome("H", Outcome.COMPLETED, null, null)
+        contender.await()
+    }
+}

@@ -1,0 +1,38 @@
+package dev.redlock.chaos
+
+/**
+ * The faults the suite injects. [breaksAssumptions] marks those that violate the Redlock
+ * assumptions (keys persist on a master for their time to live; a crashed master stays down for
+ * one lease time; clocks run at about the same rate): under them the checker may legitimately
+ * find overlaps, and the suite reports them apart from the runs where the assumptions hold.
+ * [keyLoss] marks faults that destroy lock keys on a master, from which a loss can be timed.
+ */
+enum class FaultKind(val label: String, val breaksAssumptions: Boolean, val keyLoss: Boolean = false) {
+    KILL_RESTART_AFTER_LEASE("kill -9 a master, restart it (empty) after more than one lease time", false, keyLoss = true),
+    RESTART_EMPTY_AT_ONCE("kill -9 a master and restart it at once with its data gone", true, keyLoss = true),
+    PAUSE_MASTER("SIGSTOP a master, SIGCONT it later", false),
+    LATENCY("proxy adds latency (up to several node timeouts) between some clients and a master", false),
+    BLACK_HOLE("proxy black-holes a master for some clients, then resets the connections and heals", false),
+    RESET("proxy resets every connection between some clients and a master", false),
+    PAUSED_HOLDER("a lock holder's JVM frozen (SIGSTOP) for longer than the lease, then continued", false),
+    HOLDER_CRASH("a lock holder's JVM killed (kill -9) while it holds a lock", false),
+    SCRIPT_FLUSH("SCRIPT FLUSH on a master", false),
+    FLUSHALL("FLUSHALL on a master", true, keyLoss = true),
+    EVICTION("lock keys evicted on a master under maxmemory with allkeys-lru", true, keyLoss = true),
+    SLOW_CLOCK("a client whose clock runs at 0.9x real time", true),
+    ;
+
+    companion object {
+        /** Every fault that keeps the Redlock assumptions. */
+        val SAFE: List<FaultKind> = entries.filter { !it.breaksAssumptions }
+
+        /** The faults a scheduled run can inject (the slow clock is a property of a client, not an event). */
+        val SCHEDULABLE: List<FaultKind> = entries.filter { it != SLOW_CLOCK }
+    }
+}
+
+/**
+ * One injected fault: what, on which target, and over which span (`System.nanoTime()`); an instant
+ * fault has `start == end`. [note] says what it did, for the report and for replaying a failure.
+ */
+data class FaultEvent(val kind: FaultKind, val target: String, val start: Long, val end: Long, val note: String = "")

@@ -1,0 +1,406 @@
+package dev.redlock.chaos
+
+import dev.redlock.testing.RedisFleet
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.Paths
+import java.time.Instant
+import java.time.ZoneOffset
+import java.time.format.DateTimeFormatter
+import java.util.Locale
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.minutes
+import kotlin.time.Duration.Companion.seconds
+import kotlin.time.TimeSource
+
+/**
+ * The long tier: runs the negative controls, the reset-mid-command check, the reconnect check,
+ * then one round per (fault, N) for N = 1, 3 and 5 — each fault alone, a random mix of the faults that keep the
+ * Redlock assumptions, and a random mix of all faults — until the time is up, and writes the
+ * figures to `RELIABILITY.md` at the repository root.
+ *
+ * ```
+ * mvn -q -pl redlock-chaos -am package -DskipTests -Dsoak -Dexec.args="--minutes 10 --seed 42"
+ * ```
+ *
+ * Options: `--minutes M` (default 10), `--seed S` (default: the clock), `--round K` (run only round
+ * K of the plan, to replay it; the file is then not written), `--out FILE`.
+ */
+object Soak {
+    /** One planned round: a scenario, and whether the Redlock assumptions hold in it. */
+    class Round(val index: Int, val scenario: Scenario)
+
+    class Options(val minutes: Double, val seed: Long, val round: Int?, val out: Path?)
+
+    /** No round is shorter: the slowest faults (a kill held for more than a lease) need a few seconds. */
+    private val MIN_ROUND = 6.seconds
+
+    @JvmStatic
+    fun main(args: Array<String>) {
+        // A bad argument throws with its reason; exec:java reports it (exiting would end Maven's JVM).
+        run(parse(args))
+    }
+
+    fun parse(args: Array<String>): Options {
+        var minutes = 10.0
+        var seed = System.currentTimeMillis() % 1_000_000
+        var round: Int? = null
+        var out: Path? = null
+        var i = 0
+        fun value(name: String): String {
+            require(i + 1 < args.size) { "$name expects a value" }
+            return args[++i]
+        }
+        while (i < args.size) {
+            when (val a = args[i]) {
+                "--minutes" -> minutes = value(a).toDoubleOrNull()?.takeIf { it > 0 && it <= 24 * 60 }
+                    ?: throw IllegalArgumentException("--minutes expects a number of minutes in (0, 1440]")
+                "--seed" -> seed = value(a).toLongOrNull() ?: throw IllegalArgumentException("--seed expects an integer")
+                "--round" -> round = value(a).toIntOrNull() ?: throw IllegalArgumentException("--round expects a round number")
+                "--out" -> out = Paths.get(value(a))
+                else -> throw IllegalArgumentException("unknown argument '$a'; expected --minutes M, --seed S, --round K, --out FILE")
+            }
+            i++
+        }
+        return Options(minutes, seed, round, out)
+    }
+
+    /** Every round of the plan, in the order they run: each kind across N = 1, 3, 5 before the next kind. */
+    fun plan(seed: Long, roundLength: Duration, timing: Timing): List<Round> {
+        val kinds: List<Pair<String, List<FaultKind>>> =
+            listOf("mixed-safe" to FaultKind.SAFE, "mixed-all" to FaultKind.SCHEDULABLE) +
+                FaultKind.SCHEDULABLE.map { it.name.lowercase() to listOf(it) }
+        val rounds = ArrayList<Round>()
+        for ((name, faults) in kinds) {
+            for (n in listOf(1, 3, 5)) {
+                val index = rounds.size
+                val mixed = faults.size > 1
+                val needsChildren = faults.any { it == FaultKind.PAUSED_HOLDER || it == FaultKind.HOLDER_CRASH }
+                rounds += Round(
+                    index,
+                    Scenario(
+                        name = "soak-$index-$name", masters = n, seed = seed * 1000 + index, faults = faults,
+                        clients = 8, childClients = if (needsChildren) 2 else 0, resources = 4,
+                        duration = roundLength, gap = if (mixed) 100.milliseconds..600.milliseconds else 200.milliseconds..900.milliseconds,
+                        maxConcurrentFaults = if (mixed) 2 else 1, timing = timing, replaceKilledChildren = true,
+                    ),
+                )
+            }
+        }
+        return rounds
+    }
+
+    fun run(options: Options) {
+        quietLogs()
+        val clock = TimeSource.Monotonic.markNow()
+        val budget = (options.minutes * 60_000).toLong().milliseconds
+        val timing = Timing()
+        println("soak: seed=${options.seed}, ${options.minutes} minute(s); replay with --seed ${options.seed}")
+        val probe = plan(options.seed, 10.seconds, timing)
+        if (options.round != null) {
+            val round = probe.getOrNull(options.round) ?: throw IllegalArgumentException("--round expects 0..${probe.size - 1}")
+            println(runScenario(round.scenario.copy(duration = (budget).coerceAtLeast(5.seconds))).summary())
+            return
+        }
+        val started = Instant.now()
+        val controls = Control.entries.map { runControl(it) }
+        val replay = runReplayCheck(options.seed)
+        val reconnects = runReconnectCheck()
+        // Every round runs; their length adapts so that the whole plan fits the time. A round also
+        // spends time starting and stopping masters, proxies and children: measured as it goes.
+        var overhead = 5.seconds
+        val rounds = plan(options.seed, MIN_ROUND, timing)
+        val results = ArrayList<Pair<Round, Result<ScenarioResult>>>()
+        for (round in rounds) {
+            val left = budget - clock.elapsedNow()
+            val length = (left / (rounds.size - results.size) - overhead).coerceAtLeast(MIN_ROUND)
+            val roundStart = TimeSource.Monotonic.markNow()
+            val result = runCatching { runScenario(round.scenario.copy(duration = length)) }
+            overhead = (overhead + (roundStart.elapsedNow() - length).coerceAtLeast(Duration.ZERO)) / 2
+            result.onSuccess { println(it.summary()) }.onFailure { println("round ${round.index} failed: $it") }
+            results += round to result
+        }
+        val text = SoakReport(options, started, clock.elapsedNow(), rounds.size, results, controls, replay, reconnects).render()
+        val out = options.out ?: repositoryRoot().resolve("RELIABILITY.md")
+        Files.writeString(out, text)
+        println("soak: wrote $out")
+    }
+
+    /** The repository root: from the build (`redlock.chaos.root`), else the nearest parent holding the root pom. */
+    fun repositoryRoot(): Path {
+        System.getProperty("redlock.chaos.root")?.takeIf { it.isNotBlank() }?.let { return Paths.get(it) }
+        var dir: Path? = Paths.get("").toAbsolutePath()
+        while (dir != null) {
+            val pom = dir.resolve("pom.xml")
+            if (Files.exists(pom) && Files.readString(pom).contains("<module>redlock-chaos</module>")) return dir
+            dir = dir.parent
+        }
+        return Paths.get("").toAbsolutePath()
+    }
+}
+
+/** Renders the soak's figures as `RELIABILITY.md`. */
+class SoakReport(
+    private val options: Soak.Options,
+    private val started: Instant,
+    private val elapsed: Duration,
+    private val planned: Int,
+    private val results: List<Pair<Soak.Round, Result<ScenarioResult>>>,
+    private val controls: List<ControlResult>,
+    private val replay: ReplayReport,
+    private val reconnects: List<Reconnect>,
+) {
+    private val ok = results.mapNotNull { (round, r) -> r.getOrNull()?.let { round to it } }
+    private val safe = ok.filter { it.first.scenario.assumptionsHold }.map { it.second }
+    private val broken = ok.filter { !it.first.scenario.assumptionsHold }.map { it.second }
+    private val all = ok.map { it.second }
+
+    fun render(): String = buildString {
+        val command = "mvn -q -pl redlock-chaos -am package -DskipTests -Dsoak -Dexec.args=\"--minutes ${fmt(options.minutes)} --seed ${options.seed}\""
+        line("# Reliability")
+        line()
+        line("Generated by the chaos soak (`redlock-chaos`, `dev.redlock.chaos.Soak`); do not edit by hand. Produced with:")
+        line()
+        line("```")
+        line(command)
+        line("```")
+        line()
+        line("Started ${DateTimeFormatter.ISO_INSTANT.format(started.atOffset(ZoneOffset.UTC))}, ran ${elapsed.inWholeSeconds} s on " +
+            "${Runtime.getRuntime().availableProcessors()} cores, Java ${System.getProperty("java.version")}, " +
+            "redis-server ${redisVersion()}. Seed ${options.seed}: a round is replayed with `--seed ${options.seed} --round K`.")
+        line()
+        summary()
+        safety()
+        losses()
+        liveness()
+        brokenAssumptions()
+        controlsAndReplay()
+        rounds()
+        method()
+    }
+
+    private fun StringBuilder.summary() {
+        val sections = all.flatMap { it.report.sections }
+        val faults = all.flatMap { it.report.faults }
+        line("## Summary")
+        line()
+        line("| figure | value |")
+        line("| --- | --- |")
+        line("| rounds run (of $planned planned) | ${results.size}${failedNote()} |")
+        line("| critical sections run | ${sections.size} (${sections.groupingBy { it.outcome }.eachCount().toSortedMap().entries.joinToString { "${it.key.name.lowercase()} ${it.value}" }}) |")
+        line("| sections by number of masters | ${all.groupBy { it.scenario.masters }.toSortedMap().entries.joinToString { (n, rs) -> "N=$n: ${rs.sumOf { it.report.sections.size }}" }} |")
+        line("| faults injected | ${faults.size} |")
+        line("| **violations where the assumptions hold** | **${safe.sumOf { it.report.violations.size }}** (expected 0) in ${safe.size} rounds, ${safe.sumOf { it.report.sections.size }} sections |")
+        line("| violations where the assumptions were deliberately broken | ${broken.sumOf { it.report.violations.size }} in ${broken.size} rounds, ${broken.sumOf { it.report.sections.size }} sections |")
+        line("| missed losses (a block ran on past its validity, uninformed) | ${all.sumOf { it.report.missedLosses.size }} (expected 0) |")
+        line("| losses detected (`LockLostException`) | ${sections.count { it.outcome == Outcome.LOST }} |")
+        line("| time from loss to cancelled block, p50 / p99 / max | ${dist(all.flatMap { it.report.cancelLatencies })} |")
+        line("| time to reacquire after the holder died, p50 / max | ${dist(reacquireDelays(), p99 = false)} |")
+        line("| longest recovery after a fault ended | ${longestRecovery()} |")
+        line("| lock keys left one lease after the clients stopped | ${all.sumOf { r -> r.keysLeftAfterLease.values.sumOf { it.size } }} (expected 0) |")
+        line("| negative controls that behaved as expected | ${controls.count { it.passed }} of ${controls.size} |")
+        line("| stale commands replayed after a reset mid-command | ${replay.staleReplays} in ${replay.rounds.size} rounds (expected 0) |")
+        line()
+        line("Faults injected, by kind:")
+        line()
+        line("| fault | count | keeps the assumptions |")
+        line("| --- | --- | --- |")
+        val byKind = faults.groupingBy { it.kind }.eachCount()
+        for (kind in FaultKind.entries) {
+            val count = if (kind == FaultKind.SLOW_CLOCK) controls.count { it.control.fault == kind } else byKind[kind] ?: 0
+            line("| ${kind.label} | $count | ${if (kind.breaksAssumptions) "no" else "yes"} |")
+        }
+        line()
+    }
+
+    private fun StringBuilder.safety() {
+        line("## Safety")
+        line()
+        line("A violation is two critical sections on one resource that overlapped while both holders believed their " +
+            "leases valid. A missed loss is a section whose block ran all its steps past its validity without being cancelled.")
+        line()
+        val v = safe.flatMap { r -> r.report.violations.map { r to it } }
+        val m = all.flatMap { r -> r.report.missedLosses.map { r to it } }
+        line("- Where the assumptions hold (${safe.size} rounds): **${v.size} violation(s)**, ${m.count { it.first in safe }} missed loss(es).")
+        for ((r, violation) in v.take(10)) line("  - ${r.scenario.replayHint()}: ${violation.describe(r.origin)}")
+        line("- Missed losses in all rounds: ${m.size}.")
+        for ((r, miss) in m.take(10)) {
+            line("  - ${r.scenario.replayHint()}: ${miss.section.id} on '${miss.section.resource}' ran ${ms(miss.overrunNanos)} past its validity")
+        }
+        val maxOverrun = all.flatMap { r ->
+            val frozen = r.report.pausedOverruns.map { it.section }.toSet()
+            r.report.sections.filter { it.guarded && it.bodyCompleted && it !in frozen }.map { it.end - it.validUntil }
+        }.maxOrNull()
+        if (maxOverrun != null) {
+            line("- Latest a completed block (not frozen) ended relative to its validity, any round: " +
+                if (maxOverrun <= 0) "every one ended within its validity (${ms(-maxOverrun)} before it, at the closest)." else "${ms(maxOverrun)} after it.")
+        }
+        line()
+    }
+
+    private fun StringBuilder.losses() {
+        val lost = all.flatMap { it.report.sections }.filter { it.outcome == Outcome.LOST }
+        line("## Losses")
+        line()
+        line("| figure | value |")
+        line("| --- | --- |")
+        line("| losses declared: validity ran out before a renewal got through (EXPIRED) | ${lost.count { it.lossReason == "EXPIRED" }} |")
+        line("| losses declared: a quorum no longer holds the keys (NOT_HELD) | ${lost.count { it.lossReason == "NOT_HELD" }} |")
+        line("| loss to cancelled block (the block's end minus the earlier of its validity and the declared loss), p50 / p99 / max | ${dist(all.flatMap { it.report.cancelLatencies })} |")
+        line("| key-destroying fault to declared NOT_HELD loss, p50 / p99 / max | ${dist(all.flatMap { it.report.detectionDelays })} |")
+        val paused = all.flatMap { it.report.pausedOverruns }
+        line("| holders frozen across the end of their validity (SIGSTOP of a client JVM) | ${paused.size} |")
+        line("| frozen holders: block's run after SIGCONT until it stopped, p50 / max | ${dist(paused.map { it.afterResumeNanos }, p99 = false)} |")
+        line("| frozen holders whose block finished its remaining steps after SIGCONT instead of being cancelled | ${paused.count { it.bodyCompleted }} |")
+        line()
+        val slow = all.flatMap { r -> r.report.slowestCancels.take(3).map { r to it } }.sortedByDescending { it.second.second }.take(5)
+        if (slow.isNotEmpty()) {
+            line("Slowest cancellations after a loss (a client named `child...` runs in its own JVM, the others in the soak's):")
+            line()
+            for ((r, pair) in slow) {
+                val (sec, nanos) = pair
+                line("- ${ms(nanos)}: ${sec.id} on '${sec.resource}', ${sec.lossReason}, ${r.scenario.replayHint()}")
+            }
+            line()
+        }
+        line("A frozen holder is cancelled once it runs again, but the block and the library's guard both wake up " +
+            "overdue; when the block's timer runs first, it takes one more step before the cancellation reaches it " +
+            "(`withRedlock` still throws `LockLostException`). This is the pause the library cannot see " +
+            "(the GC-pause pitfall in `withRedlock`'s documentation): a protected resource must check the lease, or " +
+            "better a fencing token, before acting.")
+        line()
+    }
+
+    private fun StringBuilder.liveness() {
+        val reacquires = all.flatMap { it.report.reacquires }
+        line("## Liveness")
+        line()
+        line("| figure | value |")
+        line("| --- | --- |")
+        for (kind in ClientEvent.Kind.entries) {
+            val of = reacquires.filter { it.event.kind == kind }
+            val what = if (kind == ClientEvent.Kind.KILLED) "killed (kill -9)" else "frozen past its lease (SIGSTOP)"
+            line("| holder $what: resource reacquired by another client after, p50 / max | ${dist(of.mapNotNull { it.delayNanos }, p99 = false)} (${of.size} events, ${of.count { it.delayNanos == null }} not reacquired before the round ended) |")
+            line("| ... of which beyond what the lease had left, p50 / max | ${dist(of.mapNotNull { r -> r.delayNanos?.let { it - r.leaseLeftNanos } }, p99 = false)} |")
+        }
+        line("| longest recovery after a fault ended (until the next section started anywhere) | ${longestRecovery()} |")
+        val stall = all.maxByOrNull { it.report.longestStallNanos }
+        line("| longest stall (no section started anywhere) | ${stall?.let { "${ms(it.report.longestStallNanos)} (${it.scenario.replayHint()})" } ?: "-"} |")
+        line("| acquisitions that gave up (wait time ${all.firstOrNull()?.scenario?.timing?.wait ?: "-"}) | ${all.flatMap { it.notAcquired.entries }.groupBy({ it.key }, { it.value }).mapValues { it.value.sum() }.toSortedMap()} |")
+        line()
+    }
+
+    private fun StringBuilder.brokenAssumptions() {
+        line("## Under the faults that break the assumptions")
+        line()
+        line("Restarting a master at once with its data gone, FLUSHALL and eviction destroy lock keys on a master. " +
+            "A holder that holds exactly a bare majority (because another master was down, partitioned or slow when it " +
+            "acquired) then holds a minority, and another client can take the lock while the first still believes it holds " +
+            "it, until its next renewal finds the keys gone. Redlock forbids these faults; the suite injects them to show what happens.")
+        line()
+        val v = broken.flatMap { r -> r.report.violations.map { r to it } }
+        line("- ${v.size} violation(s) in ${broken.size} rounds with such faults; by the key loss that preceded them: " +
+            v.groupingBy { it.second.keyLossBefore?.kind?.name ?: "none found within 1 s" }.eachCount().toSortedMap())
+        line("- by number of masters: " + v.groupingBy { "N=${it.first.scenario.masters}" }.eachCount().toSortedMap())
+        line("- overlap, p50 / max: ${dist(v.map { it.second.overlapNanos }, p99 = false)}")
+        for ((r, violation) in v.take(8)) line("  - ${r.scenario.replayHint()}: ${violation.describe(r.origin)}")
+        line()
+    }
+
+    private fun StringBuilder.controlsAndReplay() {
+        line("## Negative controls and the reset-mid-command check")
+        line()
+        line("| control | expected | checker |")
+        line("| --- | --- | --- |")
+        for (c in controls) {
+            val overlap = c.report.violations.firstOrNull()?.let { " (overlap ${ms(it.overlapNanos)})" } ?: ""
+            line("| ${c.control.label} | ${if (c.control.mustFire) "fires" else "silent"} | ${if (c.fired) "fired$overlap" else "silent"}${if (c.passed) "" else " **WRONG**"} |")
+        }
+        line()
+        line("After its only master was down, a client could lock again this long after the master answered again " +
+            "(Lettuce's reconnect backoff; see `KnownIssuesTest`): " +
+            reconnects.joinToString("; ") { "${it.outage} outage: ${it.usableAfter.inWholeMilliseconds} ms" } + ".")
+        line()
+        line("Lettuce under a connection closed mid-command (${replay.rounds.size} rounds, RST and FIN, before the request " +
+            "reached the master and while its reply was on the way): ${replay.staleReplays} round(s) with a command run on the " +
+            "master after the caller was done (a replay), ${replay.keysOutlivingLease} with a lock key alive one lease " +
+            "(${replay.lease.inWholeMilliseconds} ms) after the caller was done.")
+        line()
+    }
+
+    private fun StringBuilder.rounds() {
+        line("## Rounds")
+        line()
+        line("| # | N | faults | sections | faults injected | violations | missed | lost | keys left |")
+        line("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for ((round, result) in results) {
+            val s = round.scenario
+            val faults = if (s.faults.size > 2) (if (s.assumptionsHold) "mix of safe faults" else "mix of all faults") else s.faults.joinToString { it.name }
+            result.onSuccess { r ->
+                line("| ${round.index} | ${s.masters} | $faults | ${r.report.sections.size} | ${r.report.faults.size} | " +
+                    "${r.report.violations.size} | ${r.report.missedLosses.size} | ${r.report.outcomes[Outcome.LOST] ?: 0} | ${r.keysLeftAfterLease.values.sumOf { it.size }} |")
+            }.onFailure { e -> line("| ${round.index} | ${s.masters} | $faults | failed: ${e.toString().replace('|', '/')} | | | | | |") }
+        }
+        line()
+    }
+
+    private fun StringBuilder.method() {
+        val t = all.firstOrNull()?.scenario?.timing ?: Timing()
+        line("## Method")
+        line()
+        line("- Each round starts N real `redis-server` masters (`RedisFleet`) and, per master, two `TcpProxy`s in the " +
+            "test process: half of the clients reach the masters through one set, half through the other, so a network " +
+            "fault can cut some clients off a master and not others. 8 clients run in the soak's JVM, each with its own " +
+            "`Redlock`; rounds with holder faults add 2 clients in child JVMs. They take locks on 4 resources with " +
+            "`withRedlock` (lease ${t.lease.inWholeMilliseconds} ms, node timeout ${t.nodeTimeout.inWholeMilliseconds} ms, " +
+            "wait ${t.wait.inWholeMilliseconds} ms); a section lasts 2-40 ms mostly, up to 300 ms often, and up to 1.5 leases " +
+            "now and then (renewed meanwhile).")
+        line("- Every section records, on one monotonic clock (`System.nanoTime`, CLOCK_MONOTONIC, shared by the child " +
+            "JVMs), when its block started and stopped, and until when its holder believed the lease valid: `now + " +
+            "lease.remaining` sampled at the start, after every step (at most 50 ms apart) and at the end. The checker " +
+            "compares the spans `[start, min(end, believed validity)]` of every pair of sections on a resource.")
+        line("- The paused holder is a client in its own JVM stopped with SIGSTOP for 1.2-2 leases while it holds a " +
+            "lock, then continued with SIGCONT: the whole process stops, its renewals and timers with it, as in a long GC " +
+            "pause or a suspended VM; a pause inside one JVM (a blocked thread) would leave the library's own threads " +
+            "running and test something else. The fault is aimed only once the child has reported that it is inside a " +
+            "section and is confirmed after it stopped. A crashed holder is such a child killed with SIGKILL instead.")
+        line("- A partition (black hole) ends with a reset of the proxied connections before traffic flows again: TCP " +
+            "gives up on a long partition, and a byte stream with a hole in it is not something TCP delivers. Latency " +
+            "faults model the other ending, where the stream is delayed but intact.")
+        line("- The slow clock is a client whose `Redlock` gets a `TimeSource` running at 0.9x; its believed validity " +
+            "is converted to real time. Under `withRedlock` renewals hide a slow clock, so the control uses `acquire` " +
+            "and a holder that works until its own clock says the lease is over.")
+        line("- Violations are counted apart for rounds whose faults keep the assumptions (kill and restart after " +
+            "more than one lease, SIGSTOP of a master, latency, black holes, resets, SCRIPT FLUSH, paused and crashed " +
+            "holders) and rounds that also restart masters at once, FLUSHALL or evict keys.")
+        line()
+    }
+
+    private fun reacquireDelays(): List<Long> =
+        all.flatMap { it.report.reacquires }.filter { it.event.kind == ClientEvent.Kind.KILLED }.mapNotNull { it.delayNanos }
+
+    private fun longestRecovery(): String {
+        val best = all.flatMap { r -> r.report.recoveries.map { r to it } }.maxByOrNull { it.second.nanos } ?: return "-"
+        return "${ms(best.second.nanos)} (after ${best.second.fault.kind} on ${best.second.fault.target}, ${best.first.scenario.replayHint()})"
+    }
+
+    private fun failedNote(): String {
+        val failed = results.count { it.second.isFailure }
+        return if (failed == 0) "" else ", **$failed failed**"
+    }
+
+    private fun dist(values: List<Long>, p99: Boolean = true): String {
+        if (values.isEmpty()) return "- (none)"
+        val parts = listOfNotNull(percentile(values, 50.0), if (p99) percentile(values, 99.0) else null, values.max())
+        return parts.joinToString(" / ") { ms(it) } + " (n=${values.size})"
+    }
+
+    private fun fmt(minutes: Double): String = if (minutes == Math.floor(minutes)) minutes.toLong().toString() else String.format(Locale.ROOT, "%.2f", minutes)
+
+    private fun redisVersion(): String = runCatching { RedisFleet.start(1).use { it.serverVersion } }.getOrDefault("?")
+
+    private fun StringBuilder.line(text: String = "") {
+        append(text).append('\n')
+    }
+}
