@@ -62,6 +62,8 @@ class CheckReport(
     val reacquires: List<Reacquire>,
     val recoveries: List<Recovery>,
     val longestStallNanos: Long,
+    /** Pairs (earlier, later) of holders of one resource whose fencing tokens do not grow. */
+    val fenceInversions: List<Pair<Section, Section>> = emptyList(),
 ) {
     /** The lost sections whose block took longest to stop after the loss, slowest first. */
     val slowestCancels: List<Pair<Section, Long>>
@@ -76,6 +78,10 @@ class CheckReport(
         append("${sections.size} sections ${outcomes}, ${faults.size} faults ${faults.groupingBy { it.kind }.eachCount()}")
         append(", ${violations.size} violation(s), ${missedLosses.size} missed loss(es)")
         if (pausedOverruns.isNotEmpty()) append(", ${pausedOverruns.size} paused overrun(s)")
+        append(", ${fenceInversions.size} fencing inversion(s)")
+        for ((a, b) in fenceInversions.take(3)) {
+            append("\n  FENCING INVERSION on '${a.resource}': ${a.id} token ${a.fence} then ${b.id} token ${b.fence}")
+        }
         for (v in violations.take(5)) append("\n  VIOLATION ").append(v.describe(origin))
         for ((s, nanos) in slowestCancels.filter { it.second > SLOW_CANCEL_NANOS }.take(3)) {
             append("\n  slow cancel: ${s.id} (${s.client}) on '${s.resource}', ${s.lossReason}: block stopped ${ms(nanos)} after the loss ")
@@ -148,7 +154,28 @@ class Checker(private val cancelGraceNanos: Long = 50_000_000) {
         }
         val stall = starts.zipWithNext { a, b -> b - a }.maxOrNull() ?: 0L
 
-        return CheckReport(sorted, faults.sortedBy { it.start }, violations, missed, paused, cancel, detection, reacquires, recoveries, stall)
+        return CheckReport(
+            sorted, faults.sortedBy { it.start }, violations, missed, paused, cancel, detection, reacquires, recoveries, stall,
+            fenceInversions(sorted),
+        )
+    }
+
+    /**
+     * The fencing property: of two holders of a resource, the later one's token is larger. Holders
+     * are taken in the order their blocks started (a block starts right after its grant, and a
+     * later grant comes after the earlier lease ended or was lost); each token must exceed every
+     * token before it on that resource.
+     */
+    private fun fenceInversions(sorted: List<Section>): List<Pair<Section, Section>> {
+        val found = ArrayList<Pair<Section, Section>>()
+        for ((_, onResource) in sorted.filter { it.fence != null }.groupBy { it.resource }) {
+            var highest: Section? = null
+            for (s in onResource) {
+                if (highest != null && s.fence!! <= highest.fence!!) found += highest to s
+                if (highest == null || s.fence!! > highest.fence!!) highest = s
+            }
+        }
+        return found
     }
 
     /** Sweeps each resource's sections in start order against those still believed valid. */

@@ -65,6 +65,8 @@ object ChildClientMain {
 
         override fun notAcquired(client: String, kind: String) = line("N $client $kind")
 
+        override fun fence(id: String, token: Long) = line("F $id $token")
+
         private fun line(text: String) {
             synchronized(out) { out.println(text) }
         }
@@ -112,6 +114,7 @@ class ChildClient private constructor(
             "E" -> sink.ended(f[1], f[2].toLong(), f[3] == "1")
             "O" -> sink.outcome(f[1], Outcome.valueOf(f[2]), f[3].takeIf { it != "-" }, f[4].toLong().takeIf { it >= 0 })
             "N" -> sink.notAcquired(f[1], f[2])
+            "F" -> sink.fence(f[1], f[2].toLong())
         }
     }
 

@@ -51,7 +51,7 @@ class ChaosCluster(val masters: Int, val sides: Int = 2) : AutoCloseable {
 
     /** The suite's lock keys on every running master. */
     fun lockKeys(): Map<Int, List<String>> =
-        (0 until masters).filter { fleet.isRunning(it) }.associateWith { fleet.keys(it, "${Timing.KEY_PREFIX}*") }.filterValues { it.isNotEmpty() }
+        (0 until masters).filter { fleet.isRunning(it) }.associateWith { lockKeys(fleet, it) }.filterValues { it.isNotEmpty() }
 
     override fun close() {
         var failure: Throwable? = null
@@ -85,3 +85,10 @@ fun quietLogs() {
         }
     }
 }
+
+/**
+ * The suite's lock keys on master [m]: the keys under [Timing.KEY_PREFIX], without the fencing
+ * counters, which live on the masters without expiry by design.
+ */
+fun lockKeys(fleet: dev.redlock.testing.RedisFleet, m: Int): List<String> =
+    fleet.keys(m, "${Timing.KEY_PREFIX}*").filterNot { it.endsWith("\u0000fence") }

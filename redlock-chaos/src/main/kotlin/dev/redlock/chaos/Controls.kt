@@ -18,14 +18,21 @@ import kotlinx.coroutines.withContext
  * checker must report the overlap ([mustFire]). The twins with [mustFire] false do the same with
  * the assumption kept, and must report nothing.
  *
+ * The controls that make a master forget H's key run with the library's restart guard off, as
+ * plain Redlock: the guard is the library's own defence against exactly these faults (a master
+ * that comes back empty, or is flushed, does not vote for a lease time), and the guarded twins show
+ * it keeping the checker silent.
+ *
  * The bare-majority runs use 3 masters: holder H is cut off from master 2 by its proxy (a black
  * hole that lasts the whole run), so it holds the lock on masters 0 and 1 only; then master 1
  * loses H's key and contender C, which reaches every master, takes the lock on masters 1 and 2.
  */
-enum class Control(val label: String, val mustFire: Boolean, val fault: FaultKind?) {
-    RESTART_AT_ONCE_BARE_MAJORITY("master 1 of H's bare majority restarted at once, empty", true, FaultKind.RESTART_EMPTY_AT_ONCE),
-    FLUSHALL_BARE_MAJORITY("FLUSHALL on master 1 of H's bare majority", true, FaultKind.FLUSHALL),
-    EVICTION_BARE_MAJORITY("H's key evicted (maxmemory, allkeys-lru) on master 1 of its bare majority", true, FaultKind.EVICTION),
+enum class Control(val label: String, val mustFire: Boolean, val fault: FaultKind?, val guard: Boolean = true) {
+    RESTART_AT_ONCE_BARE_MAJORITY("master 1 of H's bare majority restarted at once, empty (restart guard off)", true, FaultKind.RESTART_EMPTY_AT_ONCE, guard = false),
+    FLUSHALL_BARE_MAJORITY("FLUSHALL on master 1 of H's bare majority (restart guard off)", true, FaultKind.FLUSHALL, guard = false),
+    EVICTION_BARE_MAJORITY("H's key evicted (maxmemory, allkeys-lru) on master 1 of its bare majority (restart guard off)", true, FaultKind.EVICTION, guard = false),
+    RESTART_AT_ONCE_GUARDED("twin: master 1 of H's bare majority restarted at once, empty, with the restart guard on", false, FaultKind.RESTART_EMPTY_AT_ONCE),
+    FLUSHALL_GUARDED("twin: FLUSHALL on master 1 of H's bare majority, with the restart guard on", false, FaultKind.FLUSHALL),
     SLOW_CLOCK("H's clock runs at 0.9x; H uses its lease (no renewal) until its own clock says it ends", true, FaultKind.SLOW_CLOCK),
     RESTART_AFTER_LEASE_BARE_MAJORITY("twin: master 1 of H's bare majority killed, restarted after one lease", false, FaultKind.KILL_RESTART_AFTER_LEASE),
     NORMAL_CLOCK("twin: H's clock runs at real time; H uses its lease until it ends", false, null),
@@ -47,7 +54,10 @@ class ControlResult(val control: Control, val report: CheckReport, val origin: L
 /** Runs [control] on its own masters and returns what the checker made of it. */
 fun runControl(control: Control, lease: Duration = 2.seconds, log: (String) -> Unit = ::println): ControlResult {
     quietLogs()
-    val timing = Timing(lease = lease, wait = lease * 3, nodeTimeout = 100.milliseconds, retryDelay = 10.milliseconds)
+    val timing = Timing(
+        lease = lease, wait = lease * 3, nodeTimeout = 100.milliseconds, retryDelay = 10.milliseconds,
+        restartGuard = if (control.guard) null else Duration.ZERO,
+    )
     val history = History()
     val result = ChaosCluster(masters = 3).use { cluster ->
         Redlock(timing.config(cluster.uris(0)), clockFor(if (control == Control.SLOW_CLOCK) 0.9 else 1.0)).use { h ->

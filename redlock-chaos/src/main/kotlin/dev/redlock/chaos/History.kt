@@ -43,6 +43,8 @@ data class Section(
     val lossReason: String? = null,
     val lossDeclaredAt: Long? = null,
     val guarded: Boolean = true,
+    /** The lease's fencing token, when the section ran with fencing. */
+    val fence: Long? = null,
 ) {
     /** The end of the span over which the holder believed its lease valid while it ran. */
     val believedEnd: Long
@@ -61,6 +63,9 @@ interface SectionSink {
 
     /** An acquisition that did not get the lock; [kind] is `contended`, `failed` or `error`. */
     fun notAcquired(client: String, kind: String)
+
+    /** The fencing token of section [id]'s lease. */
+    fun fence(id: String, token: Long)
 }
 
 /** Something a client process went through that the checker needs: frozen (SIGSTOP) or killed. */
@@ -84,6 +89,8 @@ class History : SectionSink {
         @Volatile var end: Long = -1
 
         @Volatile var bodyCompleted = false
+
+        @Volatile var fence: Long? = null
     }
 
     private val open = ConcurrentHashMap<String, Open>()
@@ -113,6 +120,10 @@ class History : SectionSink {
         if (validUntil > section.validUntil) section.validUntil = validUntil
     }
 
+    override fun fence(id: String, token: Long) {
+        open[id]?.fence = token
+    }
+
     override fun ended(id: String, end: Long, bodyCompleted: Boolean) {
         val section = open[id] ?: return
         section.end = end
@@ -123,7 +134,7 @@ class History : SectionSink {
         val section = open.remove(id) ?: return
         val end = if (section.end >= 0) section.end else System.nanoTime()
         done += Section(section.id, section.client, section.resource, section.start, end, section.validUntil,
-            section.bodyCompleted, outcome, lossReason, lossDeclaredAt, section.guarded)
+            section.bodyCompleted, outcome, lossReason, lossDeclaredAt, section.guarded, section.fence)
     }
 
     override fun notAcquired(client: String, kind: String) {

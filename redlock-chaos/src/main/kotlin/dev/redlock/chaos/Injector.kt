@@ -268,7 +268,7 @@ fun evictLockKeys(cluster: ChaosCluster, m: Int, target: String?): String {
     val fleet = cluster.fleet
     fun info(section: String, field: String): Long =
         (fleet.command(m, "INFO", section) as String).lineSequence().first { it.startsWith("$field:") }.substringAfter(':').trim().toLong()
-    val lockBefore = fleet.keys(m, "${Timing.KEY_PREFIX}*").size
+    val lockBefore = lockKeys(fleet, m).size
     val evictedBefore = info("stats", "evicted_keys")
     val used = info("memory", "used_memory")
     fleet.command(m, "CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
@@ -280,7 +280,7 @@ fun evictLockKeys(cluster: ChaosCluster, m: Int, target: String?): String {
             fleet.command(m, "SET", "filler:$written", payload, "PX", "10000")
             written++
             if (written % 8 == 0) {
-                val gone = if (target != null) fleet.command(m, "EXISTS", target) == 0L else fleet.keys(m, "${Timing.KEY_PREFIX}*").isEmpty()
+                val gone = if (target != null) fleet.command(m, "EXISTS", target) == 0L else lockKeys(fleet, m).isEmpty()
                 if (gone && (target != null || written >= 64)) break
             }
         }

@@ -194,6 +194,7 @@ class SoakReport(
         line("| **violations where the assumptions hold** | **${safe.sumOf { it.report.violations.size }}** (expected 0) in ${safe.size} rounds, ${safe.sumOf { it.report.sections.size }} sections |")
         line("| violations where the assumptions were deliberately broken | ${broken.sumOf { it.report.violations.size }} in ${broken.size} rounds, ${broken.sumOf { it.report.sections.size }} sections |")
         line("| missed losses (a block ran on past its validity, uninformed) | ${all.sumOf { it.report.missedLosses.size }} (expected 0) |")
+        line("| fencing inversions (a later holder with a token not larger than an earlier one's), over ${all.sumOf { r -> r.report.sections.count { it.fence != null } }} fenced sections | ${safe.sumOf { it.report.fenceInversions.size }} where the assumptions hold (expected 0), ${broken.sumOf { it.report.fenceInversions.size }} where they were broken |")
         line("| losses detected (`LockLostException`) | ${sections.count { it.outcome == Outcome.LOST }} |")
         line("| time from loss to cancelled block, p50 / p99 / max | ${dist(all.flatMap { it.report.cancelLatencies })} |")
         line("| time to reacquire after the holder died, p50 / max | ${dist(reacquireDelays(), p99 = false)} |")

@@ -36,6 +36,10 @@ data class Timing(
     val wait: Duration = 3000.milliseconds,
     val nodeTimeout: Duration = 100.milliseconds,
     val retryDelay: Duration = 20.milliseconds,
+    /** The restart guard; null for the library's default (the lease time), zero for off. */
+    val restartGuard: Duration? = null,
+    /** Whether leases carry fencing tokens, which the checker then checks for order. */
+    val fencing: Boolean = true,
 ) {
     fun config(masters: List<String>): RedlockConfig =
         RedlockConfig.builder()
@@ -45,6 +49,8 @@ data class Timing(
             .nodeTimeout(nodeTimeout.toJavaDuration())
             .retryDelay(retryDelay.toJavaDuration())
             .keyPrefix(KEY_PREFIX)
+            .restartGuard(restartGuard?.toJavaDuration())
+            .fencing(fencing)
             .build()
 
     companion object {
@@ -161,6 +167,7 @@ suspend fun runSection(
             val start = System.nanoTime()
             begun = true
             sink.begin(id, client, resource, start, believedValidUntil(lease, clockRate) ?: start)
+            lease.fencingToken?.let { sink.fence(id, it) }
             // Outside the block's scope, so that the loss that cancels the block does not cancel it.
             watcher = this@coroutineScope.launch(Dispatchers.Default) {
                 lease.awaitLost()

@@ -48,6 +48,8 @@ class ChaosTest :
                 withClue(result.summary()) {
                     report.violations.shouldBeEmpty()
                     report.missedLosses.shouldBeEmpty()
+                    report.fenceInversions.shouldBeEmpty()
+                    report.sections.count { it.fence != null } shouldBeGreaterThan 50
                     result.keysLeftAfterLease.shouldBeEmpty()
                     report.faults.map { it.kind }.toSet() shouldContainAll safeInOrder
                     report.sections.size shouldBeGreaterThan 50
@@ -69,6 +71,7 @@ class ChaosTest :
                 println(result.summary())
                 withClue(result.summary()) {
                     result.report.missedLosses.shouldBeEmpty()
+                    result.report.fenceInversions.shouldBeEmpty()
                     result.keysLeftAfterLease.shouldBeEmpty()
                     result.report.faults.map { it.kind } shouldBe keyLossInOrder
                     result.report.outcomes[Outcome.UNFINISHED] shouldBe null

@@ -22,12 +22,26 @@ private fun section(
     lossReason: String? = null,
     lossDeclaredAt: Long? = null,
     guarded: Boolean = true,
+    fence: Long? = null,
 ) = Section(id, client, resource, ms(start), ms(end), ms(validUntil), bodyCompleted, outcome, lossReason,
-    lossDeclaredAt?.let(::ms), guarded)
+    lossDeclaredAt?.let(::ms), guarded, fence)
 
 class CheckerTest :
     FunSpec({
         val checker = Checker(cancelGraceNanos = ms(25))
+
+        test("fencing: tokens that grow from holder to holder pass; a later holder with a smaller or equal token is reported") {
+            val growing = listOf(
+                section("a", start = 0, end = 100, validUntil = 1000, fence = 10),
+                section("b", start = 200, end = 300, validUntil = 1200, fence = 11),
+                section("x", resource = "other", start = 250, end = 300, validUntil = 1200, fence = 3),
+                section("c", start = 400, end = 500, validUntil = 1400, fence = 1_700_000_000_000_000),
+            )
+            checker.check(growing).fenceInversions shouldBe emptyList()
+            val inverted = growing + section("d", start = 600, end = 700, validUntil = 1600, fence = 11)
+            val found = checker.check(inverted).fenceInversions
+            found.map { it.first.id to it.second.id } shouldBe listOf("c" to "d")
+        }
 
         test("sections that follow each other on a resource are not a violation") {
             val report = checker.check(
