@@ -6,10 +6,9 @@ import io.kotest.matchers.comparables.shouldBeLessThan
 import kotlin.time.Duration.Companion.seconds
 
 /**
- * Problems the chaos suite found in the library, each as a test that fails until it is fixed. They
- * are off in the normal build (CI stays green); run them with
- * `mvn -pl redlock-chaos -am verify -Dtest=KnownIssuesTest -Dsurefire.failIfNoSpecifiedTests=false -Dredlock.chaos.knownIssues=true`
- * and turn each one on for good once its fix is in.
+ * Problems the chaos suite found in the library, each as a test that failed before its fix and
+ * now guards against its return. A test for a problem not fixed yet is kept off with
+ * `enabled = enabled` (run those with `-Dredlock.chaos.knownIssues=true`).
  */
 class KnownIssuesTest :
     FunSpec({
@@ -24,7 +23,9 @@ class KnownIssuesTest :
         // the soak (seed 42, round 6: N=1, kill and restart after one lease, back to back) no section
         // started for 7.8 s after a restart. A fix would bound the reconnect delay
         // (ClientResources.reconnectDelay) by something like the retry delay or a fraction of the lease.
-        test("after its only master was down for several seconds, the lock is usable again within one lease of the master answering").config(enabled = enabled) {
+        // Fixed: LettuceMasters caps the reconnect delay at 500 ms (jittered); measured after the fix:
+        // usable 52 to 495 ms after the master answered again, for 4 to 7 s outages.
+        test("after its only master was down for several seconds, the lock is usable again within one lease of the master answering") {
             val lease = Timing().lease
             // Several outage lengths, so that the master comes back at several points of the backoff.
             val results = runReconnectCheck(outages = listOf(4.seconds, 5.seconds, 6.seconds, 7.seconds))

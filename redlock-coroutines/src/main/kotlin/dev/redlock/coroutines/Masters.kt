@@ -40,7 +40,7 @@ internal class LettuceMasters(config: RedlockConfig) : AutoCloseable {
 
     private companion object {
         val CLOSE_TIMEOUT: Duration = Duration.ofSeconds(2)
-        val RECONNECT_CAP: Duration = Duration.ofSeconds(1)
+        val RECONNECT_CAP: Duration = Duration.ofMillis(500)
         val IO_THREADS = Runtime.getRuntime().availableProcessors().coerceIn(2, 4)
         const val COMPUTATION_THREADS = 2
 
