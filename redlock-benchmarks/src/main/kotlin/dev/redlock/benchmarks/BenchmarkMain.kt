@@ -30,6 +30,7 @@ suspend fun runBenchmarks(options: Options, shownArgs: List<String>, log: (Strin
         val scenarios = Scenarios(fleet, options.profile, log)
         val chosen = options.scenarios
         return withContext(Dispatchers.Default) {
+            scenarios.warmUp()
             val s1 = if (1 in chosen) scenarios.uncontended() else null
             val s2 = if (2 in chosen) scenarios.hotResource() else null
             val s3 = if (3 in chosen) scenarios.manyResources() else null

@@ -17,18 +17,20 @@ fun processCpuNanos(): Long =
 /** Live threads of this process. */
 fun liveThreads(): Int = ManagementFactory.getThreadMXBean().threadCount
 
-/** Heap in use after full collections, in bytes: collects until the figure settles. */
+/** Heap in use after full collections, in bytes: collects until two readings agree within 64 KiB (at most 8 times) and returns the lowest. */
 suspend fun heapAfterGc(): Long {
     val memory = ManagementFactory.getMemoryMXBean()
-    var last = Long.MAX_VALUE
-    repeat(5) {
+    var lowest = Long.MAX_VALUE
+    var last = -1L
+    repeat(8) {
         System.gc()
-        delay(100)
+        delay(50)
         val used = memory.heapMemoryUsage.used
-        if (last != Long.MAX_VALUE && kotlin.math.abs(last - used) < 256 * 1024) return used
+        lowest = minOf(lowest, used)
+        if (last >= 0 && kotlin.math.abs(last - used) < 64 * 1024) return lowest
         last = used
     }
-    return last
+    return lowest
 }
 
 /** A histogram of durations in nanoseconds, 3 significant digits, growing as needed. */

@@ -29,6 +29,8 @@ val USAGE: String = """
 /** How long and how big each scenario runs: the full run, `--quick`, or the smoke test's `--tiny`. */
 data class Profile(
     val name: String,
+    /** Before any scenario, each implementation runs this long at N = 1 and N = 5, alone and contended, so the JIT has compiled all three before any is measured. */
+    val jitWarmup: Duration,
     /** Warm-up of each measured phase (not recorded). */
     val warmup: Duration,
     /** Measured part of each phase. */
@@ -49,6 +51,7 @@ data class Profile(
     companion object {
         val FULL = Profile(
             name = "full",
+            jitWarmup = 2500.milliseconds,
             warmup = 2.seconds,
             measure = 8.seconds,
             contenders = listOf(8, 64),
@@ -62,6 +65,7 @@ data class Profile(
         )
         val QUICK = FULL.copy(
             name = "quick",
+            jitWarmup = 400.milliseconds,
             warmup = 300.milliseconds,
             measure = 1.seconds,
             heldLocks = 5_000,
@@ -71,6 +75,7 @@ data class Profile(
         )
         val TINY = QUICK.copy(
             name = "tiny",
+            jitWarmup = 100.milliseconds,
             warmup = 150.milliseconds,
             measure = 500.milliseconds,
             heldLocks = 1_000,

@@ -133,15 +133,15 @@ fun targets(r: Results): List<Target> {
 }
 
 private fun handOffWhy(ours: HandOff): String =
-    if (ours.gap.p50 >= 50_000.0) {
-        "the median hand-off to another contender took ${us(ours.gap.p50)}, the order of the retry pause " +
-            "(retryDelay ${RedlockConfig.DEFAULT_RETRY_DELAY.toMillis()} ms, jittered): our waiters slept until their " +
-            "next attempt instead of being woken by the release, and ${pct(1 - ours.changedHands)} of the sections " +
-            "went to the holder that had just released."
-    } else {
-        "the median hand-off to another contender took ${us(ours.gap.p50)} (release, wake-up of a waiter, its " +
-            "acquire); ${pct(ours.changedHands)} of the sections changed hands."
-    }
+    "the median gap between two sections was ${us(ours.gap.p50)}, ${pct(ours.changedHands)} of the sections " +
+        "changed hands, and a contender waited ${us(ours.wait.p50)} at the median and ${us(ours.wait.p99)} at p99" +
+        if (ours.wait.p99 >= RedlockConfig.DEFAULT_RETRY_DELAY.toNanos() / 2000.0) {
+            ": waiters slept for the retry pause (retryDelay ${RedlockConfig.DEFAULT_RETRY_DELAY.toMillis()} ms, " +
+                "jittered) instead of being woken by the release, so the lock mostly went back to the holder that " +
+                "had just released it, one release and one acquire apart."
+        } else {
+            "; the gap is a release, the wake-up of a waiter and its acquire, one after the other."
+        }
 
 private fun List<HandOff>.find(impl: Impl, n: Int, contenders: Int): HandOff? =
     find { it.impl == impl && it.n == n && it.contenders == contenders }
@@ -249,12 +249,13 @@ private fun scenario2(results: List<HandOff>, line: (String) -> Unit) {
     line("")
     line("## 2. One hot resource")
     line("")
-    line("What this measures: contenders that all want the same resource, each taking it again as soon as it has")
-    line("released it, with an empty critical section: how many sections per second the lock allows and the")
-    line("hand-off gap, from the end of one section (its holder starts releasing) to the start of the next section")
-    line("by another contender (a holder that takes the lock straight back is not a hand-off; \"changed hands\" is the")
-    line("share of sections that were hand-offs). The baseline here is a polling lock: ${RetryPolicy.POLLING.description}.")
-    line("Client CPU is the process's CPU time over the measured phase divided by the sections.")
+    line("What this measures: contenders that all want the same resource, each asking for it again as soon as it")
+    line("has released it, with an empty critical section: how many sections per second the lock allows, and the")
+    line("hand-off gap from the end of one section (its holder starts releasing) to the start of the next. A holder")
+    line("may take the lock straight back: \"changed hands\" is the share of sections whose holder differs from the")
+    line("previous one's, and \"wait\" is how long a contender waited from asking to its section (what an unfair")
+    line("lock's losers pay). The baseline here is a polling lock: ${RetryPolicy.POLLING.description}. Client CPU")
+    line("is the process's CPU time over the measured phase divided by the sections.")
     line("")
     line("| N | contenders | figure | ours | Redisson | polling baseline | ours / Redisson | ours / baseline |")
     line("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -269,9 +270,11 @@ private fun scenario2(results: List<HandOff>, line: (String) -> Unit) {
             line("| $n | $contenders | $figure | ${num(o)} | ${num(rr)} | ${num(b)} | ${x(o / rr)} | ${x(o / b)} |")
         }
         row("sections/s") { it.perSecond }
-        row("changed hands, %") { it.changedHands * 100 }
         row("hand-off gap p50 µs") { it.gap.p50 }
         row("hand-off gap p99 µs") { it.gap.p99 }
+        row("changed hands, %") { it.changedHands * 100 }
+        row("wait p50 µs") { it.wait.p50 }
+        row("wait p99 µs") { it.wait.p99 }
         row("CPU µs/section") { it.cpuMicrosPerSection }
     }
     val overlaps = results.filter { it.overlaps > 0 }
@@ -319,7 +322,8 @@ private fun scenario4(results: List<Footprint>, profile: Profile, line: (String)
     line("What this measures: locks taken one after the other (${256} acquisitions in flight) and then all held for")
     line("${profile.hold} with a ${profile.holdLease} lease, renewed in the background (ours: each in its own coroutine")
     line("suspended inside `withRedlock`; Redisson: `lockAsync` with its watchdog, the `RLock` objects kept). Heap is the")
-    line("heap in use after full collections while the locks are held minus before they were taken, per lock; scripts")
+    line("heap in use after full collections while the locks are held (the lowest of three readings over the hold)")
+    line("minus before they were taken, per lock; scripts")
     line("per second are the `cmdstat_eval` + `cmdstat_evalsha` calls of `INFO commandstats` over the hold, summed over")
     line("the masters (no lock is taken or released meanwhile, so they are renewals).")
     line("")
@@ -338,6 +342,7 @@ private fun scenario4(results: List<Footprint>, profile: Profile, line: (String)
         count("locks held") { it.acquired }
         row("seconds to take them") { it.acquireSeconds }
         row("heap per lock, bytes") { it.heapPerLock }
+        row("heap per lock, highest reading") { it.heapPerLockHighest }
         count("live threads while held") { it.threadsDuring }
         count("live threads before") { it.threadsBefore }
         row("renewal scripts/s, all masters") { it.scriptsPerSecond }

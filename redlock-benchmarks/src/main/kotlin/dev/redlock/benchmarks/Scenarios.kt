@@ -51,11 +51,10 @@ data class HandOff(
     val perSecond: Double,
     /** Of those, the sections whose holder differs from the previous section's. */
     val handOffs: Long,
-    /**
-     * From the end of one critical section (its holder starts releasing) to the start of the next
-     * section by another contender, microseconds; a holder taking the lock again is not a hand-off.
-     */
+    /** From the end of one critical section (its holder starts releasing) to the start of the next, microseconds. */
     val gap: Latency,
+    /** From a contender asking for the lock to its critical section's start, microseconds. */
+    val wait: Latency,
     val cpuMicrosPerSection: Double,
     /** Sections that began before the previous one ended, over every section recorded (warm-up included): must be 0. */
     val overlaps: Int,
@@ -83,7 +82,9 @@ data class Footprint(
     val locks: Int,
     val acquired: Int,
     val acquireSeconds: Double,
+    /** Lowest of three readings while the locks are held, minus the heap before they were taken, per lock. */
     val heapPerLock: Double,
+    val heapPerLockHighest: Double,
     val threadsBefore: Int,
     val threadsDuring: Int,
     val holdSeconds: Double,
@@ -113,6 +114,33 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         } finally {
             subject.close()
             fleet.flushAll()
+        }
+    }
+
+    // ---------------------------------------------------------------- JIT warm-up
+
+    /**
+     * Runs every implementation at N = 1 and N = 5, one caller then 16 callers over random
+     * resources, so that the first one measured is not the one that pays for the JIT.
+     */
+    suspend fun warmUp() {
+        log("warming up every implementation")
+        for (n in listOf(1, 5)) {
+            for (impl in Impl.entries) {
+                using(impl, uris(n)) { s ->
+                    val end = now() + profile.jitWarmup.inWholeNanoseconds
+                    while (now() < end) s.acquire("warm", 1).release()
+                    coroutineScope {
+                        val stopAt = now() + profile.jitWarmup.inWholeNanoseconds
+                        repeat(16) { worker ->
+                            launch {
+                                val random = Random(worker)
+                                while (now() < stopAt) s.locked("warm-" + random.nextInt(1000), worker + 1L) {}
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -148,7 +176,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         return results
     }
 
-    private class Section(val start: Long, val end: Long, val holder: Int)
+    private class Section(val start: Long, val end: Long, val holder: Int, val waited: Long)
 
     private suspend fun handOff(subject: LockSubject, n: Int, contenders: Int): HandOff {
         val resource = "hot-$contenders"
@@ -158,12 +186,13 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         val errors = Errors()
         val window = phased(contenders, subject.cancellableWait) { worker, stop ->
             while (!stop.get()) {
+                val asked = now()
                 errors.count {
                     subject.locked(resource, worker + 1L) {
                         val start = now()
                         if (inside.incrementAndGet() != 1) liveOverlaps.incrementAndGet()
                         inside.decrementAndGet()
-                        sections += Section(start, now(), worker)
+                        sections += Section(start, now(), worker, start - asked)
                     }
                 }
             }
@@ -171,6 +200,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         val all = sections.sortedBy { it.start }
         var overlaps = liveOverlaps.get()
         val gaps = newHistogram()
+        val waits = newHistogram()
         var counted = 0L
         var handOffs = 0L
         for (i in all.indices) {
@@ -179,9 +209,10 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
             if (previous != null && s.start < previous.end) overlaps++
             if (s.start in window.start until window.end) {
                 counted++
-                if (previous != null && previous.holder != s.holder) {
-                    handOffs++
+                waits.recordValue(s.waited)
+                if (previous != null) {
                     gaps.recordValue((s.start - previous.end).coerceAtLeast(0))
+                    if (previous.holder != s.holder) handOffs++
                 }
             }
         }
@@ -193,6 +224,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
             perSecond = counted / window.seconds,
             handOffs = handOffs,
             gap = Latency.of(gaps),
+            wait = Latency.of(waits),
             cpuMicrosPerSection = if (counted == 0L) Double.NaN else window.cpuNanos / 1000.0 / counted,
             overlaps = overlaps,
             recorded = all.size,
@@ -358,13 +390,20 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         log("  ${acquired.get()} of $locks acquired in ${"%.1f".format(acquireSeconds)} s; holding")
         val before = (0 until n).map { CommandStats.read(fleet, it) }
         val holdStart = now()
-        delay(profile.hold)
+        // The heap is read at a third, two thirds and the end of the hold: renewals in flight at one
+        // reading hold transient objects, so the lowest reading is the locks' own footprint.
+        val heap = ArrayList<Long>()
+        for (k in 1..3) {
+            delay(((holdStart + profile.hold.inWholeNanoseconds * k / 3 - now()) / 1_000_000).coerceAtLeast(0))
+            if (k < 3) heap += heapAfterGc()
+        }
         val after = (0 until n).map { CommandStats.read(fleet, it) }
         val holdSeconds = (now() - holdStart) / 1e9
         val threadsDuring = liveThreads()
-        val heapDuring = heapAfterGc()
+        heap += heapAfterGc()
+        val heapDuring = heap.min()
         val rates = before.indices.map { rate(before[it], after[it], holdSeconds) }
-        log("  heap ${(heapDuring - heapBefore) / locks} B per lock, threads $threadsBefore -> $threadsDuring, scripts/s ${rates.map { "%.0f".format(it.scriptsPerSecond) }}")
+        log("  heap ${heap.map { (it - heapBefore) / locks }} B per lock, threads $threadsBefore -> $threadsDuring, scripts/s ${rates.map { "%.0f".format(it.scriptsPerSecond) }}")
         return Footprint(
             impl = impl,
             n = n,
@@ -372,6 +411,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
             acquired = acquired.get(),
             acquireSeconds = acquireSeconds,
             heapPerLock = (heapDuring - heapBefore).toDouble() / locks,
+            heapPerLockHighest = (heap.max() - heapBefore).toDouble() / locks,
             threadsBefore = threadsBefore,
             threadsDuring = threadsDuring,
             holdSeconds = holdSeconds,

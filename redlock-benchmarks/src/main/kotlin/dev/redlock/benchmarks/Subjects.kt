@@ -146,7 +146,20 @@ class RedissonSubject(uris: List<String>, leaseTime: Duration) : LockSubject {
     }
 
     override fun close() {
-        for (client in clients) runCatching { client.shutdown(0, 2, TimeUnit.SECONDS) }
+        // A renewal batch in flight when the client stops fails with "Redisson is shutdown", logged
+        // as an error with its stack trace: expected at shutdown, so not shown.
+        val renewal = RENEWAL_LOG.level
+        RENEWAL_LOG.level = java.util.logging.Level.OFF
+        try {
+            for (client in clients) runCatching { client.shutdown(0, 2, TimeUnit.SECONDS) }
+        } finally {
+            RENEWAL_LOG.level = renewal
+        }
+    }
+
+    private companion object {
+        // Held strongly: java.util.logging keeps loggers weakly, and a collected one forgets its level.
+        val RENEWAL_LOG: java.util.logging.Logger = java.util.logging.Logger.getLogger("org.redisson.renewal.RenewalTask")
     }
 }
 
