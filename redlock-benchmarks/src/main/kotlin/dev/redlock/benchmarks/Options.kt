@@ -70,8 +70,11 @@ data class Profile(
             measure = 1.seconds,
             heldLocks = 5_000,
             heldLocksN5 = 0,
-            hold = 4.seconds,
-            holdLease = 3.seconds,
+            // Renewed every 2 s: two rounds in the hold. A shorter lease would make its 5 % node
+            // timeout so short that a loaded machine (and the full collections that read the heap)
+            // could lose locks, which is not what this scenario is about.
+            hold = 5.seconds,
+            holdLease = 6.seconds,
         )
         val TINY = QUICK.copy(
             name = "tiny",
@@ -79,8 +82,8 @@ data class Profile(
             warmup = 150.milliseconds,
             measure = 500.milliseconds,
             heldLocks = 1_000,
-            hold = 2500.milliseconds,
-            holdLease = 2.seconds,
+            // One renewal round (at 2 s) within the hold.
+            hold = 3.seconds,
         )
     }
 }

@@ -297,12 +297,16 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
                     permits.acquire()
                     launch {
                         var inside = false
+                        var releasing = false
                         try {
                             redlock.withRedlock("hold-$i") {
                                 inside = true
                                 permits.release()
                                 if (acquired.incrementAndGet() == locks) allIn.complete(Unit)
                                 gate.await()
+                                // Leaving the block releases the lock: as many at once as were taken at once.
+                                permits.acquire()
+                                releasing = true
                             }
                         } catch (e: CancellationException) {
                             throw e
@@ -311,7 +315,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
                             if (failures.get() == 1) log("  first failure: $e")
                             if (acquired.get() + failures.get() >= locks) allIn.complete(Unit)
                         } finally {
-                            if (!inside) permits.release()
+                            if (!inside || releasing) permits.release()
                         }
                     }
                 }
