@@ -149,7 +149,9 @@ private fun List<HandOff>.find(impl: Impl, n: Int, contenders: Int): HandOff? =
 private fun atMost(scenario: Int, text: String, value: Double, limit: Double, measured: String, why: () -> String): Target {
     if (value.isNaN()) return Target(scenario, text, measured, null, null, null)
     val met = value <= limit
-    return Target(scenario, text, measured, met, if (met) null else "over by ${pct(value / limit - 1)}", if (met) null else why())
+    val over = value / limit
+    val shortfall = if (over >= 2) "${x(over)} the limit" else "over by ${pct(over - 1)}"
+    return Target(scenario, text, measured, met, if (met) null else shortfall, if (met) null else why())
 }
 
 private fun atLeast(scenario: Int, text: String, value: Double, limit: Double, measured: String, why: () -> String): Target {
@@ -174,12 +176,12 @@ fun render(r: Results): String {
     line()
     line("| | |")
     line("| --- | --- |")
-    line("| run | ${r.profile.name}: warm-up ${r.profile.warmup}, measured ${r.profile.measure} per phase; took ${num(r.runSeconds / 60)} min |")
+    line("| run | ${r.profile.name}: warm-up ${r.profile.warmup}, measured ${r.profile.measure} per phase; took ${if (r.runSeconds < 120) "${r.runSeconds.toInt()} s" else "${num(r.runSeconds / 60)} min"} |")
     line("| machine | ${m.cores} cores (${m.cpu}), ${m.memory}, ${m.os} |")
     line("| JDK | ${m.jdk} |")
     line("| load average | ${"%.2f".format(Locale.ROOT, m.loadAtStart)} at the start, ${"%.2f".format(Locale.ROOT, r.loadAtEnd)} at the end |")
     line("| redis-server | ${m.redisVersion}, 5 local masters on loopback (`RedisFleet`), no persistence |")
-    line("| ours | redlock ${m.commit} |")
+    line("| ours | this repository at commit ${m.commit} |")
     line("| Redisson | ${m.redissonVersion} |")
     line("| Lettuce | ${m.lettuceVersion} (ours and the baseline) |")
     line()
