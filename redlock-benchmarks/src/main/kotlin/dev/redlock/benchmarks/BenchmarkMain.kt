@@ -12,6 +12,21 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withContext
 
+/** The options a reader typed: without `--root`, which the Maven profile adds, and without blanks. */
+fun shownArgs(args: Array<String>): List<String> {
+    val shown = ArrayList<String>()
+    var i = 0
+    while (i < args.size) {
+        val arg = args[i++]
+        when {
+            arg == "--root" -> i++
+            arg.startsWith("--root=") || arg.isBlank() -> {}
+            else -> shown += arg
+        }
+    }
+    return shown
+}
+
 /** The command a reader runs to get the same report, with the options of this run. */
 fun commandLine(args: List<String>): String {
     val shown = args.filter { it.isNotBlank() }
@@ -85,12 +100,7 @@ fun main(args: Array<String>) {
         return
     }
     quietLogs()
-    // --root is the Maven profile's plumbing, not something a reader types.
-    val shown = ArrayList<String>()
-    var i = 0
-    while (i < args.size) {
-        if (args[i] == "--root") i += 2 else shown += args[i++]
-    }
+    val shown = shownArgs(args)
     val out = options.output
     println("redlock-benchmarks: ${options.profile.name} run of scenarios ${options.scenarios.joinToString(",")}; report: $out")
     try {
