@@ -1,0 +1,401 @@
+package dev.redlock.benchmarks
+
+import dev.redlock.core.RedlockConfig
+import java.util.Locale
+import kotlin.math.abs
+
+/** Everything one run measured, with what is needed to tell where and how. */
+class Results(
+    val machine: Machine,
+    val profile: Profile,
+    val command: String,
+    val uncontended: List<Uncontended>?,
+    val hotResource: List<HandOff>?,
+    val manyResources: List<Throughput>?,
+    val heldLocks: List<Footprint>?,
+    val slowMaster: List<SlowMaster>?,
+    val runSeconds: Double,
+    val loadAtEnd: Double,
+)
+
+/** One target of issue 4, checked against this run. */
+data class Target(
+    val scenario: Int,
+    val text: String,
+    val measured: String,
+    /** null when the run did not measure what the target needs. */
+    val met: Boolean?,
+    val shortfall: String?,
+    val why: String?,
+)
+
+/** The targets, computed from the figures (never written by hand). */
+fun targets(r: Results): List<Target> {
+    val out = ArrayList<Target>()
+    r.uncontended?.forEach { u ->
+        val ratio = u.ours.p50 / u.baseline.p50
+        out += atMost(
+            1, "N = ${u.n}: our median acquire + release within 1.2x of the raw baseline's",
+            ratio, 1.2, "${us(u.ours.p50)} / ${us(u.baseline.p50)} = ${x(ratio)}",
+        ) {
+            "ours spends ${us(u.ours.p50 - u.baseline.p50)} more per acquire + release at the median. The baseline sends " +
+                "SET NX PX and a one-line compare-and-delete and returns at the majority; ours runs its acquire script " +
+                "(which also reads every key's holder and remaining time), keeps per-master state for cleanup, " +
+                "checks validity, and publishes a release notice from its release script" +
+                if (u.n > 1) ", on each of the ${u.n} masters." else "."
+        }
+    }
+    r.hotResource?.let { all ->
+        for ((n, contenders) in all.map { it.n to it.contenders }.distinct()) {
+            val ours = all.find(Impl.OURS, n, contenders) ?: continue
+            val redisson = all.find(Impl.REDISSON, n, contenders)
+            val polling = all.find(Impl.BASELINE, n, contenders)
+            val limit = if (n == 1) 0.5 else 0.25
+            if (redisson != null) {
+                val gapRatio = ours.gap.p50 / redisson.gap.p50
+                out += atMost(
+                    2, "N = $n, $contenders contenders: hand-off gap p50 at most ${if (n == 1) "half" else "a quarter"} of Redisson's",
+                    gapRatio, limit, "${us(ours.gap.p50)} / ${us(redisson.gap.p50)} = ${x(gapRatio)}",
+                ) { handOffWhy(ours) }
+                val rate = ours.perSecond / redisson.perSecond
+                out += atLeast(
+                    2, "N = $n, $contenders contenders: critical sections per second at least 2x Redisson's",
+                    rate, 2.0, "${num(ours.perSecond)} / ${num(redisson.perSecond)} = ${x(rate)}",
+                ) { handOffWhy(ours) }
+            }
+            if (polling != null) {
+                val cpu = ours.cpuMicrosPerSection / polling.cpuMicrosPerSection
+                out += Target(
+                    2, "N = $n, $contenders contenders: less client CPU per section than the polling baseline",
+                    "${us(ours.cpuMicrosPerSection)} vs ${us(polling.cpuMicrosPerSection)} = ${x(cpu)}",
+                    if (cpu.isNaN()) null else cpu < 1.0,
+                    if (cpu.isNaN() || cpu < 1.0) null else "over by ${pct(cpu - 1.0)}",
+                    if (cpu.isNaN() || cpu < 1.0) null else
+                        "ours used ${us(ours.cpuMicrosPerSection)} of CPU per section while the polling baseline, with " +
+                            "${num(polling.perSecond)} sections/s, used ${us(polling.cpuMicrosPerSection)}: every attempt, " +
+                            "failed or not, costs ours a script call on each master plus its coroutine machinery.",
+                )
+            }
+        }
+    }
+    r.manyResources?.let { all ->
+        for (n in all.map { it.n }.distinct()) {
+            val ours = all.find { it.impl == Impl.OURS && it.n == n } ?: continue
+            val baseline = all.find { it.impl == Impl.BASELINE && it.n == n } ?: continue
+            val ratio = ours.perSecond / baseline.perSecond
+            out += atLeast(
+                3, "N = $n: at least 70 % of the baseline's operations per second",
+                ratio, 0.7, "${num(ours.perSecond)} / ${num(baseline.perSecond)} = ${pct(ratio)}",
+            ) {
+                "ours used ${us(ours.cpuMicrosPerOp)} of client CPU per operation against the baseline's " +
+                    "${us(baseline.cpuMicrosPerOp)} (the machine has ${r.machine.cores} cores for the client and the " +
+                    "masters together); the median operation took ${us(ours.latency.p50)} against ${us(baseline.latency.p50)}."
+            }
+        }
+    }
+    r.heldLocks?.let { all ->
+        for (n in all.map { it.n }.distinct()) {
+            val ours = all.find { it.impl == Impl.OURS && it.n == n } ?: continue
+            out += atMost(
+                4, "N = $n: at most 1 KiB of heap per held lock, its coroutine included (${num(ours.locks.toDouble())} locks)",
+                ours.heapPerLock, 1024.0, "${num(ours.heapPerLock)} B",
+            ) {
+                "each lock held in withRedlock keeps alive its coroutine and frames, its lease (token, keys, validity " +
+                    "mark), and the guard and renewal jobs the engine launches per lease."
+            }
+            val redisson = all.find { it.impl == Impl.REDISSON && it.n == n } ?: continue
+            val ratio = ours.scriptsPerSecond / redisson.scriptsPerSecond
+            out += atMost(
+                4, "N = $n: renewal scripts per second at most a tenth of Redisson's (same locks, same lease time)",
+                ratio, 0.1, "${num(ours.scriptsPerSecond)} / ${num(redisson.scriptsPerSecond)} = ${x(ratio)}",
+            ) {
+                val rounds = ours.holdSeconds / (r.profile.holdLease.inWholeMilliseconds / 3000.0)
+                val oursPerScript = ours.locks * n * rounds / (ours.scriptsPerSecond * ours.holdSeconds)
+                val redissonPerScript = redisson.locks * n * rounds / (redisson.scriptsPerSecond * redisson.holdSeconds)
+                "with a renewal every third of the ${r.profile.holdLease} lease, ours renewed about ${num(oursPerScript)} " +
+                    "lock(s) per script call and Redisson about ${num(redissonPerScript)}" +
+                    if (oursPerScript < 1.5) ": our renewals are not coalesced, each lease sends its own extend script to every master." else "."
+            }
+        }
+    }
+    r.slowMaster?.find { it.impl == Impl.OURS }?.let { ours ->
+        val limit = maxOf(ours.reference.p50 * 1.2, ours.reference.p50 + 1000.0)
+        out += atMost(
+            5, "our acquire p50 unaffected by one master ${r.profile.slowBy} slower (at most max(1.2x, +1 ms) of the p50 with all masters fast)",
+            ours.slow.p50 / limit, 1.0, "${us(ours.slow.p50)} vs ${us(ours.reference.p50)}",
+        ) {
+            if (ours.slow.p50 >= r.profile.slowBy.inWholeMicroseconds / 2.0)
+                "acquire waited for the slow master's answer instead of returning when the four fast ones made a majority."
+            else "the slow master's connection still delays the fast ones (its replies share the client's threads)."
+        }
+    }
+    return out
+}
+
+private fun handOffWhy(ours: HandOff): String =
+    "the median gap between two sections was ${us(ours.gap.p50)}, ${pct(ours.changedHands)} of the sections " +
+        "changed hands, and a contender waited ${us(ours.wait.p50)} at the median and ${us(ours.wait.p99)} at p99" +
+        if (ours.wait.p99 >= RedlockConfig.DEFAULT_RETRY_DELAY.toNanos() / 2000.0) {
+            ": waiters slept for the retry pause (retryDelay ${RedlockConfig.DEFAULT_RETRY_DELAY.toMillis()} ms, " +
+                "jittered) instead of being woken by the release, so the lock mostly went back to the holder that " +
+                "had just released it, one release and one acquire apart."
+        } else {
+            "; the gap is a release, the wake-up of a waiter and its acquire, one after the other."
+        }
+
+private fun List<HandOff>.find(impl: Impl, n: Int, contenders: Int): HandOff? =
+    find { it.impl == impl && it.n == n && it.contenders == contenders }
+
+private fun atMost(scenario: Int, text: String, value: Double, limit: Double, measured: String, why: () -> String): Target {
+    if (value.isNaN()) return Target(scenario, text, measured, null, null, null)
+    val met = value <= limit
+    val over = value / limit
+    val shortfall = if (over >= 2) "${x(over)} the limit" else "over by ${pct(over - 1)}"
+    return Target(scenario, text, measured, met, if (met) null else shortfall, if (met) null else why())
+}
+
+private fun atLeast(scenario: Int, text: String, value: Double, limit: Double, measured: String, why: () -> String): Target {
+    if (value.isNaN()) return Target(scenario, text, measured, null, null, null)
+    val met = value >= limit
+    return Target(scenario, text, measured, met, if (met) null else "short by ${pct(1 - value / limit)}", if (met) null else why())
+}
+
+/** The whole of BENCHMARKS.md. */
+fun render(r: Results): String {
+    val targets = targets(r)
+    val m = r.machine
+    val s = StringBuilder()
+    fun line(text: String = "") = s.append(text).append('\n')
+    line("# Benchmarks")
+    line()
+    line("Generated by `redlock-benchmarks` on ${m.date}; do not edit by hand, run the command again.")
+    line()
+    line("```")
+    line(r.command)
+    line("```")
+    line()
+    line("| | |")
+    line("| --- | --- |")
+    line("| run | ${r.profile.name}: warm-up ${r.profile.warmup}, measured ${r.profile.measure} per phase; took ${if (r.runSeconds < 120) "${r.runSeconds.toInt()} s" else "${num(r.runSeconds / 60)} min"} |")
+    line("| machine | ${m.cores} cores (${m.cpu}), ${m.memory}, ${m.os} |")
+    line("| JDK | ${m.jdk} |")
+    line("| load average | ${"%.2f".format(Locale.ROOT, m.loadAtStart)} at the start, ${"%.2f".format(Locale.ROOT, r.loadAtEnd)} at the end |")
+    line("| redis-server | ${m.redisVersion}, 5 local masters on loopback (`RedisFleet`), no persistence |")
+    line("| ours | this repository at commit ${m.commit} |")
+    line("| Redisson | ${m.redissonVersion} |")
+    line("| Lettuce | ${m.lettuceVersion} (ours and the baseline) |")
+    line()
+    line("**Setup.** Every implementation runs in the same JVM against the same masters, one after another, with")
+    line("the keys flushed in between; N = 1 uses the first master, N = 5 all five. Ours runs with its default")
+    line("configuration (retry delay ${RedlockConfig.DEFAULT_RETRY_DELAY.toMillis()} ms) and a $LEASE lease. Redisson: one client per master")
+    line("(`useSingleServer`), `RLock` for N = 1 and `getRedLock` over the five clients for N = 5, 2 Netty and 2")
+    line("executor threads per client, `lockWatchdogTimeout` = the lease time (Redisson ${m.redissonVersion} marks `getRedLock`")
+    line("deprecated; it is still its lock over independent masters). Baseline: raw Lettuce, `SET NX PX` on")
+    line("every master at once (granted at a majority) and a compare-and-delete script. Latencies are in")
+    line("microseconds (HdrHistogram, 3 significant digits); ratios are ours / theirs.")
+    line()
+    line("## Targets")
+    line()
+    if (targets.isEmpty()) {
+        line("No target was measured in this run.")
+    } else {
+        line("| scenario | target | measured | met |")
+        line("| --- | --- | --- | --- |")
+        for (t in targets) {
+            val met = when (t.met) {
+                true -> "yes"
+                false -> "**no**, ${t.shortfall}"
+                null -> "not measured"
+            }
+            line("| ${t.scenario} | ${t.text} | ${t.measured} | $met |")
+        }
+        val missed = targets.filter { it.met == false }
+        line()
+        line("${targets.count { it.met == true }} of ${targets.size} targets met.")
+        if (missed.isNotEmpty()) {
+            line()
+            line("Why the missed targets are missed:")
+            line()
+            for (t in missed) line("- scenario ${t.scenario}, ${t.text}: ${t.why}")
+        }
+    }
+    r.uncontended?.let { scenario1(it, ::line) }
+    r.hotResource?.let { scenario2(it, ::line) }
+    r.manyResources?.let { scenario3(it, r.profile, ::line) }
+    r.heldLocks?.let { scenario4(it, r.profile, ::line) }
+    r.slowMaster?.let { scenario5(it, r.profile, ::line) }
+    return s.toString()
+}
+
+private fun scenario1(results: List<Uncontended>, line: (String) -> Unit) {
+    line("")
+    line("## 1. Uncontended acquire + release")
+    line("")
+    line("What this measures: the latency of one acquire followed by its release, one caller, one resource, nobody")
+    line("else contending: the cost of the lock's protocol. \"ours, withRedlock\" is the same through")
+    line("`withRedlock { }`, which also starts and stops the renewal job.")
+    line("")
+    line("| N | figure | ours | ours, withRedlock | Redisson | baseline | ours / Redisson | ours / baseline |")
+    line("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (u in results) {
+        fun row(figure: String, f: (Latency) -> Double) =
+            line("| ${u.n} | $figure | ${num(f(u.ours))} | ${num(f(u.oursBlock))} | ${num(f(u.redisson))} | ${num(f(u.baseline))} | ${x(f(u.ours) / f(u.redisson))} | ${x(f(u.ours) / f(u.baseline))} |")
+        row("p50 µs") { it.p50 }
+        row("p99 µs") { it.p99 }
+        row("p99.9 µs") { it.p999 }
+        line("| ${u.n} | samples | ${u.ours.count} | ${u.oursBlock.count} | ${u.redisson.count} | ${u.baseline.count} | | |")
+    }
+}
+
+private fun scenario2(results: List<HandOff>, line: (String) -> Unit) {
+    line("")
+    line("## 2. One hot resource")
+    line("")
+    line("What this measures: contenders that all want the same resource, each asking for it again as soon as it")
+    line("has released it, with an empty critical section: how many sections per second the lock allows, and the")
+    line("hand-off gap from the end of one section (its holder starts releasing) to the start of the next. A holder")
+    line("may take the lock straight back: \"changed hands\" is the share of sections whose holder differs from the")
+    line("previous one's, and \"wait\" is how long a contender waited from asking to its section (what an unfair")
+    line("lock's losers pay). The baseline here is a polling lock: ${RetryPolicy.POLLING.description}. Client CPU")
+    line("is the process's CPU time over the measured phase divided by the sections.")
+    line("")
+    line("| N | contenders | figure | ours | Redisson | polling baseline | ours / Redisson | ours / baseline |")
+    line("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for ((n, contenders) in results.map { it.n to it.contenders }.distinct()) {
+        val ours = results.find(Impl.OURS, n, contenders)
+        val redisson = results.find(Impl.REDISSON, n, contenders)
+        val base = results.find(Impl.BASELINE, n, contenders)
+        fun row(figure: String, f: (HandOff) -> Double) {
+            val o = ours?.let(f) ?: Double.NaN
+            val rr = redisson?.let(f) ?: Double.NaN
+            val b = base?.let(f) ?: Double.NaN
+            line("| $n | $contenders | $figure | ${num(o)} | ${num(rr)} | ${num(b)} | ${x(o / rr)} | ${x(o / b)} |")
+        }
+        row("sections/s") { it.perSecond }
+        row("hand-off gap p50 µs") { it.gap.p50 }
+        row("hand-off gap p99 µs") { it.gap.p99 }
+        row("changed hands, %") { it.changedHands * 100 }
+        row("wait p50 µs") { it.wait.p50 }
+        row("wait p99 µs") { it.wait.p99 }
+        row("CPU µs/section") { it.cpuMicrosPerSection }
+    }
+    val overlaps = results.filter { it.overlaps > 0 }
+    val errors = results.filter { it.errors > 0 }
+    line("")
+    line(
+        if (overlaps.isEmpty()) "Overlapping sections seen: none (${results.sumOf { it.recorded }} sections checked, warm-up included)."
+        else "**Overlapping sections seen:** " + overlaps.joinToString { "${it.impl.label} N = ${it.n}, ${it.contenders} contenders: ${it.overlaps}" },
+    )
+    if (errors.isNotEmpty()) line("Failed lock calls: " + errors.joinToString { "${it.impl.label} N = ${it.n}, ${it.contenders} contenders: ${it.errors}" })
+}
+
+private fun scenario3(results: List<Throughput>, profile: Profile, line: (String) -> Unit) {
+    line("")
+    line("## 3. Many resources")
+    line("")
+    line("What this measures: ${profile.acquirers} concurrent acquirers, each locking a resource picked at random among")
+    line("${num(profile.resources.toDouble())} and releasing it at once (in `withRedlock` for ours, with the watchdog for Redisson), in a closed loop:")
+    line("operations per second, and each operation's latency. The baseline retries a taken resource after 0-2 ms.")
+    line("")
+    line("| N | figure | ours | Redisson | baseline | ours / Redisson | ours / baseline |")
+    line("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for (n in results.map { it.n }.distinct()) {
+        val byImpl = Impl.entries.associateWith { impl -> results.find { it.impl == impl && it.n == n } }
+        fun row(figure: String, f: (Throughput) -> Double) {
+            val v = Impl.entries.map { byImpl[it]?.let(f) ?: Double.NaN }
+            line("| $n | $figure | ${num(v[0])} | ${num(v[1])} | ${num(v[2])} | ${x(v[0] / v[1])} | ${x(v[0] / v[2])} |")
+        }
+        row("ops/s") { it.perSecond }
+        row("p50 µs") { it.latency.p50 }
+        row("p99 µs") { it.latency.p99 }
+        row("CPU µs/op") { it.cpuMicrosPerOp }
+    }
+    val errors = results.filter { it.errors > 0 }
+    if (errors.isNotEmpty()) {
+        line("")
+        line("Failed lock calls: " + errors.joinToString { "${it.impl.label} N = ${it.n}: ${it.errors}" })
+    }
+}
+
+private fun scenario4(results: List<Footprint>, profile: Profile, line: (String) -> Unit) {
+    line("")
+    line("## 4. Many locks held at once")
+    line("")
+    line("What this measures: locks taken one after the other (${256} acquisitions in flight) and then all held for")
+    line("${profile.hold} with a ${profile.holdLease} lease, renewed in the background (ours: each in its own coroutine")
+    line("suspended inside `withRedlock`; Redisson: `lockAsync` with its watchdog, the `RLock` objects kept). Heap is the")
+    line("heap in use after full collections while the locks are held (the lowest of three readings over the hold)")
+    line("minus before they were taken, per lock; scripts")
+    line("per second are the `cmdstat_eval` + `cmdstat_evalsha` calls of `INFO commandstats` over the hold, summed over")
+    line("the masters (no lock is taken or released meanwhile, so they are renewals).")
+    line("")
+    line("| N | figure | ours | Redisson | ours / Redisson |")
+    line("| --- | --- | ---: | ---: | ---: |")
+    for (n in results.map { it.n }.distinct()) {
+        val ours = results.find { it.impl == Impl.OURS && it.n == n }
+        val redisson = results.find { it.impl == Impl.REDISSON && it.n == n }
+        fun row(figure: String, f: (Footprint) -> Double) {
+            val o = ours?.let(f) ?: Double.NaN
+            val rr = redisson?.let(f) ?: Double.NaN
+            line("| $n | $figure | ${num(o)} | ${num(rr)} | ${x(o / rr)} |")
+        }
+        fun count(figure: String, f: (Footprint) -> Int) =
+            line("| $n | $figure | ${ours?.let { f(it).toString() } ?: "—"} | ${redisson?.let { f(it).toString() } ?: "—"} | |")
+        count("locks held") { it.acquired }
+        row("seconds to take them") { it.acquireSeconds }
+        row("heap per lock, bytes") { it.heapPerLock }
+        row("heap per lock, highest reading") { it.heapPerLockHighest }
+        count("live threads while held") { it.threadsDuring }
+        count("live threads before") { it.threadsBefore }
+        row("renewal scripts/s, all masters") { it.scriptsPerSecond }
+        row("commands/s, all masters") { it.commandsPerSecond }
+        for (master in 0 until n) row("scripts/s on master $master") { it.perMaster.getOrNull(master)?.scriptsPerSecond ?: Double.NaN }
+        count("locks lost or not taken") { it.failures }
+    }
+}
+
+private fun scenario5(results: List<SlowMaster>, profile: Profile, line: (String) -> Unit) {
+    line("")
+    line("## 5. One slow master")
+    line("")
+    line("What this measures: acquire latency alone over N = 5 masters, the fifth reached through a TCP proxy")
+    line("(`TcpProxy`), first adding nothing, then ${profile.slowBy} to each round trip (half each way). Each acquisition")
+    line("takes a fresh resource; releases run in the background.")
+    line("")
+    line("| figure | ours | Redisson | baseline | ours / Redisson | ours / baseline |")
+    line("| --- | ---: | ---: | ---: | ---: | ---: |")
+    val byImpl = Impl.entries.associateWith { impl -> results.find { it.impl == impl } }
+    fun row(figure: String, f: (SlowMaster) -> Double) {
+        val v = Impl.entries.map { byImpl[it]?.let(f) ?: Double.NaN }
+        line("| $figure | ${num(v[0])} | ${num(v[1])} | ${num(v[2])} | ${x(v[0] / v[1])} | ${x(v[0] / v[2])} |")
+    }
+    row("p50 µs, all fast") { it.reference.p50 }
+    row("p50 µs, one slow") { it.slow.p50 }
+    row("p99 µs, all fast") { it.reference.p99 }
+    row("p99 µs, one slow") { it.slow.p99 }
+    line("| samples, all fast / one slow | ${Impl.entries.joinToString(" | ") { i -> byImpl[i]?.let { "${it.reference.count} / ${it.slow.count}" } ?: "—" }} | | |")
+    val errors = results.filter { it.errors > 0 }
+    if (errors.isNotEmpty()) {
+        line("")
+        line("Failed acquisitions: " + errors.joinToString { "${it.impl.label}: ${it.errors}" })
+    }
+}
+
+/** A figure for a table: grouped by thousands, fewer decimals as it grows; a dash when not measured. */
+fun num(v: Double): String = when {
+    v.isNaN() || v.isInfinite() -> "—"
+    abs(v) >= 100 -> String.format(Locale.ROOT, "%,.0f", v).replace(',', ' ')
+    abs(v) >= 10 -> String.format(Locale.ROOT, "%.1f", v)
+    else -> String.format(Locale.ROOT, "%.2f", v)
+}
+
+/** Microseconds, switching to milliseconds past 10 000. */
+fun us(v: Double): String = when {
+    v.isNaN() -> "—"
+    abs(v) >= 10_000 -> num(v / 1000) + " ms"
+    else -> num(v) + " µs"
+}
+
+fun x(v: Double): String = if (v.isNaN() || v.isInfinite()) "—" else String.format(Locale.ROOT, "%.2fx", v)
+
+fun pct(v: Double): String = if (v.isNaN()) "—" else String.format(Locale.ROOT, "%.0f %%", v * 100)

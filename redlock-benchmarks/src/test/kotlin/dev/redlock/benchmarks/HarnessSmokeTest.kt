@@ -1,0 +1,114 @@
+package dev.redlock.benchmarks
+
+import io.kotest.assertions.withClue
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.collections.shouldHaveSize
+import io.kotest.matchers.doubles.shouldBeGreaterThan
+import io.kotest.matchers.longs.shouldBeGreaterThan
+import io.kotest.matchers.nulls.shouldNotBeNull
+import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldContain
+import io.kotest.matchers.string.shouldNotContain
+import java.nio.file.Files
+import java.nio.file.Path
+import kotlin.io.path.deleteIfExists
+import kotlin.io.path.readText
+
+/**
+ * Runs the whole harness in its tiny mode against real masters (about 40 s) and checks its own
+ * invariants: every implementation was measured, mutual exclusion held in every hot-resource
+ * phase, every held lock stayed held and was renewed, and the report carries every table.
+ * Timing figures are not asserted: they depend on the machine.
+ */
+class HarnessSmokeTest : FunSpec({
+    val dir = Files.createTempDirectory("redlock-benchmarks")
+    val report: Path = dir.resolve("BENCHMARKS.md")
+    lateinit var results: Results
+
+    beforeSpec {
+        quietLogs()
+        results = runBenchmarks(Options(profile = Profile.TINY, out = report), listOf("--tiny")) { println("[smoke] $it") }
+        writeReport(results, report)
+    }
+
+    afterSpec {
+        report.deleteIfExists()
+        dir.deleteIfExists()
+    }
+
+    test("scenario 1 measured every implementation at N = 1 and N = 5") {
+        val s1 = results.uncontended.shouldNotBeNull()
+        s1.map { it.n } shouldBe listOf(1, 5)
+        for (u in s1) {
+            for (latency in listOf(u.ours, u.oursBlock, u.redisson, u.baseline)) {
+                latency.count shouldBeGreaterThan 0L
+                latency.p50 shouldBeGreaterThan 0.0
+            }
+        }
+    }
+
+    test("scenario 2 saw no overlapping critical sections, and every lock call succeeded") {
+        val s2 = results.hotResource.shouldNotBeNull()
+        s2 shouldHaveSize 2 * Impl.entries.size * Profile.TINY.contenders.size
+        for (h in s2) {
+            withClue("${h.impl.label}, N = ${h.n}, ${h.contenders} contenders") {
+                h.overlaps shouldBe 0
+                h.errors shouldBe 0
+                h.sections shouldBeGreaterThan 0L
+                h.perSecond shouldBeGreaterThan 0.0
+                h.cpuMicrosPerSection shouldBeGreaterThan 0.0
+            }
+        }
+    }
+
+    test("scenario 3 completed operations for every implementation without failures") {
+        val s3 = results.manyResources.shouldNotBeNull()
+        s3 shouldHaveSize 2 * Impl.entries.size
+        for (t in s3) {
+            withClue("${t.impl.label}, N = ${t.n}") {
+                t.ops shouldBeGreaterThan 0L
+                t.errors shouldBe 0
+            }
+        }
+    }
+
+    test("scenario 4 held every lock until the end, and both libraries renewed while holding") {
+        val s4 = results.heldLocks.shouldNotBeNull()
+        s4.map { it.impl } shouldBe listOf(Impl.OURS, Impl.REDISSON)
+        for (f in s4) {
+            withClue(f.impl.label) {
+                f.acquired shouldBe Profile.TINY.heldLocks
+                f.failures shouldBe 0
+                f.scriptsPerSecond shouldBeGreaterThan 0.0
+                f.heapPerLock.isNaN() shouldBe false
+            }
+        }
+    }
+
+    test("scenario 5 measured every implementation with and without the slow master") {
+        val s5 = results.slowMaster.shouldNotBeNull()
+        s5.map { it.impl } shouldBe Impl.entries
+        for (s in s5) {
+            withClue(s.impl.label) {
+                s.reference.count shouldBeGreaterThan 0L
+                s.slow.count shouldBeGreaterThan 0L
+                s.errors shouldBe 0
+            }
+        }
+    }
+
+    test("the report has the command, the machine, a table per scenario and a computed verdict for every target") {
+        val text = report.readText()
+        text shouldContain "-Dexec.args=\"--tiny\""
+        text shouldContain "redis-server | ${results.machine.redisVersion}"
+        for (heading in listOf("## Targets", "## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ")) text shouldContain heading
+        val targets = targets(results)
+        // 2 in scenario 1, 3 per (N, contenders) in scenario 2, 2 in scenario 3, 2 in scenario 4, 1 in scenario 5.
+        targets shouldHaveSize 2 + 3 * 2 * Profile.TINY.contenders.size + 2 + 2 + 1
+        for (t in targets) {
+            withClue(t.text) { t.met.shouldNotBeNull() }
+            text shouldContain t.text
+        }
+        text shouldNotContain "NaN"
+    }
+})
