@@ -3,11 +3,7 @@ package dev.redlock.coroutines
 import dev.redlock.core.internal.LockNode
 import java.util.concurrent.CompletableFuture
 import kotlinx.coroutines.CancellationException
-import kotlinx.coroutines.CoroutineStart
-import kotlinx.coroutines.cancelChildren
-import kotlinx.coroutines.channels.Channel
-import kotlinx.coroutines.coroutineScope
-import kotlinx.coroutines.launch
+import kotlinx.coroutines.suspendCancellableCoroutine
 
 /** One master's answer in a fan-out: a value or the failure (already a MasterFailureException). */
 internal class Answer<R>(val node: Int, val value: R?, val failure: Throwable?)
@@ -26,34 +22,42 @@ internal suspend fun <R> fanOut(
     quorum: Int,
     isYes: (R) -> Boolean,
     call: (LockNode) -> CompletableFuture<R>,
-): Gathered<R> = coroutineScope {
-    val inbox = Channel<Answer<R>>(nodes.size)
+): Gathered<R> {
     val calls = ArrayList<CompletableFuture<R>>(nodes.size)
-    nodes.forEachIndexed { i, node ->
-        val sent = call(node)
-        calls += sent
-        launch(start = CoroutineStart.UNDISPATCHED) {
-            val answer =
-                try {
-                    Answer(i, sent.awaitQuietly(), null)
-                } catch (e: CancellationException) {
-                    throw e
-                } catch (e: Throwable) {
-                    Answer<R>(i, null, e)
-                }
-            inbox.send(answer)
+    for (node in nodes) calls += call(node)
+    // No coroutine per master: each answer is counted where it arrives, and the caller is resumed
+    // once, when the outcome is decided (one thread hop per fan-out, not one per master).
+    val tally = Tally(nodes.size, quorum, isYes)
+    val answers = suspendCancellableCoroutine { cont ->
+        calls.forEachIndexed { i, sent ->
+            sent.whenComplete { value, e ->
+                val answer = if (e == null) Answer(i, value, null) else Answer<R>(i, null, unwrap(e))
+                tally.add(answer)?.let { decided -> cont.resume(decided) { _, _, _ -> } }
+            }
         }
     }
-    val answers = ArrayList<Answer<R>>(nodes.size)
-    var yes = 0
-    while (answers.size < nodes.size && yes < quorum && answers.size - yes <= nodes.size - quorum) {
-        val answer = inbox.receive()
+    return Gathered(answers, calls)
+}
+
+/** Counts the answers of one fan-out; hands out the deciding list once. Thread-safe. */
+private class Tally<R>(private val size: Int, private val quorum: Int, private val isYes: (R) -> Boolean) {
+    private val answers = ArrayList<Answer<R>>(size)
+    private var yes = 0
+    private var decided = false
+
+    @Synchronized
+    fun add(answer: Answer<R>): List<Answer<R>>? {
+        if (decided) return null
         answers += answer
         if (answer.failure == null && isYes(answer.value!!)) yes++
+        if (answers.size < size && yes < quorum && answers.size - yes <= size - quorum) return null
+        decided = true
+        return ArrayList(answers)
     }
-    coroutineContext.cancelChildren()
-    Gathered(answers, calls)
 }
+
+private fun unwrap(e: Throwable): Throwable =
+    if ((e is java.util.concurrent.CompletionException || e is java.util.concurrent.ExecutionException) && e.cause != null) e.cause!! else e
 
 /** The answers that decided a fan-out, and every call sent (to collect the late answers if needed). */
 internal class Gathered<R>(val answers: List<Answer<R>>, private val calls: List<CompletableFuture<R>>) {

@@ -410,15 +410,18 @@ public class Redlock private constructor(
     ) {
         val calls = targets.map { kind.release(nodes[it], keys, token, releaseId, final, timing.nodeTimeout) }
         sent()
+        // One wait for all (one resume, not one per master); each call is bounded by its timeout.
+        CompletableFuture.allOf(*calls.toTypedArray()).handle { _, _ -> }.await()
         for ((i, node) in targets.withIndex()) {
             try {
-                calls[i].awaitQuietly()
+                calls[i].join()
                 released(node)
             } catch (e: Throwable) {
+                val cause = (e as? java.util.concurrent.CompletionException)?.cause ?: e
                 LOG.log(
                     level,
                     "Redlock could not release {0} on {1} ({2}); the keys there expire within {3}",
-                    keys.toList(), nodes[node].name(), e.message, Checks.show(timing.lease.toJavaDuration()),
+                    keys.toList(), nodes[node].name(), cause.message, Checks.show(timing.lease.toJavaDuration()),
                 )
             }
         }
