@@ -35,9 +35,20 @@ internal class Renewals(private val redlock: Redlock) {
     private val origin: ComparableTimeMark = redlock.timeSource.markNow()
     private val queue = PriorityQueue<Entry>(compareBy(Entry::due))
     private val doorbell = Channel<Unit>(Channel.CONFLATED)
-    private var started = false
+    private val started = java.util.concurrent.atomic.AtomicBoolean()
+
+    /**
+     * Entries scheduled since the timer last ran: taking part costs a lock-free append, and an
+     * entry unregistered before the timer next runs (a short critical section) never reaches the
+     * priority queue at all.
+     */
+    private val pending = java.util.concurrent.ConcurrentLinkedQueue<Entry>()
+
+    /** The earliest due among [pending], so that the timer never sleeps past it. */
+    private val pendingEarliest = java.util.concurrent.atomic.AtomicLong(Long.MAX_VALUE)
 
     /** The due time the timer sleeps until; a registration due earlier wakes it. */
+    @Volatile
     private var sleepingUntil = Long.MAX_VALUE
 
     /** One lease on the timer; [active] until unregistered (removed lazily when it comes up). */
@@ -68,15 +79,11 @@ internal class Renewals(private val redlock: Redlock) {
             lease.lastRenewalFailure == null -> minOf(nanos(lease.renewedAtMark) + lease.timing.renewInterval.inWholeNanoseconds, deadline)
             else -> minOf(now() + retryAfterFailure(lease).inWholeNanoseconds, deadline)
         }
-        synchronized(lock) {
-            entry.due = due
-            queue.add(entry)
-            if (!started) {
-                started = true
-                redlock.scope.launch { run() }
-            }
-            if (due < sleepingUntil) doorbell.trySend(Unit)
-        }
+        entry.due = due
+        pending.add(entry)
+        pendingEarliest.accumulateAndGet(due, ::minOf)
+        if (started.compareAndSet(false, true)) redlock.scope.launch { run() }
+        if (due < sleepingUntil) doorbell.trySend(Unit)
     }
 
     private fun retryAfterFailure(lease: RedlockLease): Duration =
@@ -103,6 +110,11 @@ internal class Renewals(private val redlock: Redlock) {
         val due = ArrayList<Entry>()
         val expired = ArrayList<Entry>()
         synchronized(lock) {
+            pendingEarliest.set(Long.MAX_VALUE)
+            while (true) {
+                val next = pending.poll() ?: break
+                if (next.active) queue.add(next)
+            }
             while (true) {
                 val head = queue.peek() ?: break
                 val slack = if (head.renew) head.lease.timing.renewInterval.inWholeNanoseconds / 2 else 0L
@@ -133,7 +145,7 @@ internal class Renewals(private val redlock: Redlock) {
             }
         }
         synchronized(lock) {
-            sleepingUntil = queue.peek()?.due ?: Long.MAX_VALUE
+            sleepingUntil = minOf(queue.peek()?.due ?: Long.MAX_VALUE, pendingEarliest.get())
             return if (sleepingUntil == Long.MAX_VALUE) Duration.INFINITE else (sleepingUntil - now()).nanoseconds
         }
     }
