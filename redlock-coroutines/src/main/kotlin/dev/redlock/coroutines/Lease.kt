@@ -308,12 +308,9 @@ internal class RedlockLease(
      * Disposing takes the lease off the timer.
      */
     internal fun guard(renew: Boolean, onLoss: (LockLostException) -> Unit): DisposableHandle {
-        val entry = redlock.renewals.register(this, renew)
-        val watch = ended.invokeOnCompletion { loss?.let(onLoss) }
-        return DisposableHandle {
-            watch.dispose()
-            redlock.renewals.unregister(entry)
-        }
+        val guard = redlock.renewals.register(Renewals.Guard(this, renew, onLoss))
+        guard.watch = ended.invokeOnCompletion(guard)
+        return guard
     }
 
     /**

@@ -476,6 +476,8 @@ public class Redlock private constructor(
 
         fun checkResources(resources: Array<out String>): List<String> {
             require(resources.isNotEmpty()) { "resources must name at least one resource, but none was given" }
+            // One resource is the common case: a singleton list is the smallest (held per lease).
+            if (resources.size == 1) return java.util.Collections.singletonList(Checks.resource(resources[0]))
             val names = resources.map { Checks.resource(it) }
             val duplicate = names.groupingBy { it }.eachCount().entries.firstOrNull { it.value > 1 }
             require(duplicate == null) { "resources must be distinct, but '${duplicate!!.key}' was given ${duplicate.value} times" }

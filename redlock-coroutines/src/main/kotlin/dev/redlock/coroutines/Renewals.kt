@@ -58,8 +58,32 @@ internal class Renewals(private val redlock: Redlock) {
         var due = 0L
     }
 
+    /**
+     * An entry that also watches its lease for loss and is its own handle: one object per guarded
+     * lease rather than an entry, a completion handler and a handle (this is held per lock).
+     */
+    class Guard(lease: RedlockLease, renew: Boolean, private val onLoss: (LockLostException) -> Unit) :
+        (Throwable?) -> Unit, kotlinx.coroutines.DisposableHandle {
+        val entry = Entry(lease, renew)
+
+        @Volatile
+        var watch: kotlinx.coroutines.DisposableHandle? = null
+
+        override fun invoke(cause: Throwable?) {
+            entry.lease.lostException?.let(onLoss)
+        }
+
+        override fun dispose() {
+            watch?.dispose()
+            entry.active = false
+        }
+    }
+
     /** Puts [lease] on the timer: renewed if [renew], in any case declared lost when its validity runs out. */
     fun register(lease: RedlockLease, renew: Boolean): Entry = Entry(lease, renew).also(::schedule)
+
+    /** Like [register], with [Guard.invoke] to be attached to the lease's end by the caller. */
+    fun register(guard: Guard): Guard = guard.also { schedule(it.entry) }
 
     fun unregister(entry: Entry) {
         entry.active = false
