@@ -81,12 +81,17 @@ public final class Script {
   }
 
   private static Script load(String name) {
+    // A line "--#include boot" is replaced by the shared boot.lua (the restart guard's marker).
+    return new Script(name, read(name).replace("--#include boot\n", read("boot")));
+  }
+
+  private static String read(String name) {
     String path = "/dev/redlock/core/scripts/" + name + ".lua";
     try (InputStream in = Script.class.getResourceAsStream(path)) {
       if (in == null) {
         throw new IllegalStateException("Lua script " + path + " is missing from the class path");
       }
-      return new Script(name, new String(in.readAllBytes(), StandardCharsets.UTF_8));
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8);
     } catch (IOException e) {
       throw new UncheckedIOException("cannot read Lua script " + path, e);
     }

@@ -19,19 +19,12 @@
 -- lost its data) is not created here, and the server's time in microseconds stands in for it, so
 -- that a master that forgot its counters can never pull a token below the ones handed out before
 -- (counters are created only by the fence script, with a value a quorum agreed on).
+--#include boot
 local token = ARGV[1]
 local n = tonumber(ARGV[3])
 local age = -1
 if ARGV[5] == '1' then
-  local marker = KEYS[#KEYS]
-  local now = redis.call('TIME')
-  local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  local created = tonumber(redis.call('GET', marker) or '')
-  if not created then
-    redis.call('SET', marker, millis)
-    created = millis
-  end
-  age = millis - created
+  age = boot_age(KEYS[#KEYS], server_millis())
 end
 local refused = false
 local longest = -2

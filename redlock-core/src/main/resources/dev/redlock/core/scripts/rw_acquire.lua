@@ -13,19 +13,13 @@
 -- holds the lock; a reader when no writer holds it and no writer waits (has its mark here).
 -- Returns {1, 0, -1, age} when admitted, {0, pttl, -1, age} when refused, where pttl is how long
 -- the obstacle may still last in ms (the writer, the last reader, or the waiting writer's mark).
+--#include boot
 local token = ARGV[1]
 local lease = tonumber(ARGV[2])
-local now = redis.call('TIME')
-local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local millis = server_millis()
 local age = -1
 if ARGV[5] == '1' then
-  local marker = KEYS[#KEYS]
-  local created = tonumber(redis.call('GET', marker) or '')
-  if not created then
-    redis.call('SET', marker, millis)
-    created = millis
-  end
-  age = millis - created
+  age = boot_age(KEYS[#KEYS], millis)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', millis)
 local writer = redis.call('GET', KEYS[1])

@@ -12,20 +12,14 @@
 -- is admitted again).
 -- Returns {1, 0, -1, age, -1} when admitted, {0, pttl, -1, age, -1} when full (pttl: until the
 -- earliest holder's permit expires), {0, -2, -1, age, storedK} when K disagrees.
+--#include boot
 local token = ARGV[1]
 local lease = tonumber(ARGV[2])
 local permits = tonumber(ARGV[3])
-local now = redis.call('TIME')
-local millis = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local millis = server_millis()
 local age = -1
 if ARGV[4] == '1' then
-  local marker = KEYS[#KEYS]
-  local created = tonumber(redis.call('GET', marker) or '')
-  if not created then
-    redis.call('SET', marker, millis)
-    created = millis
-  end
-  age = millis - created
+  age = boot_age(KEYS[#KEYS], millis)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', millis)
 local count = redis.call('ZCARD', KEYS[1])
