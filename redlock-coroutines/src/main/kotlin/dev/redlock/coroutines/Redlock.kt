@@ -372,8 +372,13 @@ public class Redlock private constructor(
         val targets = nodes.indices.filter { dirty[it] }
         if (targets.isEmpty()) return
         // Expected on every retry while a master is down: logged at DEBUG, not as a warning each time.
-        // Its notice frees the keys set on a minority: waiters refused by them should look again.
-        releaseOn(targets, kind, keys, token, Tokens.releaseId(), timing, System.Logger.Level.DEBUG, final = false, sent = {}, released = { dirty[it] = false })
+        // Quiet: it announces nothing. Keys set on a minority never decided anyone's quorum while a
+        // holder has the majority, and a notice would wake the other contenders (this one too)
+        // into attempts that fail the same way and clean up with notices of their own: a storm of
+        // attempts at network speed, for as long as the holder holds. Contenders that split the
+        // masters between them with no holder retry after the jittered delay, which is what
+        // breaks the tie (the Redlock rule).
+        releaseOn(targets, kind, keys, token, QUIET, timing, System.Logger.Level.DEBUG, final = false, sent = {}, released = { dirty[it] = false })
     }
 
     /**
@@ -473,6 +478,9 @@ public class Redlock private constructor(
 
     internal companion object {
         val LOG: System.Logger = System.getLogger("dev.redlock.coroutines.Redlock")
+
+        /** The release id of a release that announces nothing (the scripts publish only a non-empty id). */
+        const val QUIET = ""
 
         fun checkResources(resources: Array<out String>): List<String> {
             require(resources.isNotEmpty()) { "resources must name at least one resource, but none was given" }

@@ -24,7 +24,7 @@ import kotlinx.coroutines.withTimeoutOrNull
  *
  * A release in this process wakes the head at once ([released] from the releasing lease), before
  * Redis echoes the notice; the notices of the same release from every master are recognised by its
- * release id and act once. Waiting stays bounded by the fallbacks of the acquire loop (the
+ * release id and never wake a waiter the first one did not wake (see [Room.wake]). Waiting stays bounded by the fallbacks of the acquire loop (the
  * refusing holder's remaining time, the jittered retry delay): a notice lost while a subscription
  * was being set up or a master was unreachable costs at most one fallback period.
  */
@@ -78,20 +78,33 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
         val watchers = ArrayList<Waiter>(2)
         private val seen = arrayOfNulls<String>(8)
         private var next = 0
+        private var latest: String? = null
+        private var latestHead: Waiter? = null
 
         val isEmpty: Boolean get() = queue.isEmpty() && watchers.isEmpty()
 
-        /** Whether [releaseId] is new to this room; remembers the last few. */
-        fun firstNotice(releaseId: String?): Boolean {
-            if (releaseId == null) return true
-            if (seen.contains(releaseId)) return false
-            seen[next] = releaseId
-            next = (next + 1) % seen.size
-            return true
-        }
-
-        fun wake() {
-            queue.firstOrNull()?.ring(Signal.RELEASED)
+        /**
+         * A release was announced: the first notice of a release wakes the head of the queue and the
+         * watchers. The same release heard again (from another master, or from Redis after this
+         * process's hand-over) wakes again only those it woke, and only while the head is still
+         * waiting: each master runs the release when its own command arrives, so the attempt the
+         * first notice started may have reached another master before the release did; it then
+         * fails, and the later notice is what tells the waiter to look again. A head that won has
+         * left, so a late notice never sends its successor into a hopeless attempt. Null
+         * [releaseId]: not a notice (subscriptions settled), wakes as a first notice does.
+         */
+        fun wake(releaseId: String?) {
+            if (releaseId != null && seen.contains(releaseId)) {
+                if (releaseId != latest) return
+                latestHead?.takeIf { queue.firstOrNull() === it }?.ring(Signal.RELEASED)
+            } else {
+                if (releaseId != null) {
+                    seen[next] = releaseId
+                    next = (next + 1) % seen.size
+                    latest = releaseId
+                }
+                latestHead = queue.firstOrNull()?.also { it.ring(Signal.RELEASED) }
+            }
             for (w in watchers) w.ring(Signal.RELEASED)
         }
     }
@@ -116,10 +129,14 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
         // Subscriptions change under the lock, so that the masters see them in the order the
         // rooms came and went (a room removed and re-created at once must end up subscribed).
         synchronized(lock) {
+            var fresh: ArrayList<Room>? = null
             for (key in keys) {
-                val room = rooms.getOrPut(key) { Room(key).also(::subscribe) }
+                val room = rooms[key] ?: Room(key).also { rooms[key] = it; (fresh ?: ArrayList<Room>(keys.size).also { f -> fresh = f }) += it }
                 if (waiter.queued) room.queue.addLast(waiter) else room.watchers += waiter
             }
+            // Only once the rooms are in the map and the waiter in them: a subscription may be
+            // confirmed before its handlers are attached, and its wake-up then runs right here.
+            fresh?.forEach(::subscribe)
         }
         return waiter
     }
@@ -158,8 +175,7 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
     fun released(key: String, releaseId: String?) {
         if (rooms[key] == null) return
         synchronized(lock) {
-            val room = rooms[key] ?: return
-            if (room.firstNotice(releaseId)) room.wake()
+            rooms[key]?.wake(releaseId)
         }
     }
 
@@ -173,7 +189,7 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
             node.watch(room.key, timeout).handle { _, e -> if (e != null) subscriptionFailed("subscribe to", room.key, node, e) }
         }
         CompletableFuture.allOf(*calls.toTypedArray()).whenComplete { _, _ ->
-            synchronized(lock) { if (rooms[room.key] === room) room.wake() }
+            synchronized(lock) { if (rooms[room.key] === room) room.wake(null) }
         }
     }
 

@@ -53,9 +53,10 @@ class SchedulingTest : FunSpec({
             nodes.forEach { it.hold("redlock:r", "other", 1_500) }
             val redlock = Redlock(config(retryDelay = Duration.ofSeconds(10)), nodes, testScheduler.timeSource, Random(7))
             redlock.acquire("r")
-            // Refused at t = 0 with 1.5 s left; retried after 1.5 s plus at most 10 % of the retry delay.
+            // Refused at t = 0 with 1.5 s left (twice: once more when its subscription is in);
+            // retried after 1.5 s plus at most 10 % of the retry delay.
             (currentTime in 1_500L..2_500L) shouldBe true
-            nodes[0].acquires shouldBe 2
+            nodes[0].acquires shouldBe 3
         }
     }
 
@@ -84,6 +85,43 @@ class SchedulingTest : FunSpec({
             // Woken at the release (t = 1 s), not 30 s (the holder's lease) or 5 s (the jittered retry delay) later.
             currentTime shouldBe 1_000L
             nodes.none { "redlock:r" in it.watched } shouldBe true
+        }
+    }
+
+    test("a release that slips by before the subscription is caught: once subscribed, the waiter looks again at once") {
+        runTest {
+            // The holder's key goes away, unannounced, while the waiter subscribes; the fake
+            // confirms subscriptions at once, before the waiter's handlers are attached.
+            val nodes = List(3) { FakeNode(this) }
+            nodes.forEach { it.hold("redlock:r", "other", 60_000); it.dropOnWatch = "redlock:r" }
+            val redlock = Redlock(config(retryDelay = Duration.ofSeconds(10)), nodes, testScheduler.timeSource, Random(7))
+            val lease = redlock.acquire("r")
+            lease.isValid shouldBe true
+            // Acquired right after subscribing, not at the retry delay (5 s or more) or the holder's 60 s.
+            currentTime shouldBe 0L
+            nodes[0].acquires shouldBe 2
+        }
+    }
+
+    test("a release that reaches the masters one by one: the same release heard again wakes the waiter it woke") {
+        runTest {
+            val nodes = List(3) { FakeNode(this) }
+            nodes.forEach { it.hold("redlock:r", "other", 60_000) }
+            val redlock = Redlock(config(retryDelay = Duration.ofSeconds(10)), nodes, testScheduler.timeSource, Random(7))
+            val waiter = async { redlock.acquire("r") }
+            testScheduler.advanceTimeBy(1_000)
+            nodes.all { "redlock:r" in it.watched } shouldBe true
+            // The release runs on master 0 first; its notice sends the waiter into an attempt that
+            // masters 1 and 2, not yet released, refuse.
+            nodes[0].release(arrayOf("redlock:r"), "other", "release-1", Duration.ofSeconds(1))
+            testScheduler.runCurrent()
+            waiter.isCompleted shouldBe false
+            testScheduler.advanceTimeBy(1_000)
+            // The same release reaches masters 1 and 2: its notices wake the waiter again.
+            nodes[1].release(arrayOf("redlock:r"), "other", "release-1", Duration.ofSeconds(1))
+            nodes[2].release(arrayOf("redlock:r"), "other", "release-1", Duration.ofSeconds(1))
+            waiter.await().isValid shouldBe true
+            currentTime shouldBe 2_000L
         }
     }
 
@@ -201,7 +239,7 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
         }
         val mine = keys.filter { live(it)?.token == token }
         mine.forEach { this.keys.remove(it) }
-        mine.filter { it in watched }.forEach { listener.released(it, releaseId) }
+        if (releaseId.isNotEmpty()) mine.filter { it in watched }.forEach { listener.released(it, releaseId) }
         return CompletableFuture.completedFuture(mine.size.toLong())
     }
 
@@ -212,7 +250,11 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
         this.listener = listener
     }
 
+    /** A key removed silently when its notices are first watched: a release that slipped by. */
+    var dropOnWatch: String? = null
+
     override fun watch(key: String, timeout: Duration): CompletableFuture<Void> {
+        if (key == dropOnWatch) keys.remove(key)
         watched += key
         return CompletableFuture.completedFuture(null)
     }

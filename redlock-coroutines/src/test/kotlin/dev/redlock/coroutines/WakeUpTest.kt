@@ -43,12 +43,18 @@ class WakeUpTest : FunSpec({
         return reply[1] as Long
     }
 
+    /** Waits until the first [n] masters hold [key]: an acquire returns once a quorum granted it. */
+    suspend fun RedisFleet.holdsEverywhere(n: Int, key: String) =
+        eventually(what = "$key set on all $n masters") { (0 until n).all { command(it, "EXISTS", key) == 1L } }
+
     for (n in listOf(1, 3)) {
         test("a waiter in another process is woken by the release notice, with $n master(s)") {
             fleet.slowFallbacks(n).use { holderSide ->
                 fleet.slowFallbacks(n).use { waiterSide ->
                     val base = (0 until n).map { fleet.refusals(it) }
                     val holder = holderSide.acquire("wake")
+                    // Granted by a quorum; the other masters' answers may still be on their way.
+                    fleet.holdsEverywhere(n, "redlock:wake")
                     coroutineScope {
                         val waiter = async { waiterSide.acquire("wake") }
                         eventually(what = "the waiter subscribed on every master") {
@@ -129,6 +135,40 @@ class WakeUpTest : FunSpec({
                 }
             }
             deaf.keyCount() shouldBe 0
+        }
+    }
+
+    test("a failed attempt's clean-up announces nothing: contenders do not storm a holder that lacks one master") {
+        fleet.slowFallbacks().use { holderSide ->
+            fleet.slowFallbacks().use { sideA ->
+                fleet.slowFallbacks().use { sideB ->
+                    val holder = holderSide.acquire("storm")
+                    fleet.holdsEverywhere(3, "redlock:storm")
+                    // The holder keeps masters 0 and 1, a quorum; master 2 forgot it.
+                    fleet.command(2, "DEL", "redlock:storm")
+                    val attemptsBefore = fleet.refusals(0)
+                    val noticesBefore = fleet.commandCalls(2, "publish")
+                    coroutineScope {
+                        val a = async { sideA.acquire("storm") }
+                        val b = async { sideB.acquire("storm") }
+                        eventually(what = "both waiters subscribed") { (0 until 3).all { subscribers(it, "redlock:storm") == 2L } }
+                        // Each: its first attempt and one more once subscribed, each refused by the
+                        // holder's masters 0 and 1 (one PTTL there per attempt), granted or refused on
+                        // master 2 and cleaned up there. A clean-up that announced itself would wake
+                        // the other waiter into the same failed attempt, and so on, endlessly.
+                        eventually(what = "the waiters' attempts are done") { fleet.refusals(0) == attemptsBefore + 4 }
+                        kotlinx.coroutines.delay(500)
+                        fleet.refusals(0) shouldBe attemptsBefore + 4
+                        fleet.commandCalls(2, "publish") shouldBe noticesBefore
+                        holder.release()
+                        val first = kotlinx.coroutines.selects.select { a.onAwait { it }; b.onAwait { it } }
+                        first.isValid shouldBe true
+                        first.release()
+                        val second = awaitOrDump(if (a.isCompleted) b else a)
+                        second.release()
+                    }
+                }
+            }
         }
     }
 

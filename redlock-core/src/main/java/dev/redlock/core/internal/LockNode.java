@@ -73,7 +73,8 @@ public interface LockNode extends AutoCloseable {
    *
    * @param keys the lock keys
    * @param token the holder's token
-   * @param releaseId the notice published for each deleted key (never the token)
+   * @param releaseId the notice published for each deleted key (never the token); empty to
+   *     announce nothing
    * @param timeout the bound on the call
    * @return how many keys were deleted
    */
@@ -122,7 +123,7 @@ public interface LockNode extends AutoCloseable {
    * @param modes per key how it holds the lease (see {@code shared_release.lua})
    * @param noticeKey the key whose channel the waiters of the resource listen to
    * @param token the holder's token
-   * @param releaseId the notice (never the token)
+   * @param releaseId the notice (never the token); empty to announce nothing
    * @param timeout the bound on the call
    * @return how many keys or members were removed
    */

@@ -5,13 +5,16 @@
 -- ARGV[2]: the prefix of the release channels (channel = prefix .. key)
 -- ARGV[3]: the release notice: an id of the lease that is not its token (tokens are never
 --          published), so that a waiter hearing the same release from several masters, or
---          from its own process first, acts on it once
+--          from its own process first, acts on it once; empty for a quiet release that
+--          announces nothing (the clean-up of a failed attempt)
 -- Returns the number of keys deleted.
 local deleted = 0
 for _, key in ipairs(KEYS) do
   if redis.pcall('GET', key) == ARGV[1] then
     redis.call('DEL', key)
-    redis.call('PUBLISH', ARGV[2] .. key, ARGV[3])
+    if ARGV[3] ~= '' then
+      redis.call('PUBLISH', ARGV[2] .. key, ARGV[3])
+    end
     deleted = deleted + 1
   end
 end

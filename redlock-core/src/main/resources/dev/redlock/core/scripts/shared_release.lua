@@ -3,7 +3,8 @@
 -- KEYS:      the keys of the lease
 -- ARGV[1]:   the holder's token
 -- ARGV[2]:   the prefix of the release channels (channel = prefix .. notice key)
--- ARGV[3]:   the release notice (an id of the lease, never its token)
+-- ARGV[3]:   the release notice (an id of the lease, never its token); empty for a quiet
+--            release that announces nothing (the clean-up of a failed attempt)
 -- ARGV[4]:   the notice key: the key whose channel the waiters of this resource listen to
 -- ARGV[4+i]: how KEYS[i] holds the lease: 's' a string holding the token (deleted if it still
 --            does), 'z' a sorted set with the token as member (removed, with expired members),
@@ -32,7 +33,7 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
-if removed > 0 then
+if removed > 0 and ARGV[3] ~= '' then
   redis.call('PUBLISH', ARGV[2] .. ARGV[4], ARGV[3])
 end
 return removed
