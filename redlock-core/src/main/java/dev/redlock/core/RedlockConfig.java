@@ -58,6 +58,7 @@ public final class RedlockConfig {
   private final Duration maxHoldTime;
   private final boolean fencing;
   private final Duration restartGuard;
+  private final RedlockMetrics metrics;
 
   private RedlockConfig(Builder b) {
     this.masters = List.copyOf(b.masters);
@@ -71,6 +72,16 @@ public final class RedlockConfig {
     this.maxHoldTime = b.maxHoldTime;
     this.fencing = b.fencing;
     this.restartGuard = b.restartGuard;
+    this.metrics = b.metrics;
+  }
+
+  /**
+   * Where measurements go: acquisitions, waiting, holding, renewals, losses, master failures.
+   *
+   * @return the metrics; default {@link RedlockMetrics#NONE}, which records nothing
+   */
+  public RedlockMetrics metrics() {
+    return metrics;
   }
 
   /**
@@ -243,7 +254,8 @@ public final class RedlockConfig {
         + ", nodeTimeout=" + Checks.show(nodeTimeout()) + ", keyPrefix='" + keyPrefix + "'"
         + (maxHoldTime != null ? ", maxHoldTime=" + Checks.show(maxHoldTime) : "")
         + (fencing ? ", fencing=true" : "")
-        + ", restartGuard=" + Checks.show(restartGuard()) + "}";
+        + ", restartGuard=" + Checks.show(restartGuard())
+        + (metrics != RedlockMetrics.NONE ? ", metrics=" + metrics : "") + "}";
   }
 
   /**
@@ -293,6 +305,7 @@ public final class RedlockConfig {
     private Duration nodeTimeout;
     private Duration maxHoldTime;
     private boolean fencing;
+    private RedlockMetrics metrics = RedlockMetrics.NONE;
     private Duration restartGuard;
     private String keyPrefix = DEFAULT_KEY_PREFIX;
 
@@ -438,6 +451,19 @@ public final class RedlockConfig {
     }
 
     /**
+     * Where measurements go. For Micrometer: {@code
+     * metrics(MicrometerRedlockMetrics.create(registry))} (with {@code micrometer-core} on the
+     * class path). Default {@link RedlockMetrics#NONE}: nothing is recorded.
+     *
+     * @param metrics the receiver of measurements; not null (use {@link RedlockMetrics#NONE})
+     * @return this builder
+     */
+    public Builder metrics(RedlockMetrics metrics) {
+      this.metrics = metrics;
+      return this;
+    }
+
+    /**
      * The restart guard: a master that started empty or lost its data (a crash without
      * persistence, {@code FLUSHALL}) may have forgotten locks it granted, so its "yes" votes are
      * not counted until this long after. The library recognises such a master by a marker key it
@@ -463,6 +489,10 @@ public final class RedlockConfig {
      */
     public RedlockConfig build() {
       checkMasters();
+      if (metrics == null) {
+        throw new IllegalArgumentException(
+            "metrics must not be null; use RedlockMetrics.NONE to record nothing");
+      }
       Checks.leaseTime("leaseTime", leaseTime);
       Checks.waitTime("waitTime", waitTime);
       Checks.between("retryDelay", retryDelay, Duration.ofMillis(1), Duration.ofMinutes(1));

@@ -16,11 +16,13 @@ internal class Answer<R>(val node: Int, val value: R?, val failure: Throwable?)
  * time. Masters still silent when the outcome is decided are left to their own (bounded) calls:
  * their answer is not needed, and the caller treats them as "possibly applied" for cleanup.
  * Cancellation of the caller cancels the gathering at once; the calls already sent stay sent.
+ * [observe] sees every answer, including those that arrive after the outcome was decided.
  */
 internal suspend fun <R> fanOut(
     nodes: List<LockNode>,
     quorum: Int,
     isYes: (R) -> Boolean,
+    observe: ((Answer<R>) -> Unit)? = null,
     call: (LockNode) -> CompletableFuture<R>,
 ): Gathered<R> {
     val calls = ArrayList<CompletableFuture<R>>(nodes.size)
@@ -32,6 +34,8 @@ internal suspend fun <R> fanOut(
         calls.forEachIndexed { i, sent ->
             sent.whenComplete { value, e ->
                 val answer = if (e == null) Answer(i, value, null) else Answer<R>(i, null, unwrap(e))
+                // Every answer, also those that come after the outcome was decided.
+                observe?.invoke(answer)
                 tally.add(answer)?.let { decided -> cont.resume(decided) { _, _, _ -> } }
             }
         }

@@ -120,6 +120,9 @@ internal class RedlockLease(
     /** The keys the extend script renews for this lease. */
     internal val extendKeys: Array<String> = kind.extendKeys(keys)
 
+    /** When the attempt that won the lease started: hold times are measured from here. */
+    private val grantedAt: ComparableTimeMark = validUntil - (timing.lease - timing.drift)
+
     private enum class Phase { HELD, RELEASED, LOST }
 
     @Volatile
@@ -219,7 +222,10 @@ internal class RedlockLease(
      * the lease, [notHeld] no longer hold it, [failures] did not answer. Returns null when the
      * lease was extended, else why not (never throws).
      */
-    internal fun extended(start: ComparableTimeMark, confirmed: Int, notHeld: Int, failures: List<MasterFailureException>): Throwable? {
+    internal fun extended(start: ComparableTimeMark, confirmed: Int, notHeld: Int, failures: List<MasterFailureException>): Throwable? =
+        applyExtended(start, confirmed, notHeld, failures).also { redlock.observer.renewal(this, it, remaining) }
+
+    private fun applyExtended(start: ComparableTimeMark, confirmed: Int, notHeld: Int, failures: List<MasterFailureException>): Throwable? {
         val n = redlock.nodes.size
         if (LockMath.quorumImpossible(n, quorum, notHeld)) {
             return markLost(LockLostException.Reason.NOT_HELD, failures.firstOrNull()) ?: released()
@@ -269,7 +275,10 @@ internal class RedlockLease(
                 }
             }
         }
-        if (before == Phase.HELD) ended.complete(null)
+        if (before == Phase.HELD) {
+            redlock.observer.leaseEnded(this, grantedAt.elapsedNow(), lost = false)
+            ended.complete(null)
+        }
         // A lost lease may still hold keys on a minority of masters: delete them too, so they do
         // not keep refusing the next holder until they expire.
         withContext(NonCancellable) { redlock.releaseEverywhere(this@RedlockLease) }
@@ -336,7 +345,8 @@ internal class RedlockLease(
             found = lost
             publish()
         }
-        Redlock.LOG.log(System.Logger.Level.WARNING, "Redlock lost the lock on {0}: {1}", resources, found.message)
+        redlock.observer.loss(this, found)
+        redlock.observer.leaseEnded(this, grantedAt.elapsedNow(), lost = true)
         // Outside the monitor: completing runs the guards' handlers, which cancel the blocks.
         ended.complete(found)
         return found

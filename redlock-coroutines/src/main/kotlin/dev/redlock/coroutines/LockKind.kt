@@ -23,6 +23,9 @@ internal sealed class LockKind {
     /** Names the kind in messages: "lock", "read lock", ... */
     abstract val what: String
 
+    /** The kind as a metrics tag value: lock, read, write or permit. */
+    abstract val type: String
+
     /** Whether waiters queue (one is woken per release) or are all woken by a release. */
     abstract val exclusive: Boolean
 
@@ -63,6 +66,7 @@ internal sealed class LockKind {
     /** The classic Redlock: every key of the lease set to the token on a majority. */
     object Mutex : LockKind() {
         override val what = "lock"
+        override val type = "lock"
         override val exclusive = true
         override val multiResource = true
         override val extendScript: Script = Script.EXTEND
@@ -85,6 +89,7 @@ internal sealed class LockKind {
     /** A reader: admitted on a majority while no writer holds or waits for the lock. */
     object Read : ReadWrite() {
         override val what = "read lock"
+        override val type = "read"
         override val exclusive = false
         override val extendScript: Script = Script.SHARED_EXTEND
         override fun acquire(node: LockNode, keys: Array<String>, fencing: Boolean, guard: Boolean, token: String, leaseMillis: Long, timeout: JavaDuration) =
@@ -97,6 +102,7 @@ internal sealed class LockKind {
     /** A writer: admitted on a majority when no other writer and no live reader holds the lock. */
     class Write(private val priority: Boolean) : ReadWrite() {
         override val what = "write lock"
+        override val type = "write"
         override val exclusive = true
         override val marksWhileWaiting: Boolean get() = priority
         override val extendScript: Script = Script.EXTEND
@@ -111,6 +117,7 @@ internal sealed class LockKind {
     /** One of [permits] permits of a semaphore, on [quorum] masters (more than a majority when permits > 1). */
     class Permit(val permits: Int, private val quorumOverride: Int? = null) : LockKind() {
         override val what = "permit"
+        override val type = "permit"
         override val exclusive = false
         override val extendScript: Script = Script.SHARED_EXTEND
         override fun quorum(masters: Int): Int = quorumOverride ?: LockMath.semaphoreQuorum(masters, permits)

@@ -3,6 +3,7 @@ package dev.redlock.coroutines
 import dev.redlock.core.LockNotAcquiredException
 import dev.redlock.core.MasterFailureException
 import dev.redlock.core.RedlockConfig
+import dev.redlock.core.RedlockMetrics
 import dev.redlock.core.internal.AcquireReply
 import dev.redlock.core.internal.Checks
 import dev.redlock.core.internal.LockMath
@@ -82,6 +83,19 @@ public class Redlock private constructor(
 
     internal val rooms: WaitRooms = WaitRooms(nodes, config.nodeTimeout())
 
+    /** Logs and metrics. */
+    internal val observer: Observer = Observer(nodes, config.metrics())
+
+    /** Sees every answer of an acquire or extend fan-out: tracks which masters fail. */
+    private val acquireAnswers: (Answer<*>) -> Unit = { observe(it, "acquire") }
+    internal val extendAnswers: (Answer<*>) -> Unit = { observe(it, "extend") }
+
+    private fun observe(answer: Answer<*>, operation: String) {
+        val failure = answer.failure
+        if (failure == null) observer.answered(answer.node)
+        else observer.failed(answer.node, operation, failure.asMasterFailure(nodes[answer.node]))
+    }
+
     /** The restart guard in ms (0: off); see [RedlockConfig.restartGuard]. */
     private val guardMillis: Long = config.restartGuard().toMillis()
 
@@ -103,9 +117,8 @@ public class Redlock private constructor(
         for (node in nodes) {
             node.warmUp(warmUp).whenComplete { _, e ->
                 if (e != null && !closed.get()) {
-                    LOG.log(
-                        System.Logger.Level.WARNING,
-                        "Redlock master {0} is not reachable at start-up ({1}); locks work while a majority of the {2} masters answers",
+                    LOG.warn(
+                        "Redlock master {} is not reachable at start-up ({}); locks work while a majority of the {} masters answers",
                         node.name(), e.message, nodes.size,
                     )
                 }
@@ -168,6 +181,8 @@ public class Redlock private constructor(
         // earlier attempt left behind on a master whose release did not get through.
         val token = Tokens.next()
         val waitStart = timeSource.markNow()
+        var waited = Duration.ZERO
+        var outcome = RedlockMetrics.Outcome.FAILED
         val dirty = BooleanArray(nodes.size)
         // A newcomer queues behind the waiters of this process instead of overtaking them.
         var waiter: WaitRooms.Waiter? = if (once) null else rooms.queueIfWaited(noticeKeys, kind.exclusive)
@@ -184,6 +199,7 @@ public class Redlock private constructor(
                         val fence = if (fenced) confirmFence(scriptKeys, token, timing, attempt) else null
                         if (!fenced || fence != null) {
                             acquired = true
+                            outcome = RedlockMetrics.Outcome.ACQUIRED
                             return RedlockLease(this, names, keys, token, timing, attempt.validUntil, fence, kind, quorum)
                         }
                         attempt = attempt.unconfirmedFence()
@@ -195,7 +211,10 @@ public class Redlock private constructor(
                         throw notAcquired(names, timing, attempt.complete(dirty), "masters refused the lock permanently", kind)
                     }
                     if (once) {
-                        if (attempt.contended) return null
+                        if (attempt.contended) {
+                            outcome = RedlockMetrics.Outcome.CONTENDED
+                            return null
+                        }
                         throw notAcquired(names, timing, attempt.complete(dirty), "one attempt failed", kind)
                     }
                     last = attempt
@@ -212,7 +231,13 @@ public class Redlock private constructor(
                 // fallbacks; the others wait for their turn.
                 val head = rooms.mayAttempt(w)
                 val pause = if (head) retryPause(config.retryDelay().toKotlinDuration(), holderHint, remainingWait, random) else remainingWait
-                when (w.await(pause)) {
+                val pauseStart = timeSource.markNow()
+                val signal = try {
+                    w.await(pause)
+                } finally {
+                    waited += pauseStart.elapsedNow()
+                }
+                when (signal) {
                     WaitRooms.Signal.RELEASED -> attemptNow = true
                     WaitRooms.Signal.PROMOTED -> {
                         // Now at the head, behind a waiter that just took the lock: wait for its
@@ -224,15 +249,20 @@ public class Redlock private constructor(
                 }
             }
         } catch (e: CancellationException) {
+            outcome = RedlockMetrics.Outcome.CANCELLED
             withContext(NonCancellable) { cleanUp(kind, keys, token, timing, dirty) }
             throw e
+        } catch (e: LockNotAcquiredException) {
+            if (e.isContended) outcome = RedlockMetrics.Outcome.CONTENDED
+            throw e
         } finally {
+            observer.acquisition(kind, names, outcome, waitStart.elapsedNow(), waited)
             waiter?.let { rooms.leave(it, acquired) }
             // A waiting writer's mark keeps new readers out, also on masters that refused it:
             // giving up removes it everywhere, at once, instead of leaving readers out until it expires.
             if (!acquired && kind.marksWhileWaiting) {
                 withContext(NonCancellable) {
-                    releaseOn(nodes.indices.toList(), kind, keys, token, Tokens.releaseId(), timing, System.Logger.Level.DEBUG, final = true, sent = {}, released = {})
+                    releaseOn(nodes.indices.toList(), kind, keys, token, Tokens.releaseId(), timing, warn = false, final = true, sent = {}, released = {})
                 }
             }
         }
@@ -305,10 +335,12 @@ public class Redlock private constructor(
         // Until a master answers "refused", it may have set our keys (even one that timed out:
         // the command may still run on the server), so it needs a release if we do not win.
         dirty.fill(true)
-        val gathered = fanOut(nodes, quorum, { reply: AcquireReply -> reply.acquired && guardLeft(reply) == null }) { node ->
+        val gathered = fanOut(nodes, quorum, { reply: AcquireReply -> reply.acquired && guardLeft(reply) == null }, acquireAnswers) { node ->
             kind.acquire(node, keys, fencing, guardMillis > 0, token, timing.leaseMillis, timing.nodeTimeout)
         }
-        return classify(gathered.answers, gathered, dirty, start + timing.lease - timing.drift, quorum)
+        return classify(gathered.answers, gathered, dirty, start + timing.lease - timing.drift, quorum).also {
+            if (observer.debug) observer.attempt(kind, keys.asList(), it, start.elapsedNow())
+        }
     }
 
     private fun classify(
@@ -328,7 +360,10 @@ public class Redlock private constructor(
         for (answer in answers.sortedBy { it.node }) {
             val reply = answer.value
             val left = reply?.let(::guardLeft)
-            if (left != null) guardedUntil.set(answer.node, timeSource.markNow() + left)
+            if (left != null) {
+                if (!isGuarded(answer.node)) observer.restarted(answer.node, left)
+                guardedUntil.set(answer.node, timeSource.markNow() + left)
+            }
             when {
                 answer.failure != null -> failures += answer.failure.asMasterFailure(nodes[answer.node])
                 reply!!.acquired && left != null -> {
@@ -378,7 +413,7 @@ public class Redlock private constructor(
         // attempts at network speed, for as long as the holder holds. Contenders that split the
         // masters between them with no holder retry after the jittered delay, which is what
         // breaks the tie (the Redlock rule).
-        releaseOn(targets, kind, keys, token, QUIET, timing, System.Logger.Level.DEBUG, final = false, sent = {}, released = { dirty[it] = false })
+        releaseOn(targets, kind, keys, token, QUIET, timing, warn = false, final = false, sent = {}, released = { dirty[it] = false })
     }
 
     /**
@@ -389,7 +424,7 @@ public class Redlock private constructor(
         // Published with the release, so that a waiter hearing it from several masters (and from
         // this process first) acts on it once.
         val releaseId = Tokens.releaseId()
-        releaseOn(nodes.indices.toList(), lease.kind, lease.keys, lease.token, releaseId, lease.timing, System.Logger.Level.WARNING, final = true, sent = {
+        releaseOn(nodes.indices.toList(), lease.kind, lease.keys, lease.token, releaseId, lease.timing, warn = true, final = true, sent = {
             // The release calls are sent: a waiter woken now sends its attempt after them on every
             // master's connection, and each master runs them in order, so it finds the keys gone
             // without waiting for the masters' answers or their release notices.
@@ -399,7 +434,7 @@ public class Redlock private constructor(
 
     /**
      * Sends the release to the [targets] at once and waits for each (bounded by the node timeout).
-     * A master that fails keeps the keys until they expire, within the lease time: logged at [level].
+     * A master that fails keeps the keys until they expire, within the lease time: logged as a warning when [warn], else at DEBUG.
      */
     private suspend fun releaseOn(
         targets: List<Int>,
@@ -408,7 +443,7 @@ public class Redlock private constructor(
         token: String,
         releaseId: String,
         timing: Timing,
-        level: System.Logger.Level,
+        warn: Boolean,
         final: Boolean,
         sent: () -> Unit,
         released: (Int) -> Unit,
@@ -420,14 +455,12 @@ public class Redlock private constructor(
         for ((i, node) in targets.withIndex()) {
             try {
                 calls[i].join()
+                observer.answered(node)
                 released(node)
             } catch (e: Throwable) {
                 val cause = (e as? java.util.concurrent.CompletionException)?.cause ?: e
-                LOG.log(
-                    level,
-                    "Redlock could not release {0} on {1} ({2}); the keys there expire within {3}",
-                    keys.toList(), nodes[node].name(), cause.message, Checks.show(timing.lease.toJavaDuration()),
-                )
+                observer.failed(node, "release", cause.asMasterFailure(nodes[node]))
+                observer.releaseFailed(keys.toList(), node, cause, timing.lease, warn)
             }
         }
     }
@@ -477,7 +510,7 @@ public class Redlock private constructor(
     override fun toString(): String = "Redlock(${nodes.size} masters, quorum $quorum, ${config.leaseTime()} lease)"
 
     internal companion object {
-        val LOG: System.Logger = System.getLogger("dev.redlock.coroutines.Redlock")
+        val LOG: org.slf4j.Logger get() = Observer.LOG
 
         /** The release id of a release that announces nothing (the scripts publish only a non-empty id). */
         const val QUIET = ""

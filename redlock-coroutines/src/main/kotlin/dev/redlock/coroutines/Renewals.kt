@@ -121,7 +121,7 @@ internal class Renewals(private val redlock: Redlock) {
                 throw e
             } catch (e: Throwable) {
                 // Never let the timer die: every guarded lease depends on it.
-                Redlock.LOG.log(System.Logger.Level.ERROR, "Redlock's renewal timer failed; it carries on", e)
+                Redlock.LOG.error("Redlock's renewal timer failed; it carries on", e)
                 RETRY_AFTER_ERROR
             }
             if (wait > Duration.ZERO) withTimeoutOrNull(wait) { doorbell.receive() }
@@ -220,13 +220,14 @@ internal class Renewals(private val redlock: Redlock) {
         val leaseArgs = args as Array<String>
         val keyArray = keys.toTypedArray()
         val start = redlock.timeSource.markNow()
-        val gathered = fanOut(nodes, quorum, { held: BooleanArray -> held.all { it } }) { node ->
+        val gathered = fanOut(nodes, quorum, { held: BooleanArray -> held.all { it } }, redlock.extendAnswers) { node ->
             kind.extend(node, keyArray, leaseArgs, timing.leaseMillis, timing.nodeTimeout)
         }
         var tally = Tally(gathered.answers, leases.size)
         if (!tally.decided(nodes.size, quorum) && gathered.answers.size < nodes.size) {
             tally = Tally(gathered.all(), leases.size)
         }
+        redlock.observer.renewalBatch(leases.size, keyArray.size, start.elapsedNow())
         return leases.mapIndexed { i, lease -> lease.extended(start, tally.confirmed[i], tally.notHeld[i], tally.failures) }
     }
 

@@ -195,11 +195,12 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
 
     /** Expected while a master is down; waiters then fall back to timers, so DEBUG, not a warning. */
     private fun subscriptionFailed(what: String, key: String, node: LockNode, e: Throwable) {
-        Redlock.LOG.log(
-            System.Logger.Level.DEBUG,
-            "Redlock could not {0} the release notices of {1} on {2} ({3}); waiters fall back to the holder's lease time and the retry delay",
-            what, key, node.name(), e.message,
-        )
+        if (Redlock.LOG.isDebugEnabled) {
+            Redlock.LOG.debug(
+                "Redlock could not {} the release notices of {} on {} ({}); waiters fall back to the holder's lease time and the retry delay",
+                what, key, node.name(), e.message,
+            )
+        }
     }
 
     /** How many keys have a room (for tests). */

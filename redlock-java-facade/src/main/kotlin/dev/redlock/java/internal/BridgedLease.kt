@@ -93,7 +93,7 @@ internal class BridgedLease(
             lease.state.dropWhile { it == initial }.transformWhile { emit(it); it.isHeld }.collect { state ->
                 CompletableFuture.runAsync({ listener.accept(state) }, executor)
                     .exceptionally { e ->
-                        LOG.log(System.Logger.Level.WARNING, "A lease state listener threw; it keeps receiving changes", e)
+                        LOG.warn("A lease state listener threw; it keeps receiving changes", e)
                         null
                     }
                     .await()
@@ -129,6 +129,6 @@ internal class BridgedLease(
     override fun toString(): String = "LockLease" + lease.toString().removePrefix("Lease")
 
     private companion object {
-        val LOG: System.Logger = System.getLogger("dev.redlock.java.LockLease")
+        val LOG: org.slf4j.Logger = org.slf4j.LoggerFactory.getLogger("dev.redlock.java.LockLease")
     }
 }

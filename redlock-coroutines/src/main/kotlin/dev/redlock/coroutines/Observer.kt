@@ -1,0 +1,120 @@
+package dev.redlock.coroutines
+
+import dev.redlock.core.LockLostException
+import dev.redlock.core.MasterFailureException
+import dev.redlock.core.RedlockMetrics
+import dev.redlock.core.internal.Checks
+import dev.redlock.core.internal.LockNode
+import java.util.concurrent.atomic.AtomicIntegerArray
+import kotlin.time.Duration
+import kotlin.time.toJavaDuration
+import org.slf4j.Logger
+import org.slf4j.LoggerFactory
+
+/**
+ * What one Redlock tells the outside world: its logs (SLF4J, logger `dev.redlock.coroutines.Redlock`)
+ * and its measurements ([RedlockMetrics], from the config).
+ *
+ * Logging policy: losses, master failures, master restarts and failed renewals at WARN, once per
+ * event (a master that keeps failing is reported when it starts failing and, at INFO, when it
+ * answers again; the failures in between are at DEBUG); every attempt, acquisition and renewal
+ * batch at DEBUG. Nothing logged or measured carries a token (holders are shown by
+ * [dev.redlock.core.internal.Tokens.redact] at most) or a password (masters are named by
+ * [LockNode.name], `host:port`).
+ */
+internal class Observer(private val nodes: List<LockNode>, private val metrics: RedlockMetrics) {
+    /** Per master: 1 while its last call failed (it has been reported), else 0. */
+    private val failing = AtomicIntegerArray(nodes.size)
+
+    val debug: Boolean get() = LOG.isDebugEnabled
+
+    fun acquisition(kind: LockKind, resources: List<String>, outcome: RedlockMetrics.Outcome, latency: Duration, waited: Duration) {
+        if (LOG.isDebugEnabled) {
+            LOG.debug("Redlock {} {} on {} in {} (waited {})", kind.what, outcome.tag(), resources, show(latency), show(waited))
+        }
+        record { acquisition(kind.type, outcome, latency.toJavaDuration(), waited.toJavaDuration()) }
+    }
+
+    fun attempt(kind: LockKind, resources: List<String>, attempt: Redlock.Attempt, elapsed: Duration) {
+        if (!LOG.isDebugEnabled) return
+        LOG.debug(
+            "Redlock attempt for the {} on {}: {} of {} masters granted (quorum {}), {} refused, {} not counted (restart guard), {} failed, {} not awaited: {} after {}",
+            kind.what, resources, attempt.granting, nodes.size, attempt.quorum,
+            if (attempt.contended || attempt.otherPermits != null) "some" else "none",
+            attempt.guarded, attempt.failures.size, attempt.silent,
+            if (attempt.granted) "granted" else if (attempt.contended) "contended" else "not granted", show(elapsed),
+        )
+    }
+
+    fun leaseEnded(lease: RedlockLease, held: Duration, lost: Boolean) {
+        if (LOG.isDebugEnabled) LOG.debug("Redlock {} on {} {} after {}", lease.kind.what, lease.resources, if (lost) "lost" else "released", show(held))
+        record { leaseEnded(lease.kind.type, held.toJavaDuration(), lost) }
+    }
+
+    fun renewal(lease: RedlockLease, failure: Throwable?, remaining: Duration) {
+        if (failure != null && failure !is IllegalStateException && failure !is LockLostException) {
+            LOG.warn("Redlock could not renew the {} on {} ({}); it stays valid for {} and renewal goes on", lease.kind.what, lease.resources, failure.message, show(remaining))
+        }
+        if (failure !is IllegalStateException) record { renewal(lease.kind.type, failure == null) }
+    }
+
+    fun renewalBatch(leases: Int, keys: Int, elapsed: Duration) {
+        if (LOG.isDebugEnabled) LOG.debug("Redlock extended {} lease(s), {} key(s), with one call per master, decided in {}", leases, keys, show(elapsed))
+    }
+
+    fun loss(lease: RedlockLease, loss: LockLostException) {
+        LOG.warn("Redlock lost the {} on {}: {}", lease.kind.what, lease.resources, loss.message)
+        record { loss(lease.kind.type, loss.reason()) }
+    }
+
+    /** A master answered a call: if it was failing, it is back. */
+    fun answered(node: Int) {
+        if (failing.get(node) == 1 && failing.compareAndSet(node, 1, 0)) {
+            LOG.info("Redlock master {} answers again", nodes[node].name())
+        }
+    }
+
+    /** A master failed one call of [operation] (acquire, extend, release). */
+    fun failed(node: Int, operation: String, failure: MasterFailureException) {
+        if (failing.compareAndSet(node, 0, 1)) {
+            LOG.warn(
+                "Redlock master {} failed ({} {}); locks keep working while a quorum of the {} masters answers",
+                nodes[node].name(), operation, failure.message, nodes.size,
+            )
+        } else if (LOG.isDebugEnabled) {
+            LOG.debug("Redlock master {} failed again ({} {})", nodes[node].name(), operation, failure.message)
+        }
+        record { masterFailure(failure.master(), operation, failure.kind()) }
+    }
+
+    /** A master was found to have started empty or lost its data; its votes wait [left]. */
+    fun restarted(node: Int, left: Duration) {
+        LOG.warn(
+            "Redlock master {} started empty or lost its data: it may have forgotten locks it granted, so its votes are not counted for {} (restartGuard)",
+            nodes[node].name(), show(left),
+        )
+        record { masterRestart(nodes[node].name()) }
+    }
+
+    fun releaseFailed(keys: List<String>, node: Int, cause: Throwable, lease: Duration, warn: Boolean) {
+        val message = "Redlock could not release {} on {} ({}); the keys there expire within {}"
+        if (warn) LOG.warn(message, keys, nodes[node].name(), cause.message, show(lease))
+        else if (LOG.isDebugEnabled) LOG.debug(message, keys, nodes[node].name(), cause.message, show(lease))
+    }
+
+    /** Metrics never break a lock call: a throwing implementation is logged and ignored. */
+    private inline fun record(call: RedlockMetrics.() -> Unit) {
+        if (metrics === RedlockMetrics.NONE) return
+        try {
+            metrics.call()
+        } catch (e: Exception) {
+            LOG.warn("Redlock's metrics ({}) threw; the lock is not affected", metrics, e)
+        }
+    }
+
+    companion object {
+        val LOG: Logger = LoggerFactory.getLogger("dev.redlock.coroutines.Redlock")
+
+        fun show(d: Duration): String = Checks.show(d.toJavaDuration())
+    }
+}
