@@ -385,6 +385,31 @@ public interface AsyncRedlock extends AutoCloseable {
   CompletableFuture<Optional<LockLease>> tryAcquire(LockOptions options);
 
   /**
+   * This Redlock as a {@link java.util.concurrent.locks.Lock} on one resource, for code written
+   * against that interface: {@code lock()}, {@code lockInterruptibly()}, {@code tryLock()},
+   * {@code tryLock(time, unit)} and {@code unlock()} block the calling thread. Reentrant per
+   * thread; see {@link RedlockLock} for ownership, renewal and what happens on loss.
+   *
+   * @param resource the resource to lock
+   * @return a lock to share between the threads that use the resource
+   * @throws IllegalArgumentException if the resource name is empty or invalid
+   */
+  default RedlockLock asLock(String resource) {
+    return asLock(LockOptions.of(resource));
+  }
+
+  /**
+   * This Redlock as a {@link java.util.concurrent.locks.Lock} acquired with {@code options}
+   * (resources, lease time, wait time per round of {@code lock()}, renewal, fencing).
+   *
+   * @param options how the lock is acquired
+   * @return a lock to share between the threads that use the resources
+   */
+  default RedlockLock asLock(LockOptions options) {
+    return new RedlockLock(this, options);
+  }
+
+  /**
    * Closes this {@code AsyncRedlock} and waits until it is done: cancels every call still
    * waiting for a lock and every running {@code withLock} (their futures fail with {@link
    * CancellationException}, their actions' stages are cancelled), releases every lease still
