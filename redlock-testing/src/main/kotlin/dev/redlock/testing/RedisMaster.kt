@@ -17,6 +17,8 @@ internal class MasterSettings(
     val serverArgs: List<String>,
     val commandTimeoutMillis: Int,
     val startTimeoutMillis: Long = 10_000,
+    /** A configuration file, passed first (a sentinel needs one it can rewrite); null for none. */
+    val configFile: Path? = null,
 )
 
 /** `redis-server` could not bind its port: another process holds it. */
@@ -165,6 +167,7 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
 
     private fun command(port: Int): List<String> = buildList {
         add(settings.binary.toString())
+        settings.configFile?.let { add(it.toString()) }
         addAll(settings.security.serverArgs(port))
         add("--bind"); add("127.0.0.1")
         add("--save"); add("")
