@@ -69,7 +69,7 @@ class SecureDeploymentTest : FunSpec({
         }
     }
 
-    test("a user allowed only what locking needs (the README's ACL rules) can lock, wait and fence") {
+    test("a user allowed only what locking needs (the README's ACL rules) can lock, wait, fence, read, write and take permits") {
         Redlock(config((0 until 3).map { fleet.uri(it, "locker") })).use { redlock ->
             val first = redlock.acquire("least", fencing = true)
             first.fencingToken shouldNotBe null
@@ -79,6 +79,9 @@ class SecureDeploymentTest : FunSpec({
                 w.await()
             }
             waiter.release()
+            redlock.withReadLock("least-rw") { redlock.withReadLock("least-rw") { } }
+            redlock.withWriteLock("least-rw") { it.extend() }
+            redlock.withPermit("least-sem", permits = 2) { }
         }
         for (m in 0 until 3) fleet.command(m, "DEL", "redlock:least\u0000fence")
     }
