@@ -24,6 +24,8 @@ import kotlin.concurrent.thread
  * Every master runs `redis-server --port P --bind 127.0.0.1 --save "" --appendonly no --daemonize no
  * --protected-mode no` in its own temporary directory, with its output in `redis.log` there. Masters
  * are indexed from 0 to [size] - 1; an index outside that range throws [IllegalArgumentException].
+ * [Builder.tls] makes them speak TLS only (with a throwaway CA), [Builder.user] adds ACL users; the
+ * fleet's own operations work the same either way. For Sentinel-managed primaries, see [SentinelFleet].
  *
  * The binary is, in order: the one given to [Builder.redisServer]; the environment variable
  * `REDLOCK_REDIS_SERVER`; `redis-server` on `PATH`; else the binary bundled in the
@@ -374,7 +376,8 @@ public class RedisFleet private constructor(
         /**
          * The password every master requires (`requirepass`); default `null`, no password.
          *
-         * With a password, [uris] carry it and [command] authenticates; clients that do not
+         * With a password, [uris] carry it (unless ACL users were added with [user]: then they
+         * carry the first user's credentials) and [command] authenticates; clients that do not
          * authenticate get `NOAUTH` errors.
          *
          * @throws IllegalArgumentException if [password] is empty.
