@@ -126,4 +126,20 @@ class SentinelDeploymentTest : FunSpec({
             }
         }
     }
+
+    test("the primary crashes: the sentinels promote its replica on their own, and the next lock is taken there") {
+        val group = 2
+        redlock(listOf(sentinels.uri(group))).use { redlock ->
+            redlock.acquire("crash-before").release()
+            val (primary, replica) = sentinels.nodePorts(group)
+            sentinels.primaryPort(group) shouldBe primary
+            sentinels.kill(primary)
+            // Unreachable until the sentinels agree the primary is down and promote the replica;
+            // the attempts in between fail fast and are retried within the wait time.
+            val lease = redlock.acquire("crash-after", waitTime = 30.seconds)
+            sentinels.primaryPort(group) shouldBe replica
+            holds(replica, "redlock:crash-after") shouldBe true
+            lease.release()
+        }
+    }
 })

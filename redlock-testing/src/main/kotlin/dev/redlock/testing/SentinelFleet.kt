@@ -104,6 +104,20 @@ public class SentinelFleet private constructor(
     }
 
     /**
+     * Kills the process on [port] (a data node or a sentinel of this fleet) with SIGKILL and
+     * returns once it is gone: a crash. Killing a primary lets the sentinels fail its group over
+     * on their own, once it has been silent for [Builder.downAfter] and a majority of them agree.
+     *
+     * @throws IllegalArgumentException if no process of this fleet listens on [port].
+     */
+    public fun kill(port: Int) {
+        val node = nodes.firstOrNull { it.port == port }
+        require(node != null) { "port expected to be one of ${nodes.map { it.port }}, but was $port" }
+        check(!closed) { "SentinelFleet is closed" }
+        node.kill()
+    }
+
+    /**
      * Stops replication to group [group]'s replicas that still replicate from its first primary:
      * first waits until they have every write made so far (`WAIT`), then their links stay open
      * but carry nothing, so later writes to the primary do not reach them (until
