@@ -44,7 +44,8 @@ class UserClientTest : FunSpec({
             Redlock(config).use { redlock ->
                 Redlock(config).use { other ->
                     redlock.withRedlock("mixed") {
-                        for (i in 0 until 3) fleet.keys(i) shouldBe listOf("redlock:mixed")
+                        // Granted once a majority answered; the third master sets the key a moment later.
+                        eventually(what = "every master holds the key") { (0 until 3).all { fleet.keys(it) == listOf("redlock:mixed") } }
                     }
                     val holder = other.acquire("mixed", leaseTime = 30.seconds)
                     val started = CompletableDeferred<Unit>()
@@ -84,7 +85,7 @@ class UserClientTest : FunSpec({
             Redlock(config).use { redlock ->
                 Redlock(config).use { other ->
                     val holder = other.acquire("conn", leaseTime = 30.seconds)
-                    for (i in 0 until 3) fleet.keys(i) shouldBe listOf("redlock:conn")
+                    eventually(what = "every master holds the key") { (0 until 3).all { fleet.keys(it) == listOf("redlock:conn") } }
                     coroutineScope {
                         val waiter = async { redlock.acquire("conn", waitTime = 20.seconds) }
                         eventually(what = "the waiter is queued") { redlock.rooms.size == 1 }
