@@ -24,15 +24,27 @@ public final class MasterFailureException extends RedlockException {
     /** A lock key holds a value of another type than a lock. Not retried. */
     WRONG_TYPE,
     /** Any other error reply from the master. */
-    ERROR;
+    ERROR,
+    /**
+     * The master's ACL does not let our user run a command, or touch a key or channel, that
+     * locking needs ({@code NOPERM}). Not retried.
+     */
+    PERMISSION,
+    /**
+     * The TLS handshake failed: the master's certificate is not trusted or does not name the
+     * host, or the two sides share no protocol. Not retried.
+     */
+    TLS;
 
     /**
-     * Whether waiting and retrying cannot fix this failure (bad credentials, a foreign key).
+     * Whether waiting and retrying cannot fix this failure (bad credentials, missing ACL
+     * permissions, an untrusted certificate, a foreign key).
      *
-     * @return {@code true} for {@link #AUTHENTICATION} and {@link #WRONG_TYPE}
+     * @return {@code true} for {@link #AUTHENTICATION}, {@link #PERMISSION}, {@link #TLS} and
+     *     {@link #WRONG_TYPE}
      */
     public boolean isPermanent() {
-      return this == AUTHENTICATION || this == WRONG_TYPE;
+      return this == AUTHENTICATION || this == WRONG_TYPE || this == PERMISSION || this == TLS;
     }
   }
 
@@ -42,7 +54,8 @@ public final class MasterFailureException extends RedlockException {
   /**
    * Creates the failure of one master.
    *
-   * @param master the master as {@code host:port} (never with its password)
+   * @param master the master as {@code host:port}, or {@code <masterId> via <sentinels>} for a
+   *     Sentinel-managed master (never with its password)
    * @param kind what kind of failure it was
    * @param detail what happened, for a person to read
    * @param cause the Lettuce or JDK exception, may be {@code null}
@@ -56,7 +69,7 @@ public final class MasterFailureException extends RedlockException {
   /**
    * The master that failed.
    *
-   * @return {@code host:port}, without credentials
+   * @return {@code host:port} (or {@code <masterId> via <sentinels>}), without credentials
    */
   public String master() {
     return master;

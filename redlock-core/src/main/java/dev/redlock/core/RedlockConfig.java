@@ -1,15 +1,28 @@
 package dev.redlock.core;
 
 import dev.redlock.core.internal.Checks;
+import dev.redlock.core.internal.ConfigInternals;
 import dev.redlock.core.internal.LockMath;
+import dev.redlock.core.internal.MasterSpec;
+import io.lettuce.core.ClientOptions;
+import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisURI;
+import io.lettuce.core.SslOptions;
+import io.lettuce.core.api.StatefulRedisConnection;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * The settings of a Redlock: the masters and the timing of leases, waits and retries.
@@ -25,8 +38,17 @@ import java.util.Objects;
  *     .leaseTime(Duration.ofSeconds(10))
  *     .build();
  * }</pre>
+ *
+ * <p>Masters may also be given as a Lettuce {@link RedisClient} with a {@link RedisURI}, or as an
+ * open {@link StatefulRedisConnection}; the library never shuts down or closes what it was
+ * given. See the README's "Deployments" section for TLS, ACL users, Sentinel and what each
+ * topology guarantees.
  */
 public final class RedlockConfig {
+  static {
+    ConfigInternals.install(c -> c.sources);
+  }
+
   /** Default lease time: 10 seconds. */
   public static final Duration DEFAULT_LEASE_TIME = Duration.ofSeconds(10);
 
@@ -47,7 +69,10 @@ public final class RedlockConfig {
 
   private static final Duration MIN_NODE_TIMEOUT = Duration.ofMillis(20);
 
+  private final List<MasterSpec> sources;
   private final List<String> masters;
+  private final Path trustedCertificates;
+  private final SslOptions sslOptions;
   private final Duration leaseTime;
   private final Duration waitTime;
   private final Duration retryDelay;
@@ -61,7 +86,14 @@ public final class RedlockConfig {
   private final RedlockMetrics metrics;
 
   private RedlockConfig(Builder b) {
-    this.masters = List.copyOf(b.masters);
+    this.sources = List.copyOf(b.masters);
+    List<String> shown = new ArrayList<>(sources.size());
+    for (int i = 0; i < sources.size(); i++) {
+      shown.add(describe(sources.get(i), i, false));
+    }
+    this.masters = List.copyOf(shown);
+    this.trustedCertificates = b.trustedCertificates;
+    this.sslOptions = b.sslOptions;
     this.leaseTime = b.leaseTime;
     this.waitTime = b.waitTime;
     this.retryDelay = b.retryDelay;
@@ -126,12 +158,33 @@ public final class RedlockConfig {
   }
 
   /**
-   * The masters' URIs, as given (with their credentials, if any).
+   * The masters, one entry per master in the order given: the URI as given (with its credentials,
+   * if any) for a master given as a URI; {@code client:<uri without credentials>} for one given as
+   * a {@link RedisClient} and {@link RedisURI}; {@code connection:masters[i]} for one given as a
+   * connection.
    *
    * @return an unmodifiable list with at least one entry
    */
   public List<String> masters() {
     return masters;
+  }
+
+  /**
+   * The PEM file of certificates trusted for {@code rediss://} masters, if one was set.
+   *
+   * @return the file, or empty when the JVM's default trust store applies
+   */
+  public Optional<Path> trustedCertificates() {
+    return Optional.ofNullable(trustedCertificates);
+  }
+
+  /**
+   * The Lettuce TLS options for {@code rediss://} masters, if they were set.
+   *
+   * @return the options, or empty
+   */
+  public Optional<SslOptions> sslOptions() {
+    return Optional.ofNullable(sslOptions);
   }
 
   /**
@@ -245,10 +298,13 @@ public final class RedlockConfig {
   @Override
   public String toString() {
     List<String> shown = new ArrayList<>();
-    for (String m : masters) {
-      shown.add(redact(m));
+    for (int i = 0; i < sources.size(); i++) {
+      shown.add(describe(sources.get(i), i, true));
     }
-    return "RedlockConfig{masters=" + shown + ", leaseTime=" + Checks.show(leaseTime)
+    return "RedlockConfig{masters=" + shown
+        + (trustedCertificates != null ? ", trustedCertificates=" + trustedCertificates : "")
+        + (sslOptions != null ? ", sslOptions=set" : "")
+        + ", leaseTime=" + Checks.show(leaseTime)
         + ", waitTime=" + Checks.show(waitTime) + ", retryDelay=" + Checks.show(retryDelay)
         + ", driftFactor=" + driftFactor + ", driftConstant=" + Checks.show(driftConstant)
         + ", nodeTimeout=" + Checks.show(nodeTimeout()) + ", keyPrefix='" + keyPrefix + "'"
@@ -256,6 +312,18 @@ public final class RedlockConfig {
         + (fencing ? ", fencing=true" : "")
         + ", restartGuard=" + Checks.show(restartGuard())
         + (metrics != RedlockMetrics.NONE ? ", metrics=" + metrics : "") + "}";
+  }
+
+  /** A master as text: its URI (redacted if asked), or what the user supplied, without credentials. */
+  private static String describe(MasterSpec spec, int index, boolean redacted) {
+    switch (spec.source()) {
+      case CLIENT:
+        return "client:" + (spec.redisUri() == null ? "null" : redact(spec.redisUri().toString()));
+      case CONNECTION:
+        return "connection:masters[" + index + "]";
+      default:
+        return spec.uri() == null ? "null" : redacted ? redact(spec.uri()) : spec.uri();
+    }
   }
 
   /**
@@ -296,7 +364,9 @@ public final class RedlockConfig {
    * except {@link #master(String)}, which adds a master.
    */
   public static final class Builder {
-    private final List<String> masters = new ArrayList<>();
+    private final List<MasterSpec> masters = new ArrayList<>();
+    private Path trustedCertificates;
+    private SslOptions sslOptions;
     private Duration leaseTime = DEFAULT_LEASE_TIME;
     private Duration waitTime = DEFAULT_WAIT_TIME;
     private Duration retryDelay = DEFAULT_RETRY_DELAY;
@@ -312,21 +382,67 @@ public final class RedlockConfig {
     private Builder() {}
 
     /**
-     * Adds one master, as a URI {@code redis://[[user]:password@]host[:port][/database]} or
-     * {@code rediss://...} for TLS. Masters must be independent servers (not replicas of each
-     * other); each may be given once.
+     * Adds one master, as a URI {@code redis://[[user]:password@]host[:port][/database]}, {@code
+     * rediss://...} for TLS (see {@link #trustedCertificates(Path)}), or {@code
+     * redis-sentinel://[[user]:password@]host[:port][,host2[:port2]...][/database]#masterId} for
+     * a primary that Redis Sentinel manages (the credentials are the primary's). Masters must be
+     * independent servers (not replicas of each other); each may be given once. A
+     * Sentinel-managed master follows its primary across failovers, but a failover can lose a
+     * lock the old primary granted and had not yet replicated: see the README.
      *
      * @param uri the master's URI
      * @return this builder
      */
     public Builder master(String uri) {
-      masters.add(uri);
+      masters.add(MasterSpec.ofUri(uri));
       return this;
     }
 
     /**
-     * Replaces the masters by these. Use an odd count (1, 3, 5, ...): an even count tolerates
-     * no more failures than the odd count below it.
+     * Adds one master reached through the application's own Lettuce client: the library opens
+     * its two connections to {@code uri} with {@code client} (one for commands, one for release
+     * notices), closes them when the Redlock is closed, and never shuts the client down. {@link
+     * #trustedCertificates(Path)} and {@link #sslOptions(SslOptions)} do not apply: the client's
+     * own options do.
+     *
+     * <p>The client's options must reject commands while disconnected and reconnect
+     * automatically ({@code ClientOptions.builder().disconnectedBehavior(REJECT_COMMANDS)}, {@code
+     * autoReconnect(true)}): a lock command buffered during a disconnect would run after the
+     * caller gave up. {@link #build()} checks the options the client has at that moment. A client
+     * can share its {@code ClientResources} with another client of other options.
+     *
+     * @param client the client to connect with
+     * @param uri the master's URI, as for {@link #master(String)}
+     * @return this builder
+     */
+    public Builder master(RedisClient client, RedisURI uri) {
+      masters.add(MasterSpec.ofClient(client, uri));
+      return this;
+    }
+
+    /**
+     * Adds one master reached through an open connection of the application: lock commands are
+     * sent on it, and it is never closed by the library. Without a connection of its own for
+     * release notices, a waiter for a lock held on this master alone learns of its release by
+     * the retry delay and the holder's remaining time (see {@link #retryDelay(Duration)}), not at
+     * once; prefer {@link #master(RedisClient, RedisURI)} when waits matter.
+     *
+     * <p>The connection's options must reject commands while disconnected and reconnect
+     * automatically, as for {@link #master(RedisClient, RedisURI)}; do not use it for
+     * transactions ({@code MULTI}) or blocking commands, which would hold lock commands back.
+     *
+     * @param connection the connection, with a {@code String} codec
+     * @return this builder
+     */
+    public Builder master(StatefulRedisConnection<String, String> connection) {
+      masters.add(MasterSpec.ofConnection(connection));
+      return this;
+    }
+
+    /**
+     * Replaces every master (also those given as a client or connection) by these URIs. Use an
+     * odd count (1, 3, 5, ...): an even count tolerates no more failures than the odd count below
+     * it.
      *
      * @param uris the masters' URIs, see {@link #master(String)}
      * @return this builder
@@ -334,7 +450,37 @@ public final class RedlockConfig {
     public Builder masters(List<String> uris) {
       Objects.requireNonNull(uris, "masters must be a list of Redis URIs, but was null");
       masters.clear();
-      masters.addAll(uris);
+      for (String uri : uris) {
+        masters.add(MasterSpec.ofUri(uri));
+      }
+      return this;
+    }
+
+    /**
+     * Trusts the certificates in this PEM file (one or more {@code -----BEGIN CERTIFICATE-----}
+     * blocks, typically the CA that signed the masters' certificates) for {@code rediss://}
+     * masters, instead of the JVM's default trust store. The peer is verified in full: its
+     * certificate must chain to a trusted one and name the host of the URI. Unset by default;
+     * {@code null} unsets it. Cannot be combined with {@link #sslOptions(SslOptions)}.
+     *
+     * @param pemFile the PEM file; read and checked by {@link #build()}
+     * @return this builder
+     */
+    public Builder trustedCertificates(Path pemFile) {
+      this.trustedCertificates = pemFile;
+      return this;
+    }
+
+    /**
+     * Sets Lettuce's TLS options for {@code rediss://} masters as they are: for a trust store, a
+     * client certificate (mutual TLS), protocols or cipher suites. Unset by default; {@code null}
+     * unsets it. Cannot be combined with {@link #trustedCertificates(Path)}.
+     *
+     * @param sslOptions the options
+     * @return this builder
+     */
+    public Builder sslOptions(SslOptions sslOptions) {
+      this.sslOptions = sslOptions;
       return this;
     }
 
@@ -489,6 +635,7 @@ public final class RedlockConfig {
      */
     public RedlockConfig build() {
       checkMasters();
+      checkTls();
       if (metrics == null) {
         throw new IllegalArgumentException(
             "metrics must not be null; use RedlockMetrics.NONE to record nothing");
@@ -541,41 +688,146 @@ public final class RedlockConfig {
             "masters must list at least one Redis URI (redis://host:port), but was empty");
       }
       Map<String, Integer> seen = new HashMap<>();
+      Map<Object, Integer> supplied = new IdentityHashMap<>();
       for (int i = 0; i < masters.size(); i++) {
-        String uri = masters.get(i);
-        RedisURI parsed;
-        try {
-          if (uri == null || uri.isBlank()) {
-            throw new IllegalArgumentException("blank");
-          }
-          parsed = RedisURI.create(uri);
-        } catch (RuntimeException e) {
-          // Lettuce's exception quotes the URI with its password: keep only a redacted reason,
-          // not the exception itself as the cause (a logged stack trace would print it).
-          throw new IllegalArgumentException(
-              "masters[" + i + "] must be a Redis URI like redis://host:6379 or"
-                  + " rediss://:password@host:6380, but was '"
-                  + (uri == null ? "null" : redact(uri)) + "'" + redactedReason(e, uri));
+        MasterSpec spec = masters.get(i);
+        String server;
+        switch (spec.source()) {
+          case CLIENT:
+            server = checkClientMaster(i, spec);
+            break;
+          case CONNECTION:
+            checkConnectionMaster(i, spec);
+            Integer same = supplied.putIfAbsent(spec.connection(), i);
+            if (same != null) {
+              throw new IllegalArgumentException(
+                  "masters must be distinct servers, but masters[" + same + "] and masters[" + i
+                      + "] are the same connection (one server counted twice would break the"
+                      + " majority rule)");
+            }
+            continue;
+          default:
+            server = checkUriMaster(i, spec.uri());
         }
-        if (parsed.getSentinels() != null && !parsed.getSentinels().isEmpty()) {
-          throw new IllegalArgumentException(
-              "masters[" + i + "] must be a plain Redis master (redis:// or rediss://); "
-                  + "Sentinel URIs are not supported yet, but was '" + redact(uri) + "'");
-        }
-        if (parsed.getSocket() == null && (parsed.getHost() == null || parsed.getHost().isEmpty())) {
-          throw new IllegalArgumentException(
-              "masters[" + i + "] must name a host, but was '" + redact(uri) + "'");
-        }
-        String server =
-            parsed.getSocket() != null
-                ? parsed.getSocket()
-                : parsed.getHost().toLowerCase(Locale.ROOT) + ":" + parsed.getPort();
         Integer earlier = seen.putIfAbsent(server, i);
         if (earlier != null) {
           throw new IllegalArgumentException(
               "masters must be distinct servers, but masters[" + earlier + "] and masters["
                   + i + "] are both " + server
                   + " (one server counted twice would break the majority rule)");
+        }
+      }
+    }
+
+    /** Checks a master given as a URI string; returns what identifies its server. */
+    private static String checkUriMaster(int i, String uri) {
+      RedisURI parsed;
+      try {
+        if (uri == null || uri.isBlank()) {
+          throw new IllegalArgumentException("blank");
+        }
+        parsed = RedisURI.create(uri);
+      } catch (RuntimeException e) {
+        // Lettuce's exception quotes the URI with its password: keep only a redacted reason,
+        // not the exception itself as the cause (a logged stack trace would print it).
+        throw new IllegalArgumentException(
+            "masters[" + i + "] must be a Redis URI like redis://host:6379,"
+                + " rediss://:password@host:6380 or redis-sentinel://host:26379#mymaster, but was '"
+                + (uri == null ? "null" : redact(uri)) + "'" + redactedReason(e, uri));
+      }
+      checkTarget("masters[" + i + "]", parsed, "'" + redact(uri) + "'");
+      return MasterSpec.identityOf(parsed);
+    }
+
+    /** Checks that a parsed URI names a host, a socket or a Sentinel master. */
+    private static void checkTarget(String what, RedisURI parsed, String shown) {
+      boolean sentinel = parsed.getSentinels() != null && !parsed.getSentinels().isEmpty();
+      if (sentinel) {
+        if (parsed.getSentinelMasterId() == null || parsed.getSentinelMasterId().isEmpty()) {
+          throw new IllegalArgumentException(
+              what + " must name the Sentinel master id (redis-sentinel://host:26379#mymaster),"
+                  + " but was " + shown);
+        }
+        return;
+      }
+      if (parsed.getSocket() == null && (parsed.getHost() == null || parsed.getHost().isEmpty())) {
+        throw new IllegalArgumentException(what + " must name a host, but was " + shown);
+      }
+    }
+
+    /** Checks a master given as the user's client and URI; returns what identifies its server. */
+    private static String checkClientMaster(int i, MasterSpec spec) {
+      String what = "masters[" + i + "]";
+      if (spec.client() == null || spec.redisUri() == null) {
+        throw new IllegalArgumentException(
+            what + " must be a RedisClient and a RedisURI, but the "
+                + (spec.client() == null ? "client" : "URI") + " was null");
+      }
+      checkTarget(what, spec.redisUri(), "'" + redact(spec.redisUri().toString()) + "'");
+      checkOptions(what + "'s RedisClient", spec.client().getOptions());
+      return MasterSpec.identityOf(spec.redisUri());
+    }
+
+    /** Checks a master given as the user's connection. */
+    private static void checkConnectionMaster(int i, MasterSpec spec) {
+      String what = "masters[" + i + "]";
+      if (spec.connection() == null) {
+        throw new IllegalArgumentException(what + " must be an open connection, but was null");
+      }
+      if (!spec.connection().isOpen()) {
+        throw new IllegalArgumentException(what + " must be an open connection, but was closed");
+      }
+      checkOptions(what + "'s connection", spec.connection().getOptions());
+    }
+
+    /** The rule lock connections need (DESIGN rule 10): reject while disconnected, reconnect. */
+    private static void checkOptions(String what, ClientOptions options) {
+      if (options.getDisconnectedBehavior() != ClientOptions.DisconnectedBehavior.REJECT_COMMANDS
+          || !options.isAutoReconnect()) {
+        throw new IllegalArgumentException(
+            what + " must reject commands while disconnected and reconnect automatically"
+                + " (ClientOptions disconnectedBehavior REJECT_COMMANDS, autoReconnect true: a"
+                + " lock command buffered during a disconnect would run after the caller gave up),"
+                + " but had disconnectedBehavior " + options.getDisconnectedBehavior()
+                + ", autoReconnect " + options.isAutoReconnect()
+                + "; set them with client.setOptions(...) before connecting, or use a second"
+                + " client that shares your ClientResources");
+      }
+    }
+
+    private void checkTls() {
+      if (trustedCertificates == null && sslOptions == null) {
+        return;
+      }
+      if (trustedCertificates != null && sslOptions != null) {
+        throw new IllegalArgumentException(
+            "trustedCertificates and sslOptions must not both be set (put the trusted"
+                + " certificates into the SslOptions), but both were");
+      }
+      boolean anyUri = false;
+      for (MasterSpec spec : masters) {
+        anyUri |= spec.source() == MasterSpec.Source.URI;
+      }
+      if (!anyUri) {
+        throw new IllegalArgumentException(
+            (trustedCertificates != null ? "trustedCertificates" : "sslOptions")
+                + " applies to masters given as URIs, but every master was given as a RedisClient"
+                + " or a connection (whose own options apply)");
+      }
+      if (trustedCertificates != null) {
+        int count;
+        try (InputStream in = Files.newInputStream(trustedCertificates)) {
+          count = CertificateFactory.getInstance("X.509").generateCertificates(in).size();
+        } catch (IOException | GeneralSecurityException e) {
+          throw new IllegalArgumentException(
+              "trustedCertificates must be a readable PEM file of X.509 certificates, but was '"
+                  + trustedCertificates + "' (" + e + ")",
+              e);
+        }
+        if (count == 0) {
+          throw new IllegalArgumentException(
+              "trustedCertificates must be a PEM file of at least one X.509 certificate, but '"
+                  + trustedCertificates + "' holds none");
         }
       }
     }

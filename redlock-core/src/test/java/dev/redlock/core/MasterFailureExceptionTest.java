@@ -28,9 +28,11 @@ final class MasterFailureExceptionTest {
   }
 
   @Test
-  void isPermanent_onlyAuthenticationAndWrongType() {
+  void isPermanent_onlyConfigurationAndForeignKeyFailures() {
     assertTrue(Kind.AUTHENTICATION.isPermanent());
     assertTrue(Kind.WRONG_TYPE.isPermanent());
+    assertTrue(Kind.PERMISSION.isPermanent());
+    assertTrue(Kind.TLS.isPermanent());
     assertFalse(Kind.TIMEOUT.isPermanent());
     assertFalse(Kind.UNREACHABLE.isPermanent());
     assertFalse(Kind.ERROR.isPermanent());

@@ -1,10 +1,13 @@
 package dev.redlock.coroutines
 
 import dev.redlock.core.RedlockConfig
+import dev.redlock.core.internal.ConfigInternals
 import dev.redlock.core.internal.LockNode
+import dev.redlock.core.internal.MasterSpec
 import dev.redlock.core.internal.RedisNode
 import io.lettuce.core.RedisClient
 import io.lettuce.core.RedisURI
+import io.lettuce.core.SslOptions
 import io.lettuce.core.resource.ClientResources
 import io.lettuce.core.resource.DefaultClientResources
 import io.lettuce.core.resource.Delay
@@ -12,12 +15,18 @@ import java.time.Duration
 import java.util.concurrent.TimeUnit
 
 /**
- * The Lettuce side of a [Redlock]: one shared [ClientResources] and [RedisClient] for all masters
- * and one [RedisNode] per master. Owned by the Redlock and shut down with it.
+ * The Lettuce side of a [Redlock]: one [RedisNode] per master and, for the masters given as URIs,
+ * one shared [ClientResources] and [RedisClient]. What the library created is closed with the
+ * Redlock; a client or connection the user supplied is never shut down or closed (only the
+ * connections the library opened with a user's client are).
  */
 internal class LettuceMasters(config: RedlockConfig) : AutoCloseable {
-    private val resources: ClientResources =
-        DefaultClientResources.builder()
+    private val specs: List<MasterSpec> = ConfigInternals.masters(config)
+
+    /** Created only when some master is given as a URI: user-supplied masters need none of it. */
+    private val resources: ClientResources? =
+        if (specs.none { it.source() == MasterSpec.Source.URI }) null
+        else DefaultClientResources.builder()
             .ioThreadPoolSize(IO_THREADS)
             .computationThreadPoolSize(COMPUTATION_THREADS)
             // Lettuce's default backs off up to 30 s between reconnects, which would keep a master
@@ -25,17 +34,26 @@ internal class LettuceMasters(config: RedlockConfig) : AutoCloseable {
             .reconnectDelay(Delay.equalJitter(Duration.ofMillis(10), RECONNECT_CAP, 10, TimeUnit.MILLISECONDS))
             .build()
 
-    private val client: RedisClient =
-        RedisClient.create(resources).apply {
-            options = RedisNode.clientOptions(connectTimeout(config))
+    private val client: RedisClient? =
+        resources?.let {
+            RedisClient.create(it).apply {
+                options = RedisNode.clientOptions(connectTimeout(config), sslOptions(config))
+            }
         }
 
-    val nodes: List<LockNode> = config.masters().map { RedisNode(client, RedisURI.create(it)) }
+    val nodes: List<LockNode> =
+        specs.mapIndexed { i, spec ->
+            when (spec.source()) {
+                MasterSpec.Source.CLIENT -> RedisNode(spec.client(), spec.redisUri())
+                MasterSpec.Source.CONNECTION -> RedisNode(spec.connection(), "connection:masters[$i]")
+                else -> RedisNode(client!!, RedisURI.create(spec.uri()))
+            }
+        }
 
     override fun close() {
         for (node in nodes) (node as RedisNode).closeAndWait(CLOSE_TIMEOUT)
-        client.shutdown(Duration.ZERO, CLOSE_TIMEOUT)
-        resources.shutdown(0, CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS).await(CLOSE_TIMEOUT.toMillis())
+        client?.shutdown(Duration.ZERO, CLOSE_TIMEOUT)
+        resources?.shutdown(0, CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)?.await(CLOSE_TIMEOUT.toMillis())
     }
 
     private companion object {
@@ -47,5 +65,10 @@ internal class LettuceMasters(config: RedlockConfig) : AutoCloseable {
         /** Connecting may take longer than one command; the caller is bounded by the node timeout anyway. */
         fun connectTimeout(config: RedlockConfig): Duration =
             maxOf(Duration.ofSeconds(1), config.nodeTimeout().multipliedBy(4))
+
+        /** The TLS options for URI masters: as given, or trusting the given PEM file, or Lettuce's default. */
+        fun sslOptions(config: RedlockConfig): SslOptions? =
+            config.sslOptions().orElse(null)
+                ?: config.trustedCertificates().map { SslOptions.builder().jdkSslProvider().trustManager(it.toFile()).build() }.orElse(null)
     }
 }

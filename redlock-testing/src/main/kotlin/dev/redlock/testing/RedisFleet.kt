@@ -24,6 +24,8 @@ import kotlin.concurrent.thread
  * Every master runs `redis-server --port P --bind 127.0.0.1 --save "" --appendonly no --daemonize no
  * --protected-mode no` in its own temporary directory, with its output in `redis.log` there. Masters
  * are indexed from 0 to [size] - 1; an index outside that range throws [IllegalArgumentException].
+ * [Builder.tls] makes them speak TLS only (with a throwaway CA), [Builder.user] adds ACL users; the
+ * fleet's own operations work the same either way. For Sentinel-managed primaries, see [SentinelFleet].
  *
  * The binary is, in order: the one given to [Builder.redisServer]; the environment variable
  * `REDLOCK_REDIS_SERVER`; `redis-server` on `PATH`; else the binary bundled in the
@@ -41,7 +43,7 @@ import kotlin.concurrent.thread
 public class RedisFleet private constructor(
     private val masters: List<RedisMaster>,
     private val baseDir: Path,
-    private val password: String?,
+    private val security: FleetSecurity,
     private val commandTimeoutMillis: Int,
 ) : AutoCloseable {
 
@@ -68,7 +70,9 @@ public class RedisFleet private constructor(
 
     /**
      * The masters' URIs in index order, as `redis://127.0.0.1:PORT`, or
-     * `redis://:PASSWORD@127.0.0.1:PORT` when the fleet has a password (percent-encoded).
+     * `redis://:PASSWORD@127.0.0.1:PORT` when the fleet has a password, or
+     * `redis://USER:PASSWORD@127.0.0.1:PORT` for the first user added with [Builder.user]
+     * (percent-encoded); `rediss://...` when the fleet speaks TLS ([Builder.tls]).
      *
      * Ports never change, so the URIs stay valid across [kill] and [restart]; they can be passed
      * straight to `RedlockConfig.builder().masters(...)`.
@@ -80,10 +84,32 @@ public class RedisFleet private constructor(
      *
      * @throws IllegalArgumentException if [index] is not in `0 until size`.
      */
-    public fun uri(index: Int): String {
-        val auth = password?.let { ":${percentEncode(it)}@" } ?: ""
-        return "redis://${auth}127.0.0.1:${port(index)}"
+    public fun uri(index: Int): String = security.uri(port(index), security.users.firstOrNull())
+
+    // --- TLS and ACL users (Builder.tls, Builder.user) ---
+
+    /**
+     * The URI of master [index] with the credentials of [user], one of the users added with
+     * [Builder.user]; as [uri] otherwise.
+     *
+     * @throws IllegalArgumentException if [index] is not in `0 until size` or [user] was not added.
+     */
+    public fun uri(index: Int, user: String): String {
+        val acl = security.users.firstOrNull { it.name == user }
+        require(acl != null) { "user expected to be one of ${security.users.map { it.name }} (added with Builder.user), but was '$user'" }
+        return security.uri(port(index), acl)
     }
+
+    /** Whether the masters speak TLS only ([Builder.tls]); `isTls()` from Java. */
+    public val isTls: Boolean
+        @JvmName("isTls") get() = security.tls != null
+
+    /**
+     * The PEM file of the throwaway certificate authority that signed the masters' certificate, for
+     * clients to trust (for example `RedlockConfig.builder().trustedCertificates(path)`); null when
+     * the fleet does not speak TLS. Deleted by [close].
+     */
+    public fun caCertificate(): Path? = security.tls?.caFile
 
     /**
      * The loopback port of master [index]; it stays the same across [kill] and [restart].
@@ -186,7 +212,7 @@ public class RedisFleet private constructor(
         }
         val reply =
             try {
-                RespConnection.call(master.port, password, commandTimeoutMillis, args.asList())
+                RespConnection.call(security.open(master.port, commandTimeoutMillis), security.auth, args.asList())
             } catch (e: SocketTimeoutException) {
                 val hint = if (master.isPaused) " (it is paused)" else ""
                 throw RedisFleetException(
@@ -334,6 +360,8 @@ public class RedisFleet private constructor(
         private var serverArgs: List<String> = emptyList()
         private var redisServer: Path? = null
         private var commandTimeout: Duration = Duration.ofSeconds(5)
+        private var tls = false
+        private val users = LinkedHashMap<String, AclUser>()
 
         /**
          * The number of masters; default 1.
@@ -348,7 +376,8 @@ public class RedisFleet private constructor(
         /**
          * The password every master requires (`requirepass`); default `null`, no password.
          *
-         * With a password, [uris] carry it and [command] authenticates; clients that do not
+         * With a password, [uris] carry it (unless ACL users were added with [user]: then they
+         * carry the first user's credentials) and [command] authenticates; clients that do not
          * authenticate get `NOAUTH` errors.
          *
          * @throws IllegalArgumentException if [password] is empty.
@@ -362,8 +391,8 @@ public class RedisFleet private constructor(
          * Extra `redis-server` arguments appended to every master's command line, such as
          * `"--maxmemory", "2mb"`; replaces those set before. Default none.
          *
-         * The fleet owns `--port`, `--bind`, `--dir`, `--daemonize` and `--requirepass` (use
-         * [password]); passing them throws.
+         * The fleet owns `--port`, `--bind`, `--dir`, `--daemonize`, `--requirepass` (use
+         * [password]), `--tls-port` (use [tls]) and `--user` (use [user]); passing them throws.
          *
          * @throws IllegalArgumentException if [args] contains one of the options the fleet owns.
          */
@@ -398,6 +427,44 @@ public class RedisFleet private constructor(
         }
 
         /**
+         * Whether the masters speak TLS only; default `false`.
+         *
+         * With TLS, [start] generates a throwaway certificate authority and a certificate for
+         * `127.0.0.1` and `localhost` signed by it (with the JDK alone, no `openssl`); each master
+         * listens with TLS on its port and has no plain-text port; [uris] are `rediss://...`; and
+         * [caCertificate] is the CA's PEM file that clients must trust. Clients need no certificate
+         * of their own (`tls-auth-clients no`). [command] and the fleet's other operations go over
+         * TLS as well. The `redis-server` binary must be built with TLS support (the one bundled
+         * for Linux amd64 is; it needs `libssl.so.3` on the machine).
+         */
+        public fun tls(enabled: Boolean): Builder = apply { tls = enabled }
+
+        /**
+         * Adds an ACL user that every master knows (`user NAME on >PASSWORD RULES...`), replacing
+         * an earlier one of the same name. [rules] are Redis ACL rules such as `"~*"`, `"&*"`,
+         * `"+@all"`, `"-evalsha"`; none given means full access (`~* &* +@all`).
+         *
+         * The first user added is the one whose credentials [uris] carry; [uri] with a user name
+         * gives the URI of any other. The default user keeps the fleet's [password], or gets a
+         * random one if none was set, so that clients without credentials are refused (`NOAUTH`).
+         * The fleet itself connects as the default user.
+         *
+         * @throws IllegalArgumentException if [name] is empty, `default` or holds whitespace, if
+         *   [password] is empty or holds whitespace or quotes, or if a rule is empty or holds whitespace.
+         */
+        public fun user(name: String, password: String, vararg rules: String): Builder = apply {
+            require(name.isNotEmpty() && name != "default" && name.none { it.isWhitespace() || it == '"' || it == '\'' }) {
+                "user name expected to be non-empty, not 'default', without whitespace or quotes, but was '$name'"
+            }
+            require(password.isNotEmpty() && password.none { it.isWhitespace() || it == '"' || it == '\'' }) {
+                "password of user '$name' expected to be non-empty, without whitespace or quotes"
+            }
+            val bad = rules.filter { it.isEmpty() || it.any { c -> c.isWhitespace() || c == '"' || c == '\'' } }
+            require(bad.isEmpty()) { "rules of user '$name' expected without whitespace or quotes, but had $bad" }
+            users[name] = AclUser(name, password, if (rules.isEmpty()) FleetSecurity.FULL_ACCESS else rules.toList())
+        }
+
+        /**
          * Starts the masters in parallel and returns once every one answers PING.
          *
          * On failure every process already started is killed before this throws.
@@ -407,8 +474,13 @@ public class RedisFleet private constructor(
          */
         public fun start(): RedisFleet {
             val binary = RedisServerBinary.resolve(redisServer)
-            val settings = MasterSettings(binary, password, serverArgs, commandTimeout.toMillis().toInt())
-            return launch(masters, settings, password)
+            val tls = tls
+            val users = users.values.toList()
+            val adminPassword = password ?: if (users.isNotEmpty()) FleetSecurity.randomPassword() else null
+            return launch(masters) { dir ->
+                val certificates = if (tls) TestCertificates.generate(dir.resolve("tls")) else null
+                MasterSettings(binary, FleetSecurity(adminPassword, users, certificates), serverArgs, commandTimeout.toMillis().toInt())
+            }
         }
     }
 
@@ -424,7 +496,7 @@ public class RedisFleet private constructor(
          * without one, as a real crash would. [keys] and [keyCount] leave the marker out.
          */
         public const val BOOT_MARKER_KEY: String = "\u0000redlock-boot"
-        private val OWNED_OPTIONS = setOf("--port", "--bind", "--dir", "--daemonize", "--requirepass")
+        private val OWNED_OPTIONS = setOf("--port", "--bind", "--dir", "--daemonize", "--requirepass", "--tls-port", "--user")
 
         /**
          * Starts [masters] Redis masters with default settings and returns once every one answers PING.
@@ -441,15 +513,22 @@ public class RedisFleet private constructor(
         @JvmStatic
         public fun builder(): Builder = Builder()
 
-        private fun launch(count: Int, settings: MasterSettings, password: String?): RedisFleet {
+        private fun launch(count: Int, settingsIn: (Path) -> MasterSettings): RedisFleet {
             val baseDir =
                 try {
                     Files.createTempDirectory("redlock-fleet-")
                 } catch (e: IOException) {
                     throw RedisFleetException("cannot create a temp directory for the fleet: $e", e)
                 }
+            val settings =
+                try {
+                    settingsIn(baseDir)
+                } catch (e: Exception) {
+                    RedisMaster.deleteRecursively(baseDir)
+                    throw RedisFleetException("cannot prepare the fleet's settings: $e", e)
+                }
             val masters = List(count) { RedisMaster(it, settings, baseDir.resolve("master-$it")) }
-            val fleet = RedisFleet(masters, baseDir, password, settings.commandTimeoutMillis)
+            val fleet = RedisFleet(masters, baseDir, settings.security, settings.commandTimeoutMillis)
             // Registered before any process exists, so that the shutdown hook covers a start cut short.
             FleetRegistry.register(fleet)
             try {

@@ -13,10 +13,12 @@ import kotlin.concurrent.withLock
 /** Settings shared by every master of one fleet. */
 internal class MasterSettings(
     val binary: Path,
-    val password: String?,
+    val security: FleetSecurity,
     val serverArgs: List<String>,
     val commandTimeoutMillis: Int,
     val startTimeoutMillis: Long = 10_000,
+    /** A configuration file, passed first (a sentinel needs one it can rewrite); null for none. */
+    val configFile: Path? = null,
 )
 
 /** `redis-server` could not bind its port: another process holds it. */
@@ -165,16 +167,14 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
 
     private fun command(port: Int): List<String> = buildList {
         add(settings.binary.toString())
-        add("--port"); add(port.toString())
+        settings.configFile?.let { add(it.toString()) }
+        addAll(settings.security.serverArgs(port))
         add("--bind"); add("127.0.0.1")
         add("--save"); add("")
         add("--appendonly"); add("no")
         add("--daemonize"); add("no")
         add("--dir"); add(dir.toString())
         add("--protected-mode"); add("no")
-        if (settings.password != null) {
-            add("--requirepass"); add(settings.password)
-        }
         addAll(settings.serverArgs)
     }
 
@@ -258,13 +258,13 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
     private class ServerInfo(val pid: Long, val version: String)
 
     private fun probe(port: Int): ServerInfo =
-        RespConnection.open(port, PROBE_TIMEOUT_MILLIS).use { connection ->
-            val password = settings.password
-            if (password != null) connection.write(listOf("AUTH", password))
+        settings.security.open(port, PROBE_TIMEOUT_MILLIS).use { connection ->
+            val auth = settings.security.auth
+            if (auth != null) connection.write(auth)
             connection.write(listOf("PING"))
             connection.write(listOf("INFO", "server"))
             connection.flush()
-            if (password != null) {
+            if (auth != null) {
                 val auth = connection.read()
                 if (auth is RespError) throw ProbeException("AUTH: ${auth.message}")
             }
@@ -282,8 +282,7 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
             )
         }
 
-    private fun String.redactPassword(): String =
-        settings.password?.let { replace("--requirepass $it", "--requirepass ******") } ?: this
+    private fun String.redactPassword(): String = settings.security.redact(this)
 
     private fun clearDirectory() {
         if (Files.exists(dir)) deleteRecursively(dir)

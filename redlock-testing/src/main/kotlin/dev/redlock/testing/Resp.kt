@@ -94,14 +94,17 @@ internal class RespConnection private constructor(private val socket: Socket) : 
 
         private fun header(type: Char, n: Int): ByteArray = "$type$n\r\n".toByteArray(Charsets.US_ASCII)
 
-        /** Connects to 127.0.0.1:[port]; [timeoutMillis] bounds the connect and every later read. */
-        fun open(port: Int, timeoutMillis: Int): RespConnection {
+        /**
+         * Connects to 127.0.0.1:[port]; [timeoutMillis] bounds the connect and every later read.
+         * [wrap] may layer the socket (TLS) before the first byte is sent.
+         */
+        fun open(port: Int, timeoutMillis: Int, wrap: (Socket) -> Socket = { it }): RespConnection {
             val socket = Socket()
             try {
                 socket.tcpNoDelay = true
                 socket.soTimeout = timeoutMillis
                 socket.connect(InetSocketAddress(LOOPBACK, port), timeoutMillis)
-                return RespConnection(socket)
+                return RespConnection(wrap(socket))
             } catch (e: Throwable) {
                 socket.close()
                 throw e
@@ -115,14 +118,18 @@ internal class RespConnection private constructor(private val socket: Socket) : 
          * a loop of many commands cannot exhaust the client's ephemeral ports.
          */
         fun call(port: Int, password: String?, timeoutMillis: Int, args: List<String>): Any? =
-            open(port, timeoutMillis).use { connection ->
-                if (password != null) connection.write(listOf("AUTH", password))
+            call(open(port, timeoutMillis), password?.let { listOf("AUTH", it) }, args)
+
+        /** As [call], on a connection already open (closed by this call), authenticated by [auth] if given. */
+        fun call(connection: RespConnection, auth: List<String>?, args: List<String>): Any? =
+            connection.use {
+                if (auth != null) connection.write(auth)
                 connection.write(args)
                 connection.write(listOf("QUIT"))
                 connection.flush()
-                if (password != null) {
-                    val auth = connection.read()
-                    if (auth is RespError) return auth
+                if (auth != null) {
+                    val reply = connection.read()
+                    if (reply is RespError) return reply
                 }
                 val reply = connection.read()
                 try {

@@ -56,26 +56,28 @@ public final class RedisNode implements LockNode {
   private static final String[] NO_ARGS = new String[0];
 
   private final RedisClient client;
-  private final RedisURI uri;
+  private final StatefulRedisConnection<String, String> suppliedConnection;
   private final String name;
   private final Object lock = new Object();
   private final ConcurrentHashMap<String, AtomicBoolean> acquiresInFlight =
       new ConcurrentHashMap<>();
   private final Line<StatefulRedisConnection<String, String>> commands;
+  /** Null for a node on a user's connection: it has no connection for release notices. */
   private final Line<StatefulRedisPubSubConnection<String, String>> notices;
   private volatile ReleaseListener releaseListener = (key, releaseId) -> { };
   private boolean closed;
 
   /**
-   * Creates the node; nothing is connected until the first call.
+   * Creates the node; nothing is connected until the first call. The node opens its connections
+   * with the client and closes them on {@link #close()}; it never shuts the client down.
    *
    * @param client the client to connect with (not closed by this node)
-   * @param uri the master's URI
+   * @param uri the master's URI: a host, a socket, or a Sentinel-managed primary
    */
   public RedisNode(RedisClient client, RedisURI uri) {
     this.client = client;
-    this.uri = uri;
-    this.name = uri.getSocket() != null ? uri.getSocket() : uri.getHost() + ":" + uri.getPort();
+    this.suppliedConnection = null;
+    this.name = MasterSpec.nameOf(uri);
     this.commands =
         new Line<>(() -> client.connectAsync(StringCodec.UTF8, uri).toCompletableFuture());
     this.notices =
@@ -92,6 +94,29 @@ public final class RedisNode implements LockNode {
   }
 
   /**
+   * Creates a node that sends its commands on a connection the user opened, and never closes
+   * it. It has no connection for release notices: {@link #watch} and {@link #unwatch} do nothing,
+   * and waiters fall back to the retry delay and the holder's remaining time.
+   *
+   * @param connection the user's connection
+   * @param name the master's name in messages (without credentials)
+   */
+  public RedisNode(StatefulRedisConnection<String, String> connection, String name) {
+    this.client = null;
+    this.suppliedConnection = connection;
+    this.name = name;
+    this.commands = new Line<>(() -> CompletableFuture.completedFuture(connection));
+    this.notices = null;
+  }
+
+  /** How long opening a connection may take: the socket's connect timeout. */
+  private Duration connectTimeout() {
+    io.lettuce.core.ClientOptions options =
+        client != null ? client.getOptions() : suppliedConnection.getOptions();
+    return options.getSocketOptions().getConnectTimeout();
+  }
+
+  /**
    * The Lettuce client options every lock connection needs: reject commands while disconnected
    * (Lettuce's default would buffer them and replay them after a reconnect, setting keys long
    * after the caller gave up), reconnect automatically, and bound connecting.
@@ -100,7 +125,24 @@ public final class RedisNode implements LockNode {
    * @return the options
    */
   public static io.lettuce.core.ClientOptions clientOptions(Duration connectTimeout) {
-    return io.lettuce.core.ClientOptions.builder()
+    return clientOptions(connectTimeout, null);
+  }
+
+  /**
+   * The Lettuce client options every lock connection needs, as {@link #clientOptions(Duration)},
+   * with TLS options for {@code rediss://} masters.
+   *
+   * @param connectTimeout how long one connect may take
+   * @param ssl the TLS options, or {@code null} for Lettuce's default (the JVM's trust store)
+   * @return the options
+   */
+  public static io.lettuce.core.ClientOptions clientOptions(
+      Duration connectTimeout, io.lettuce.core.SslOptions ssl) {
+    io.lettuce.core.ClientOptions.Builder b = io.lettuce.core.ClientOptions.builder();
+    if (ssl != null) {
+      b.sslOptions(ssl);
+    }
+    return b
         .disconnectedBehavior(io.lettuce.core.ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
         .autoReconnect(true)
         .socketOptions(
@@ -113,7 +155,8 @@ public final class RedisNode implements LockNode {
   }
 
   /**
-   * The master as {@code host:port}, without credentials.
+   * The master as {@code host:port} ({@code <masterId> via <sentinels>} for a Sentinel-managed
+   * one), without credentials.
    *
    * @return the name used in messages
    */
@@ -289,12 +332,18 @@ public final class RedisNode implements LockNode {
 
   @Override
   public CompletableFuture<Void> watch(String key, Duration timeout) {
+    if (notices == null) {
+      return CompletableFuture.completedFuture(null);
+    }
     return notices.issue(
         c -> c.async().subscribe(RELEASE_CHANNEL_PREFIX + key).toCompletableFuture(), timeout);
   }
 
   @Override
   public CompletableFuture<Void> unwatch(String key, Duration timeout) {
+    if (notices == null) {
+      return CompletableFuture.completedFuture(null);
+    }
     return notices.issue(
         c -> c.async().unsubscribe(RELEASE_CHANNEL_PREFIX + key).toCompletableFuture(), timeout);
   }
@@ -455,7 +504,7 @@ public final class RedisNode implements LockNode {
                 conn.closeAsync();
               }
             });
-        Duration limit = client.getOptions().getSocketOptions().getConnectTimeout();
+        Duration limit = connectTimeout();
         bounded.orTimeout(limit.toNanos(), TimeUnit.NANOSECONDS);
         c = bounded;
         connection = c;
@@ -473,7 +522,7 @@ public final class RedisNode implements LockNode {
 
   private MasterFailureException connectFailure(Throwable e) {
     if (e instanceof TimeoutException) {
-      Duration limit = client.getOptions().getSocketOptions().getConnectTimeout();
+      Duration limit = connectTimeout();
       return new MasterFailureException(
           name, Kind.TIMEOUT, "could not open a connection within " + Checks.show(limit), e);
     }
@@ -498,12 +547,33 @@ public final class RedisNode implements LockNode {
     }
     String all = messages(e);
     String lower = all.toLowerCase(Locale.ROOT);
+    Throwable tls = tlsFailure(e);
+    if (tls != null) {
+      if (tls.getClass().getSimpleName().contains("Timeout")) {
+        return new MasterFailureException(
+            name, Kind.TIMEOUT, "the TLS handshake did not complete (" + firstLine(all) + ")", e);
+      }
+      return new MasterFailureException(
+          name, Kind.TLS,
+          "the TLS handshake failed; check that the master's certificate is trusted (RedlockConfig"
+              + " trustedCertificates or sslOptions), names the host of its URI, and that the"
+              + " master speaks TLS on that port (" + firstLine(all) + ")",
+          e);
+    }
     if (lower.contains("wrongpass") || lower.contains("noauth")
         || lower.contains("invalid password") || lower.contains("invalid username-password")
         || lower.contains("authentication")) {
       return new MasterFailureException(
           name, Kind.AUTHENTICATION,
           "authentication failed; check the user and password in the master's URI (" + firstLine(all) + ")",
+          e);
+    }
+    if (lower.contains("noperm") || lower.contains("no permissions")
+        || lower.contains("can't run this command")) {
+      return new MasterFailureException(
+          name, Kind.PERMISSION,
+          "the master's ACL denies the user a command, key or channel that locking needs (see the"
+              + " README for the rules a lock user needs) (" + firstLine(all) + ")",
           e);
     }
     if (all.contains("WRONGTYPE")) {
@@ -518,6 +588,16 @@ public final class RedisNode implements LockNode {
           name, Kind.UNREACHABLE, "unreachable (" + firstLine(all) + ")", e);
     }
     return new MasterFailureException(name, Kind.ERROR, firstLine(all), e);
+  }
+
+  /** The TLS failure in a cause chain, if there is one. */
+  private static Throwable tlsFailure(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+      if (t instanceof javax.net.ssl.SSLException) {
+        return t;
+      }
+    }
+    return null;
   }
 
   private static String messages(Throwable e) {
@@ -546,17 +626,19 @@ public final class RedisNode implements LockNode {
     return e;
   }
 
-  /** Marks the node closed and takes its connections away (those ever opened), for closing. */
+  /** Marks the node closed and takes the connections it opened away, for closing. */
   private List<CompletableFuture<? extends StatefulConnection<String, String>>> detach() {
     synchronized (lock) {
       closed = true;
       List<CompletableFuture<? extends StatefulConnection<String, String>>> opened =
           new ArrayList<>(2);
       CompletableFuture<StatefulRedisConnection<String, String>> c = commands.detach();
-      if (c != null) {
+      // The user's connection stays open: only what this node opened is closed.
+      if (c != null && suppliedConnection == null) {
         opened.add(c);
       }
-      CompletableFuture<StatefulRedisPubSubConnection<String, String>> p = notices.detach();
+      CompletableFuture<StatefulRedisPubSubConnection<String, String>> p =
+          notices == null ? null : notices.detach();
       if (p != null) {
         opened.add(p);
       }
