@@ -9,7 +9,7 @@ import java.time.Duration
 
 /** The README's kotest example, as a user writes it: keep the two in step. */
 // README:kotest:start
-class ReadmeExampleTest :
+class OrderLockTest :
     FunSpec({
         val redis =
             install(RedisFleetExtension(masters = 3)) {

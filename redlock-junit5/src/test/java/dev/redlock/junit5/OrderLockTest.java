@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Test;
 /** The README's JUnit 5 example, as a user writes it: keep the two in step. */
 // README:junit5:start
 @RedlockTest(masters = 3)
-final class ReadmeExampleTest {
+final class OrderLockTest {
 
   @Test
   void lockSurvivesOneMasterCrash(AsyncRedlock redlock, RedisFleet fleet) throws Exception {
