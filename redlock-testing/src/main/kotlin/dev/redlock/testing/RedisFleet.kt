@@ -290,10 +290,12 @@ public class RedisFleet private constructor(
      * @throws IllegalStateException if the fleet is closed.
      * @throws RedisFleetException as [command] does.
      */
-    public fun keyCount(): Int =
-        masters.filter { it.isRunning && !it.isPaused }.sumOf {
+    public fun keyCount(): Int {
+        check(!closed) { "RedisFleet is closed" }
+        return masters.filter { it.isRunning && !it.isPaused }.sumOf {
             (command(it.index, "DBSIZE") as Long).toInt() - (command(it.index, "EXISTS", BOOT_MARKER_KEY) as Long).toInt()
         }
+    }
 
     /**
      * Deletes every key on every master that is running and not paused (`FLUSHALL`).
@@ -304,6 +306,7 @@ public class RedisFleet private constructor(
      * @throws RedisFleetException as [command] does.
      */
     public fun flushAll() {
+        check(!closed) { "RedisFleet is closed" }
         for (master in masters) {
             if (master.isRunning && !master.isPaused) {
                 command(master.index, "FLUSHALL")
@@ -337,12 +340,12 @@ public class RedisFleet private constructor(
      * deletes the fleet's temporary directories; for containers, removes them.
      *
      * Idempotent: later calls return at once. A call made while another thread is closing the fleet
-     * returns when that close is done. After close, [uris], [port], [size] and [serverVersion] still
-     * answer, [isRunning] is `false` and [pids] is empty; every other method throws
-     * [IllegalStateException].
+     * returns when that close is done. After close, [uris], [uri], [port], [host], [size], [backend]
+     * and [serverVersion] still answer, [isRunning] and [isPaused] are `false` and [pids] is empty;
+     * every other method throws [IllegalStateException].
      *
-     * @throws RedisFleetException if a process is still alive 10 s after SIGKILL (every other
-     *   process is still killed and the directories still deleted).
+     * @throws RedisFleetException if a process is still alive 10 s after SIGKILL, or Docker fails to
+     *   remove a container (every other master is still stopped and the directories still deleted).
      */
     override fun close() {
         synchronized(closeLock) {
@@ -350,7 +353,13 @@ public class RedisFleet private constructor(
             closed = true
             var failure: Throwable? = null
             // SIGKILL all first, then wait: the masters die in parallel.
-            masters.forEach { it.destroy() }
+            for (master in masters) {
+                try {
+                    master.destroy()
+                } catch (e: Throwable) {
+                    failure?.addSuppressed(e) ?: run { failure = e }
+                }
+            }
             for (master in masters) {
                 try {
                     master.awaitDestroyed()

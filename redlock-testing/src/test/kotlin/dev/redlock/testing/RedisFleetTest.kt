@@ -162,6 +162,9 @@ class RedisFleetTest :
             fleet.close()
             shouldThrow<IllegalStateException> { fleet.command(0, "PING") }.message shouldBe "RedisFleet is closed"
             shouldThrow<IllegalStateException> { fleet.restart(0) }
+            shouldThrow<IllegalStateException> { fleet.keyCount() }
+            shouldThrow<IllegalStateException> { fleet.flushAll() }
+            fleet.isPaused(1) shouldBe false
             fleet.uri(0) shouldBe "redis://127.0.0.1:${fleet.port(0)}"
         }
 
