@@ -65,7 +65,7 @@ final class JavaApiTest {
     assertEquals(
         Set.of(
             "AsyncRedlock", "AsyncRedlock$Builder", "CriticalSection", "LockLease", "LockOptions",
-            "LockOptions$Builder"),
+            "LockOptions$Builder", "RedlockLock"),
         publicTypes().stream().map(c -> c.getName().substring(PACKAGE.length() + 1)).collect(Collectors.toSet()));
   }
 

@@ -53,17 +53,23 @@ internal class FleetSecurity(
     }
 
     /** Opens the fleet's own connection to 127.0.0.1:[port], over TLS when the masters speak it. */
-    fun open(port: Int, timeoutMillis: Int): RespConnection =
-        RespConnection.open(port, timeoutMillis) { socket ->
+    fun open(port: Int, timeoutMillis: Int): RespConnection = open(LOOPBACK, port, timeoutMillis)
+
+    /** Opens the fleet's own connection to [host]:[port], over TLS when the masters speak it. */
+    fun open(host: java.net.InetAddress, port: Int, timeoutMillis: Int): RespConnection =
+        RespConnection.open(host, port, timeoutMillis) { socket ->
             if (tls == null) {
                 socket
             } else {
-                (tls.socketFactory.createSocket(socket, LOOPBACK.hostAddress, port, true) as SSLSocket).apply { startHandshake() }
+                (tls.socketFactory.createSocket(socket, host.hostAddress, port, true) as SSLSocket).apply { startHandshake() }
             }
         }
 
-    /** The URI of the master on [port] for [user] (null: the first ACL user, else the default user). */
-    fun uri(port: Int, user: AclUser?): String {
+    /** The URI of the master on 127.0.0.1:[port] for [user] (null: the default user). */
+    fun uri(port: Int, user: AclUser?): String = uri("127.0.0.1", port, user)
+
+    /** The URI of the master on [host]:[port] for [user] (null: the default user). */
+    fun uri(host: String, port: Int, user: AclUser?): String {
         val scheme = if (tls != null) "rediss" else "redis"
         val auth =
             when {
@@ -71,7 +77,7 @@ internal class FleetSecurity(
                 password != null -> ":${percentEncode(password)}@"
                 else -> ""
             }
-        return "$scheme://${auth}127.0.0.1:$port"
+        return "$scheme://$auth$host:$port"
     }
 
     companion object {

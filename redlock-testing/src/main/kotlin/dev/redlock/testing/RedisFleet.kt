@@ -9,8 +9,8 @@ import java.util.concurrent.atomic.AtomicReferenceArray
 import kotlin.concurrent.thread
 
 /**
- * N local Redis masters, each a `redis-server` process on its own free loopback port, for tests,
- * demos and users' own tests of code that uses Redlock.
+ * N Redis masters for tests, demos and users' own tests of code that uses Redlock: local
+ * `redis-server` processes, or Docker containers where there is no local binary.
  *
  * ```kotlin
  * RedisFleet.start(3).use { fleet ->
@@ -21,31 +21,73 @@ import kotlin.concurrent.thread
  * }
  * ```
  *
- * Every master runs `redis-server --port P --bind 127.0.0.1 --save "" --appendonly no --daemonize no
- * --protected-mode no` in its own temporary directory, with its output in `redis.log` there. Masters
- * are indexed from 0 to [size] - 1; an index outside that range throws [IllegalArgumentException].
- * [Builder.tls] makes them speak TLS only (with a throwaway CA), [Builder.user] adds ACL users; the
- * fleet's own operations work the same either way. For Sentinel-managed primaries, see [SentinelFleet].
+ * Masters are indexed from 0 to [size] - 1; an index outside that range throws
+ * [IllegalArgumentException]. [Builder.tls] makes local masters speak TLS only (with a throwaway
+ * CA), [Builder.user] adds ACL users; the fleet's own operations work the same either way. For
+ * Sentinel-managed primaries, see [SentinelFleet].
  *
- * The binary is, in order: the one given to [Builder.redisServer]; the environment variable
- * `REDLOCK_REDIS_SERVER`; `redis-server` on `PATH`; else the binary bundled in the
- * `com.github.codemonstur:embedded-redis` jar (Redis 6.2 for Linux and macOS on amd64/arm64),
- * extracted once per JVM to a temporary directory that is deleted when the JVM exits.
+ * ## Backends
  *
- * [close] kills every process the fleet started and deletes its directories. A fleet that is never
- * closed is closed by a JVM shutdown hook, so no `redis-server` outlives the JVM unless the JVM
- * itself is killed with SIGKILL.
+ * [Builder.backend] chooses how masters run; the default, [Backend.AUTO], takes the first that works:
+ * 1. **Local processes** ([Backend.LOCAL]). Every master runs `redis-server --port P --bind 127.0.0.1
+ *    --save "" --appendonly no --daemonize no --protected-mode no` in its own temporary directory,
+ *    with its output in `redis.log` there. The binary is, in order: the one given to
+ *    [Builder.redisServer]; the environment variable `REDLOCK_REDIS_SERVER`; `redis-server` on
+ *    `PATH`; else the binary bundled in the `com.github.codemonstur:embedded-redis` jar (Redis 6.2
+ *    for Linux and macOS on amd64/arm64), extracted once per JVM to a temporary directory that is
+ *    deleted when the JVM exits.
+ * 2. **Docker containers** ([Backend.CONTAINERS]), through Testcontainers, when a Docker engine is
+ *    available. Testcontainers is an optional dependency: add `org.testcontainers:testcontainers`
+ *    to your test class path to use this backend. Each master is a container from [Builder.image]
+ *    (default [DEFAULT_IMAGE]) running `redis-server --save "" --appendonly no --protected-mode no`,
+ *    its port 6379 published on a fixed host port. A fleet that runs local processes never loads a
+ *    Testcontainers class.
+ *
+ * If neither works, [Builder.start] throws a [RedisFleetException] that says what was checked for
+ * each. Every method behaves the same on both backends, except where its documentation says
+ * otherwise ([pids] is empty for containers; [pause] freezes the container rather than sending
+ * SIGSTOP, with the same effect for clients; [restart] creates a new container).
+ *
+ * [close] stops every process or container the fleet started and deletes its directories. A fleet
+ * that is never closed is closed by a JVM shutdown hook, so no `redis-server` outlives the JVM unless
+ * the JVM itself is killed with SIGKILL (Testcontainers' own reaper then removes the containers).
  *
  * Thread-safety: every method may be called from several threads at once. Lifecycle operations on
  * the same master ([kill], [pause], [resume], [restart]) run one at a time; [command] opens its own
  * connection per call, so commands never wait for each other.
  */
 public class RedisFleet private constructor(
-    private val masters: List<RedisMaster>,
-    private val baseDir: Path,
+    private val masters: List<FleetMaster>,
+    private val baseDir: Path?,
     private val security: FleetSecurity,
     private val commandTimeoutMillis: Int,
+    private val chosenBackend: Backend,
 ) : AutoCloseable {
+
+    /**
+     * How a fleet runs its masters; chosen with [Builder.backend].
+     */
+    public enum class Backend {
+        /**
+         * [LOCAL] when a local `redis-server` can be found (see [Builder.redisServer] for where the
+         * fleet looks), else [CONTAINERS] when Testcontainers is on the class path and finds a
+         * Docker engine; the default. A binary given to [Builder.redisServer] always means [LOCAL].
+         */
+        AUTO,
+
+        /** Local `redis-server` processes on loopback ports. */
+        LOCAL,
+
+        /** Docker containers through Testcontainers (an optional dependency of this module). */
+        CONTAINERS,
+    }
+
+    /**
+     * The backend the masters run on: [Backend.LOCAL] or [Backend.CONTAINERS], never [Backend.AUTO].
+     * `backend()` from Java.
+     */
+    public val backend: Backend
+        @JvmName("backend") get() = chosenBackend
 
     private val closeLock = Any()
 
@@ -64,15 +106,22 @@ public class RedisFleet private constructor(
     public val serverVersion: String
         @JvmName("serverVersion") get() = masters.first().version
 
-    /** The fleet's temporary directory, holding one directory per master; deleted by [close]. */
-    internal val directory: Path
+    /** The fleet's temporary directory, holding one directory per master; deleted by [close]. Null for containers. */
+    internal val directory: Path?
         get() = baseDir
 
     /**
-     * The masters' URIs in index order, as `redis://127.0.0.1:PORT`, or
-     * `redis://:PASSWORD@127.0.0.1:PORT` when the fleet has a password, or
-     * `redis://USER:PASSWORD@127.0.0.1:PORT` for the first user added with [Builder.user]
-     * (percent-encoded); `rediss://...` when the fleet speaks TLS ([Builder.tls]).
+     * The host the masters listen on, as written in [uris]: `127.0.0.1` for local processes and for a
+     * local Docker engine; the Docker host's address for a remote engine. `host()` from Java.
+     */
+    public val host: String
+        @JvmName("host") get() = masters.first().hostName
+
+    /**
+     * The masters' URIs in index order, as `redis://HOST:PORT`, or `redis://:PASSWORD@HOST:PORT`
+     * when the fleet has a password, or `redis://USER:PASSWORD@HOST:PORT` for the first user added
+     * with [Builder.user] (percent-encoded); `rediss://...` when the fleet speaks TLS ([Builder.tls]).
+     * [host] is `127.0.0.1` unless the masters run on a remote Docker engine.
      *
      * Ports never change, so the URIs stay valid across [kill] and [restart]; they can be passed
      * straight to `RedlockConfig.builder().masters(...)`.
@@ -84,7 +133,7 @@ public class RedisFleet private constructor(
      *
      * @throws IllegalArgumentException if [index] is not in `0 until size`.
      */
-    public fun uri(index: Int): String = security.uri(port(index), security.users.firstOrNull())
+    public fun uri(index: Int): String = security.uri(master(index).hostName, port(index), security.users.firstOrNull())
 
     // --- TLS and ACL users (Builder.tls, Builder.user) ---
 
@@ -97,7 +146,7 @@ public class RedisFleet private constructor(
     public fun uri(index: Int, user: String): String {
         val acl = security.users.firstOrNull { it.name == user }
         require(acl != null) { "user expected to be one of ${security.users.map { it.name }} (added with Builder.user), but was '$user'" }
-        return security.uri(port(index), acl)
+        return security.uri(master(index).hostName, port(index), acl)
     }
 
     /** Whether the masters speak TLS only ([Builder.tls]); `isTls()` from Java. */
@@ -112,7 +161,7 @@ public class RedisFleet private constructor(
     public fun caCertificate(): Path? = security.tls?.caFile
 
     /**
-     * The loopback port of master [index]; it stays the same across [kill] and [restart].
+     * The host port of master [index] (on [host]); it stays the same across [kill] and [restart].
      *
      * @throws IllegalArgumentException if [index] is not in `0 until size`.
      */
@@ -122,11 +171,12 @@ public class RedisFleet private constructor(
      * Kills master [index] with SIGKILL and returns once its process is gone: a crash, with no
      * chance to reply or persist. Its keys are lost; its port stays reserved for [restart].
      *
-     * Killing a master that is not running does nothing. A paused master is killed as well.
+     * Killing a master that is not running does nothing. A paused master is killed as well. For a
+     * container this is `docker kill`: the container stops, and [restart] replaces it.
      *
      * @throws IllegalArgumentException if [index] is not in `0 until size`.
      * @throws IllegalStateException if the fleet is closed.
-     * @throws RedisFleetException if the process is still alive 10 s after SIGKILL.
+     * @throws RedisFleetException if the process is still alive 10 s after SIGKILL, or Docker refuses.
      */
     public fun kill(index: Int) {
         openMaster(index).kill()
@@ -140,22 +190,27 @@ public class RedisFleet private constructor(
      * those sent with [command]. [keyCount] and [flushAll] skip paused masters. [resume] lets it
      * carry on, with its data and its clients' pending commands intact.
      *
+     * For a container this is `docker pause` (the cgroup freezer) instead of SIGSTOP; clients see
+     * the same thing.
+     *
      * @throws IllegalArgumentException if [index] is not in `0 until size`.
      * @throws IllegalStateException if the fleet is closed or the master is not running.
-     * @throws RedisFleetException if the `kill` command fails.
+     * @throws RedisFleetException if the `kill` command (or `docker pause`) fails.
      */
     public fun pause(index: Int) {
         openMaster(index).pause()
     }
 
     /**
-     * Continues master [index] with SIGCONT and returns once it answers PING again.
+     * Continues master [index] with SIGCONT (`docker unpause` for a container) and returns once it
+     * answers PING again.
      *
      * Resuming a master that is not paused only checks that it answers.
      *
      * @throws IllegalArgumentException if [index] is not in `0 until size`.
      * @throws IllegalStateException if the fleet is closed or the master is not running.
-     * @throws RedisFleetException if the `kill` command fails or the master does not answer within 10 s.
+     * @throws RedisFleetException if the `kill` command (or `docker unpause`) fails or the master
+     *   does not answer within 10 s.
      */
     public fun resume(index: Int) {
         openMaster(index).resume()
@@ -166,7 +221,8 @@ public class RedisFleet private constructor(
      * with empty data, and returns once it answers PING.
      *
      * The master's directory is emptied first, so even `serverArgs` that turn persistence on
-     * cannot bring data back. Like a real crash, it comes back without the library's boot marker
+     * cannot bring data back; a container is removed and a new one created from the image, on the
+     * same host port. Like a real crash, it comes back without the library's boot marker
      * ([BOOT_MARKER_KEY]), so Redlock's restart guard keeps its votes out for the guard period.
      *
      * @throws IllegalArgumentException if [index] is not in `0 until size`.
@@ -182,10 +238,19 @@ public class RedisFleet private constructor(
      * Whether the process of master [index] is alive; a paused master counts as running.
      *
      * Returns `false` after [kill] (until [restart]), after the process died by itself, and after [close].
+     * For a container, asks Docker whether it is running.
      *
      * @throws IllegalArgumentException if [index] is not in `0 until size`.
      */
     public fun isRunning(index: Int): Boolean = master(index).isRunning
+
+    /**
+     * Whether master [index] is paused: [pause] was called and neither [resume], [kill] nor
+     * [restart] since, and it is still running.
+     *
+     * @throws IllegalArgumentException if [index] is not in `0 until size`.
+     */
+    public fun isPaused(index: Int): Boolean = master(index).isPaused
 
     /**
      * Sends one command to master [index] and returns its reply.
@@ -212,7 +277,7 @@ public class RedisFleet private constructor(
         }
         val reply =
             try {
-                RespConnection.call(security.open(master.port, commandTimeoutMillis), security.auth, args.asList())
+                RespConnection.call(security.open(master.address, master.port, commandTimeoutMillis), security.auth, args.asList())
             } catch (e: SocketTimeoutException) {
                 val hint = if (master.isPaused) " (it is paused)" else ""
                 throw RedisFleetException(
@@ -249,10 +314,12 @@ public class RedisFleet private constructor(
      * @throws IllegalStateException if the fleet is closed.
      * @throws RedisFleetException as [command] does.
      */
-    public fun keyCount(): Int =
-        masters.filter { it.isRunning && !it.isPaused }.sumOf {
+    public fun keyCount(): Int {
+        check(!closed) { "RedisFleet is closed" }
+        return masters.filter { it.isRunning && !it.isPaused }.sumOf {
             (command(it.index, "DBSIZE") as Long).toInt() - (command(it.index, "EXISTS", BOOT_MARKER_KEY) as Long).toInt()
         }
+    }
 
     /**
      * Deletes every key on every master that is running and not paused (`FLUSHALL`).
@@ -263,6 +330,7 @@ public class RedisFleet private constructor(
      * @throws RedisFleetException as [command] does.
      */
     public fun flushAll() {
+        check(!closed) { "RedisFleet is closed" }
         for (master in masters) {
             if (master.isRunning && !master.isPaused) {
                 command(master.index, "FLUSHALL")
@@ -286,22 +354,22 @@ public class RedisFleet private constructor(
     /**
      * The process ids of the masters whose processes are alive (paused ones included), in index order.
      *
-     * Empty after [close]; tests use it to check that nothing outlives the fleet, for example with
-     * `ProcessHandle.of(pid)`.
+     * Empty after [close], and always empty for containers (their processes are Docker's); tests use
+     * it to check that nothing outlives the fleet, for example with `ProcessHandle.of(pid)`.
      */
     public fun pids(): List<Long> = masters.mapNotNull { it.pid() }
 
     /**
      * Kills every process this fleet started (paused ones too), waits until they are gone, and
-     * deletes the fleet's temporary directories.
+     * deletes the fleet's temporary directories; for containers, removes them.
      *
      * Idempotent: later calls return at once. A call made while another thread is closing the fleet
-     * returns when that close is done. After close, [uris], [port], [size] and [serverVersion] still
-     * answer, [isRunning] is `false` and [pids] is empty; every other method throws
-     * [IllegalStateException].
+     * returns when that close is done. After close, [uris], [uri], [port], [host], [size], [backend]
+     * and [serverVersion] still answer, [isRunning] and [isPaused] are `false` and [pids] is empty;
+     * every other method throws [IllegalStateException].
      *
-     * @throws RedisFleetException if a process is still alive 10 s after SIGKILL (every other
-     *   process is still killed and the directories still deleted).
+     * @throws RedisFleetException if a process is still alive 10 s after SIGKILL, or Docker fails to
+     *   remove a container (every other master is still stopped and the directories still deleted).
      */
     override fun close() {
         synchronized(closeLock) {
@@ -309,7 +377,13 @@ public class RedisFleet private constructor(
             closed = true
             var failure: Throwable? = null
             // SIGKILL all first, then wait: the masters die in parallel.
-            masters.forEach { it.destroy() }
+            for (master in masters) {
+                try {
+                    master.destroy()
+                } catch (e: Throwable) {
+                    failure?.addSuppressed(e) ?: run { failure = e }
+                }
+            }
             for (master in masters) {
                 try {
                     master.awaitDestroyed()
@@ -318,7 +392,7 @@ public class RedisFleet private constructor(
                 }
             }
             try {
-                RedisMaster.deleteRecursively(baseDir)
+                baseDir?.let(RedisMaster::deleteRecursively)
             } catch (_: Exception) {
                 // Best effort: a file still held open must not hide that the processes are gone.
             }
@@ -328,14 +402,14 @@ public class RedisFleet private constructor(
     }
 
     override fun toString(): String =
-        "RedisFleet(size=$size, ports=${masters.map { it.port }}, version=$serverVersion${if (closed) ", closed" else ""})"
+        "RedisFleet(size=$size, backend=$backend, host=$host, ports=${masters.map { it.port }}, version=$serverVersion${if (closed) ", closed" else ""})"
 
-    private fun master(index: Int): RedisMaster {
+    private fun master(index: Int): FleetMaster {
         require(index in masters.indices) { "index expected in 0..${masters.size - 1}, but was $index" }
         return masters[index]
     }
 
-    private fun openMaster(index: Int): RedisMaster {
+    private fun openMaster(index: Int): FleetMaster {
         val master = master(index)
         check(!closed) { "RedisFleet is closed" }
         return master
@@ -362,6 +436,9 @@ public class RedisFleet private constructor(
         private var commandTimeout: Duration = Duration.ofSeconds(5)
         private var tls = false
         private val users = LinkedHashMap<String, AclUser>()
+        private var backend: Backend = Backend.AUTO
+        private var image: String = DEFAULT_IMAGE
+        private var probe: BackendProbe? = null
 
         /**
          * The number of masters; default 1.
@@ -392,7 +469,9 @@ public class RedisFleet private constructor(
          * `"--maxmemory", "2mb"`; replaces those set before. Default none.
          *
          * The fleet owns `--port`, `--bind`, `--dir`, `--daemonize`, `--requirepass` (use
-         * [password]), `--tls-port` (use [tls]) and `--user` (use [user]); passing them throws.
+         * [password]), `--tls-port` (use [tls]) and `--user` (use [user]); passing them throws. Both
+         * backends pass the arguments on; a container's image must understand them (the default
+         * image runs Redis 7.2, local binaries may be 6.2).
          *
          * @throws IllegalArgumentException if [args] contains one of the options the fleet owns.
          */
@@ -408,8 +487,9 @@ public class RedisFleet private constructor(
          * The `redis-server` binary to run. By default the fleet uses `$REDLOCK_REDIS_SERVER`, else
          * `redis-server` on `PATH`, else the binary bundled in embedded-redis.
          *
-         * The path is checked by [start], which throws [RedisFleetException] if it is not an
-         * executable file.
+         * Setting a binary makes [Backend.AUTO] mean [Backend.LOCAL]; combined with
+         * [Backend.CONTAINERS] it makes [start] throw. The path is checked by [start], which throws
+         * [RedisFleetException] if it is not an executable file.
          */
         public fun redisServer(path: Path): Builder = apply { redisServer = path }
 
@@ -465,28 +545,74 @@ public class RedisFleet private constructor(
         }
 
         /**
+         * How to run the masters; default [Backend.AUTO]: local processes when a `redis-server` can
+         * be found, else Docker containers when Testcontainers finds a Docker engine.
+         */
+        public fun backend(backend: Backend): Builder = apply { this.backend = backend }
+
+        /**
+         * The Docker image of the masters when they run as containers; default [DEFAULT_IMAGE].
+         * Ignored by local processes.
+         *
+         * The image must have `redis-server` on its `PATH` and print Redis' usual
+         * `Ready to accept connections` line when it is ready, as the official `redis` images do.
+         *
+         * @throws IllegalArgumentException if [image] is blank.
+         */
+        public fun image(image: String): Builder = apply {
+            require(image.isNotBlank()) { "image expected to be a Docker image name such as $DEFAULT_IMAGE, but was blank" }
+            this.image = image
+        }
+
+        /** Replaces the machine probe; for tests of the backend choice. */
+        internal fun probe(probe: BackendProbe): Builder = apply { this.probe = probe }
+
+        /**
          * Starts the masters in parallel and returns once every one answers PING.
          *
-         * On failure every process already started is killed before this throws.
+         * The backend is chosen first (see [backend]); on failure every process or container already
+         * started is stopped before this throws.
          *
-         * @throws RedisFleetException if no `redis-server` can be found or a master fails to start
-         *   or to answer within 10 s (the message carries the tail of its log).
+         * @throws IllegalArgumentException if [redisServer] was set together with [Backend.CONTAINERS].
+         * @throws RedisFleetException if the chosen backend cannot be used (for [Backend.AUTO]: neither
+         *   a local `redis-server` nor a Docker engine; the message says what was checked for each),
+         *   or a master fails to start or to answer in time (the message carries the tail of its log).
          */
         public fun start(): RedisFleet {
-            val binary = RedisServerBinary.resolve(redisServer)
+            require(redisServer == null || backend != Backend.CONTAINERS) {
+                "redisServer(path) expected only with backend LOCAL or AUTO, but backend is CONTAINERS (containers run the image's redis-server)"
+            }
+            val requested = if (redisServer != null && backend == Backend.AUTO) Backend.LOCAL else backend
+            val timeoutMillis = commandTimeout.toMillis().toInt()
             val tls = tls
             val users = users.values.toList()
             val adminPassword = password ?: if (users.isNotEmpty()) FleetSecurity.randomPassword() else null
-            return launch(masters) { dir ->
-                val certificates = if (tls) TestCertificates.generate(dir.resolve("tls")) else null
-                MasterSettings(binary, FleetSecurity(adminPassword, users, certificates), serverArgs, commandTimeout.toMillis().toInt())
+            return when (val selected = selectBackend(requested, probe ?: SystemProbe(redisServer))) {
+                is SelectedBackend.Local -> launchLocal(masters) { dir ->
+                    val certificates = if (tls) TestCertificates.generate(dir.resolve("tls")) else null
+                    MasterSettings(selected.binary, FleetSecurity(adminPassword, users, certificates), serverArgs, timeoutMillis)
+                }
+                SelectedBackend.Containers -> {
+                    require(!tls && users.isEmpty()) {
+                        "tls(true) and user(...) expected only with local masters, but the masters run as containers " +
+                            "(backend ${backend.name}); install redis-server or use backend LOCAL"
+                    }
+                    val created = ContainerBackend.masters(masters, ContainerSettings(image, password, serverArgs))
+                    launch(RedisFleet(created, null, FleetSecurity(password, emptyList(), null), timeoutMillis, Backend.CONTAINERS))
+                }
             }
         }
     }
 
-    /** Factories. */
+    /** Factories and constants. */
     public companion object {
         private const val MAX_MASTERS = 15
+
+        /**
+         * The image of container masters unless [Builder.image] says otherwise: Redis 7.2, the last
+         * release under the BSD licence, on Alpine.
+         */
+        public const val DEFAULT_IMAGE: String = "redis:7.2-alpine"
 
         /**
          * The key of the boot marker the library keeps on each master for its restart guard: a
@@ -509,11 +635,11 @@ public class RedisFleet private constructor(
         @JvmStatic
         public fun start(masters: Int): RedisFleet = builder().masters(masters).start()
 
-        /** A new [Builder] with the defaults: one master, no password, no extra arguments. */
+        /** A new [Builder] with the defaults: one master, no password, no extra arguments, [Backend.AUTO]. */
         @JvmStatic
         public fun builder(): Builder = Builder()
 
-        private fun launch(count: Int, settingsIn: (Path) -> MasterSettings): RedisFleet {
+        private fun launchLocal(count: Int, settingsIn: (Path) -> MasterSettings): RedisFleet {
             val baseDir =
                 try {
                     Files.createTempDirectory("redlock-fleet-")
@@ -528,12 +654,32 @@ public class RedisFleet private constructor(
                     throw RedisFleetException("cannot prepare the fleet's settings: $e", e)
                 }
             val masters = List(count) { RedisMaster(it, settings, baseDir.resolve("master-$it")) }
-            val fleet = RedisFleet(masters, baseDir, settings.security, settings.commandTimeoutMillis)
-            // Registered before any process exists, so that the shutdown hook covers a start cut short.
+            return launch(RedisFleet(masters, baseDir, settings.security, settings.commandTimeoutMillis, Backend.LOCAL))
+        }
+
+        /**
+         * Whether [Backend.CONTAINERS] can be used here: Testcontainers is on the class path and finds a
+         * Docker engine.
+         *
+         * For skipping tests that need containers, with JUnit's `assumeTrue` or kotest's `enabledIf`.
+         * Asked once per JVM, then remembered; never throws.
+         */
+        @JvmStatic
+        public fun dockerAvailable(): Boolean = dockerUnavailableReason() == null
+
+        /**
+         * Why [Backend.CONTAINERS] cannot be used here (Testcontainers missing, or no Docker engine),
+         * or `null` when it can; for messages of skipped tests. Asked once per JVM; never throws.
+         */
+        @JvmStatic
+        public fun dockerUnavailableReason(): String? = ContainerSupport.unavailableReason()
+
+        private fun launch(fleet: RedisFleet): RedisFleet {
+            // Registered before any master runs, so that the shutdown hook covers a start cut short.
             FleetRegistry.register(fleet)
             try {
-                startAll(masters)
-                for (i in masters.indices) fleet.markNeverGranted(i)
+                startAll(fleet.masters)
+                for (i in fleet.masters.indices) fleet.markNeverGranted(i)
             } catch (e: Throwable) {
                 try {
                     fleet.close()
@@ -546,7 +692,7 @@ public class RedisFleet private constructor(
         }
 
         /** Starts every master, each on its own thread: N masters start in the time of one. */
-        private fun startAll(masters: List<RedisMaster>) {
+        private fun startAll(masters: List<FleetMaster>) {
             if (masters.size == 1) {
                 masters[0].start()
                 return

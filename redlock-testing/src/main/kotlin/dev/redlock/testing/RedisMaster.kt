@@ -1,11 +1,10 @@
 package dev.redlock.testing
 
 import java.io.IOException
-import java.net.ServerSocket
+import java.net.InetAddress
 import java.nio.file.Files
 import java.nio.file.Path
 import java.nio.file.Paths
-import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.TimeUnit
 import java.util.concurrent.locks.ReentrantLock
 import kotlin.concurrent.withLock
@@ -32,46 +31,50 @@ private class PortInUseException(message: String) : Exception(message, null, fal
  * process; instead [launch] re-checks [closed] after every start, and whichever of the two runs second
  * kills the process.
  */
-internal class RedisMaster(val index: Int, private val settings: MasterSettings, private val dir: Path) {
+internal class RedisMaster(override val index: Int, private val settings: MasterSettings, private val dir: Path) : FleetMaster {
     private val lock = ReentrantLock()
 
     @Volatile private var process: Process? = null
     @Volatile private var paused = false
     @Volatile private var closed = false
 
-    /** The port, fixed by the first successful start and kept across restarts. */
-    @Volatile var port: Int = 0
+    override val address: InetAddress
+        get() = LOOPBACK
+
+    override val hostName: String
+        get() = "127.0.0.1"
+
+    @Volatile override var port: Int = 0
         private set
 
-    /** `redis_version` from `INFO server`, read when the master became ready. */
-    @Volatile var version: String = ""
+    @Volatile override var version: String = ""
         private set
 
     private val logFile: Path = dir.resolve("redis.log")
 
-    val isRunning: Boolean
+    override val isRunning: Boolean
         get() = process?.isAlive == true
 
-    val isPaused: Boolean
+    override val isPaused: Boolean
         get() = paused && isRunning
 
-    fun pid(): Long? = process?.takeIf { it.isAlive }?.pid()
+    override fun pid(): Long? = process?.takeIf { it.isAlive }?.pid()
 
-    fun describe(): String = "master $index (127.0.0.1:$port)"
+    override fun describe(): String = "master $index (127.0.0.1:$port)"
 
     /** First start: picks a free port, and picks another if redis-server fails to bind it. */
-    fun start() {
+    override fun start() {
         lock.withLock {
             var lastBusy: PortInUseException? = null
             repeat(PORT_ATTEMPTS) {
-                val candidate = reservePort()
+                val candidate = PortReservations.reserve()
                 port = candidate
                 try {
                     launch(candidate)
                     return
                 } catch (e: PortInUseException) {
                     lastBusy = e
-                    releasePort(candidate)
+                    PortReservations.release(candidate)
                     port = 0
                 }
             }
@@ -82,7 +85,7 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
     }
 
     /** SIGKILL; returns once the process is gone. A master that is not running is left as it is. */
-    fun kill() {
+    override fun kill() {
         lock.withLock {
             checkOpen()
             stopProcess()
@@ -97,7 +100,7 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
     }
 
     /** SIGSTOP; returns once the kernel reports the process stopped. */
-    fun pause() {
+    override fun pause() {
         lock.withLock {
             checkOpen()
             val p = runningProcess("pause")
@@ -108,7 +111,7 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
     }
 
     /** SIGCONT; returns once the master answers PING again. */
-    fun resume() {
+    override fun resume() {
         lock.withLock {
             checkOpen()
             val p = runningProcess("resume")
@@ -119,7 +122,7 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
     }
 
     /** Kills the process if it runs and starts a fresh one, with empty data, on the same port. */
-    fun restart() {
+    override fun restart() {
         lock.withLock {
             checkOpen()
             stopProcess()
@@ -139,18 +142,18 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
     }
 
     /** First half of close: marks the master closed and sends SIGKILL, without waiting. */
-    fun destroy() {
+    override fun destroy() {
         closed = true
         process?.destroyForcibly()
     }
 
     /** Second half of close: waits for the process to be gone and gives the port back. */
-    fun awaitDestroyed() {
+    override fun awaitDestroyed() {
         try {
             process?.let { killAndWait(it) }
         } finally {
             paused = false
-            if (port != 0) releasePort(port)
+            if (port != 0) PortReservations.release(port)
         }
     }
 
@@ -253,34 +256,8 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
         }
     }
 
-    private class ProbeException(message: String) : Exception(message)
-
-    private class ServerInfo(val pid: Long, val version: String)
-
     private fun probe(port: Int): ServerInfo =
-        settings.security.open(port, PROBE_TIMEOUT_MILLIS).use { connection ->
-            val auth = settings.security.auth
-            if (auth != null) connection.write(auth)
-            connection.write(listOf("PING"))
-            connection.write(listOf("INFO", "server"))
-            connection.flush()
-            if (auth != null) {
-                val auth = connection.read()
-                if (auth is RespError) throw ProbeException("AUTH: ${auth.message}")
-            }
-            val pong = connection.read()
-            if (pong != "PONG") throw ProbeException("PING answered $pong")
-            val info = connection.read() as? String ?: throw ProbeException("INFO server gave no text")
-            val fields =
-                info.lineSequence().mapNotNull { line ->
-                    val colon = line.indexOf(':')
-                    if (colon < 0) null else line.substring(0, colon) to line.substring(colon + 1).trim()
-                }.toMap()
-            ServerInfo(
-                pid = fields["process_id"]?.toLongOrNull() ?: throw ProbeException("INFO server has no process_id"),
-                version = fields["redis_version"] ?: throw ProbeException("INFO server has no redis_version"),
-            )
-        }
+        probeServer(settings.security.open(port, PROBE_TIMEOUT_MILLIS), settings.security.auth)
 
     private fun String.redactPassword(): String = settings.security.redact(this)
 
@@ -335,21 +312,6 @@ internal class RedisMaster(val index: Int, private val settings: MasterSettings,
         private const val KILL_WAIT_MILLIS = 10_000L
         private const val TAIL_BYTES = 4_096
         private const val TAIL_LINES = 25
-
-        /** Ports held by live masters of this JVM, so that parallel starts never pick the same one. */
-        private val reservedPorts: MutableSet<Int> = ConcurrentHashMap.newKeySet()
-
-        private fun reservePort(): Int {
-            repeat(100) {
-                val candidate = ServerSocket(0, 1, LOOPBACK).use { it.localPort }
-                if (reservedPorts.add(candidate)) return candidate
-            }
-            throw RedisFleetException("cannot find a free loopback port")
-        }
-
-        private fun releasePort(port: Int) {
-            reservedPorts.remove(port)
-        }
 
         fun tail(file: Path): String =
             try {

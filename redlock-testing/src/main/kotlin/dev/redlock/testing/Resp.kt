@@ -95,15 +95,15 @@ internal class RespConnection private constructor(private val socket: Socket) : 
         private fun header(type: Char, n: Int): ByteArray = "$type$n\r\n".toByteArray(Charsets.US_ASCII)
 
         /**
-         * Connects to 127.0.0.1:[port]; [timeoutMillis] bounds the connect and every later read.
+         * Connects to [host]:[port]; [timeoutMillis] bounds the connect and every later read.
          * [wrap] may layer the socket (TLS) before the first byte is sent.
          */
-        fun open(port: Int, timeoutMillis: Int, wrap: (Socket) -> Socket = { it }): RespConnection {
+        fun open(host: InetAddress, port: Int, timeoutMillis: Int, wrap: (Socket) -> Socket = { it }): RespConnection {
             val socket = Socket()
             try {
                 socket.tcpNoDelay = true
                 socket.soTimeout = timeoutMillis
-                socket.connect(InetSocketAddress(LOOPBACK, port), timeoutMillis)
+                socket.connect(InetSocketAddress(host, port), timeoutMillis)
                 return RespConnection(wrap(socket))
             } catch (e: Throwable) {
                 socket.close()
@@ -117,8 +117,15 @@ internal class RespConnection private constructor(private val socket: Socket) : 
          * QUIT makes the server close first, so the TIME_WAIT state stays on the server's side and
          * a loop of many commands cannot exhaust the client's ephemeral ports.
          */
+        /** Connects to 127.0.0.1:[port]; as [open] with a host. */
+        fun open(port: Int, timeoutMillis: Int, wrap: (Socket) -> Socket = { it }): RespConnection =
+            open(LOOPBACK, port, timeoutMillis, wrap)
+
+        fun call(host: InetAddress, port: Int, password: String?, timeoutMillis: Int, args: List<String>): Any? =
+            call(open(host, port, timeoutMillis), password?.let { listOf("AUTH", it) }, args)
+
         fun call(port: Int, password: String?, timeoutMillis: Int, args: List<String>): Any? =
-            call(open(port, timeoutMillis), password?.let { listOf("AUTH", it) }, args)
+            call(LOOPBACK, port, password, timeoutMillis, args)
 
         /** As [call], on a connection already open (closed by this call), authenticated by [auth] if given. */
         fun call(connection: RespConnection, auth: List<String>?, args: List<String>): Any? =
@@ -141,6 +148,45 @@ internal class RespConnection private constructor(private val socket: Socket) : 
             }
     }
 }
+
+/** A server that answered the readiness probe: what `INFO server` said about it. */
+internal class ServerInfo(val pid: Long, val version: String)
+
+/** The server answered, but not as a ready Redis does (a wrong password, a stranger on the port). */
+internal class ProbeException(message: String) : Exception(message)
+
+/**
+ * One readiness check: AUTH (with a password), PING and INFO server in one write; returns what INFO
+ * says once PING got PONG. Throws [IOException] while nothing listens or answers, [ProbeException]
+ * when something answers wrongly.
+ */
+internal fun probeServer(host: InetAddress, port: Int, password: String?, timeoutMillis: Int): ServerInfo =
+    probeServer(RespConnection.open(host, port, timeoutMillis), password?.let { listOf("AUTH", it) })
+
+/** As [probeServer], on a connection already open (closed by this call), authenticated by [auth] if given. */
+internal fun probeServer(opened: RespConnection, auth: List<String>?): ServerInfo =
+    opened.use { connection ->
+        if (auth != null) connection.write(auth)
+        connection.write(listOf("PING"))
+        connection.write(listOf("INFO", "server"))
+        connection.flush()
+        if (auth != null) {
+            val answer = connection.read()
+            if (answer is RespError) throw ProbeException("AUTH: ${answer.message}")
+        }
+        val pong = connection.read()
+        if (pong != "PONG") throw ProbeException("PING answered $pong")
+        val info = connection.read() as? String ?: throw ProbeException("INFO server gave no text")
+        val fields =
+            info.lineSequence().mapNotNull { line ->
+                val colon = line.indexOf(':')
+                if (colon < 0) null else line.substring(0, colon) to line.substring(colon + 1).trim()
+            }.toMap()
+        ServerInfo(
+            pid = fields["process_id"]?.toLongOrNull() ?: throw ProbeException("INFO server has no process_id"),
+            version = fields["redis_version"] ?: throw ProbeException("INFO server has no redis_version"),
+        )
+    }
 
 /** Percent-encodes every byte but RFC 3986's unreserved characters, for the userinfo part of a URI. */
 internal fun percentEncode(value: String): String = buildString {

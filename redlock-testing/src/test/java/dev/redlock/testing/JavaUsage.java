@@ -25,7 +25,10 @@ final class JavaUsage {
       seen.add(fleet.uris().size());
       seen.add(fleet.uri(1).endsWith(":" + fleet.port(1)));
       seen.add(fleet.serverVersion().isEmpty());
+      seen.add(fleet.backend());
+      seen.add(fleet.host());
       fleet.pause(1);
+      seen.add(fleet.isPaused(1));
       fleet.resume(1);
       fleet.kill(1);
       seen.add(fleet.isRunning(1));
@@ -38,7 +41,9 @@ final class JavaUsage {
             .password("java pw")
             .serverArgs("--maxmemory", "2mb")
             .redisServer(redisServer)
-            .commandTimeout(Duration.ofSeconds(2));
+            .commandTimeout(Duration.ofSeconds(2))
+            .backend(RedisFleet.Backend.LOCAL)
+            .image(RedisFleet.DEFAULT_IMAGE);
     try (RedisFleet fleet = builder.start()) {
       seen.add(fleet.command(0, "CONFIG", "GET", "maxmemory"));
       try {
@@ -48,6 +53,7 @@ final class JavaUsage {
       }
     }
     seen.add(new RedisFleetException("message only").getCause() == null);
+    seen.add(RedisFleet.dockerAvailable() == (RedisFleet.dockerUnavailableReason() == null));
     return seen;
   }
 }

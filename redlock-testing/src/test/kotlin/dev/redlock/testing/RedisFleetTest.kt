@@ -38,6 +38,9 @@ class RedisFleetTest :
                 }
                 fleet.uris() shouldBe ports.map { "redis://127.0.0.1:$it" }
                 fleet.uri(2) shouldBe "redis://127.0.0.1:${ports[2]}"
+                fleet.host shouldBe "127.0.0.1"
+                fleet.backend shouldBe RedisFleet.Backend.LOCAL
+                fleet.toString() shouldContain "backend=LOCAL"
                 fleet.serverVersion shouldMatch Regex("""\d+\.\d+\.\d+""")
                 fleet.pids().toSet() shouldHaveSize 3
             }
@@ -81,8 +84,11 @@ class RedisFleetTest :
             RedisFleet.builder().masters(2).commandTimeout(Duration.ofMillis(300)).start().use { fleet ->
                 fleet.command(0, "SET", "k", "v")
                 fleet.command(1, "SET", "k", "v")
+                fleet.isPaused(0) shouldBe false
                 fleet.pause(0)
                 fleet.isRunning(0) shouldBe true
+                fleet.isPaused(0) shouldBe true
+                fleet.isPaused(1) shouldBe false
                 fleet.pids() shouldHaveSize 2
 
                 val timeout = shouldThrow<RedisFleetException> { fleet.command(0, "GET", "k") }
@@ -96,6 +102,7 @@ class RedisFleetTest :
                     socket.getOutputStream().write("PING\r\n".toByteArray())
                     shouldThrow<SocketTimeoutException> { readLine(socket.getInputStream()) }
                     fleet.resume(0)
+                    fleet.isPaused(0) shouldBe false
                     socket.soTimeout = 2000
                     readLine(socket.getInputStream()) shouldBe "+PONG" // the pending command is answered
                 }
@@ -109,11 +116,13 @@ class RedisFleetTest :
                 fleet.pause(0)
                 fleet.kill(0)
                 fleet.isRunning(0) shouldBe false
+                fleet.isPaused(0) shouldBe false
                 shouldThrow<IllegalStateException> { fleet.resume(0) }.message shouldContain "not running"
                 fleet.restart(0)
                 fleet.command(0, "PING") shouldBe "PONG"
                 fleet.pause(0)
                 fleet.restart(0)
+                fleet.isPaused(0) shouldBe false
                 fleet.command(0, "PING") shouldBe "PONG"
             }
         }
@@ -141,7 +150,7 @@ class RedisFleetTest :
             fleet.pause(1)
             val pids = fleet.pids()
             pids shouldHaveSize 3
-            val directory = fleet.directory
+            val directory = fleet.directory!!
             Files.exists(directory) shouldBe true
 
             fleet.close()
@@ -153,6 +162,9 @@ class RedisFleetTest :
             fleet.close()
             shouldThrow<IllegalStateException> { fleet.command(0, "PING") }.message shouldBe "RedisFleet is closed"
             shouldThrow<IllegalStateException> { fleet.restart(0) }
+            shouldThrow<IllegalStateException> { fleet.keyCount() }
+            shouldThrow<IllegalStateException> { fleet.flushAll() }
+            fleet.isPaused(1) shouldBe false
             fleet.uri(0) shouldBe "redis://127.0.0.1:${fleet.port(0)}"
         }
 
@@ -291,8 +303,9 @@ class RedisFleetTest :
         test("Java callers use the API with statics, overloads and try-with-resources") {
             JavaUsage.run(RedisServerBinary.bundled()) shouldBe
                 listOf<Any?>(
-                    "OK", listOf("java:key"), listOf("java:key"), 1, 0, 2, 2, true, false, false, 2,
-                    listOf("maxmemory", "2097152"), true, true,
+                    "OK", listOf("java:key"), listOf("java:key"), 1, 0, 2, 2, true, false,
+                    RedisFleet.Backend.LOCAL, "127.0.0.1", true, false, 2,
+                    listOf("maxmemory", "2097152"), true, true, true,
                 )
         }
     })

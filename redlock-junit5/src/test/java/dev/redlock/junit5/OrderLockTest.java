@@ -1,0 +1,37 @@
+package dev.redlock.junit5;
+
+import static java.util.concurrent.TimeUnit.SECONDS;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.redlock.java.AsyncRedlock;
+import dev.redlock.java.LockLease;
+import dev.redlock.testing.RedisFleet;
+import org.junit.jupiter.api.Test;
+
+/** The README's JUnit 5 example, as a user writes it: keep the two in step. */
+// README:junit5:start
+@RedlockTest(masters = 3)
+final class OrderLockTest {
+
+  @Test
+  void lockSurvivesOneMasterCrash(AsyncRedlock redlock, RedisFleet fleet) throws Exception {
+    fleet.kill(0); // one of three masters is down: a majority is still there
+
+    try (LockLease lease = redlock.acquire("orders:42").get(10, SECONDS)) {
+      assertTrue(lease.isValid());
+      // Nobody else gets the lock while it is held.
+      assertFalse(redlock.tryAcquire("orders:42").get(10, SECONDS).isPresent());
+    }
+  }
+
+  @Test
+  void everyTestStartsWithAllMastersUpAndEmpty(RedisFleet fleet) {
+    for (int i = 0; i < fleet.size(); i++) {
+      assertTrue(fleet.isRunning(i));
+    }
+    assertEquals(0, fleet.keyCount());
+  }
+}
+// README:junit5:end

@@ -1,0 +1,72 @@
+package dev.redlock.testing
+
+import java.net.InetAddress
+import java.net.ServerSocket
+import java.util.concurrent.ConcurrentHashMap
+
+/**
+ * One master of a [RedisFleet], whatever runs it: a local `redis-server` process ([RedisMaster]) or
+ * a Docker container ([ContainerMaster]).
+ *
+ * Implementations serialize lifecycle changes (start, kill, pause, resume, restart) per master;
+ * [destroy] must not wait behind them, so that `close()` and the shutdown hook never block on a
+ * restart in progress.
+ */
+internal interface FleetMaster {
+    val index: Int
+
+    /** Where clients connect, for the fleet's own commands. */
+    val address: InetAddress
+
+    /** The host as written in URIs. */
+    val hostName: String
+
+    /** The host port, fixed by the first successful start and kept across restarts. */
+    val port: Int
+
+    /** `redis_version` from `INFO server`, read when the master last became ready. */
+    val version: String
+
+    val isRunning: Boolean
+
+    val isPaused: Boolean
+
+    /** The local process id while the process is alive; null for a container. */
+    fun pid(): Long?
+
+    fun describe(): String
+
+    fun start()
+
+    fun kill()
+
+    fun pause()
+
+    fun resume()
+
+    fun restart()
+
+    /** First half of close: marks the master closed and stops it, without waiting where it can. */
+    fun destroy()
+
+    /** Second half of close: waits until the master is gone and gives its port back. */
+    fun awaitDestroyed()
+}
+
+/** Host ports held by live masters of this JVM, so that parallel starts never pick the same one. */
+internal object PortReservations {
+    private val reserved: MutableSet<Int> = ConcurrentHashMap.newKeySet()
+
+    /** A loopback port that was free a moment ago and that no other master of this JVM holds. */
+    fun reserve(): Int {
+        repeat(100) {
+            val candidate = ServerSocket(0, 1, LOOPBACK).use { it.localPort }
+            if (reserved.add(candidate)) return candidate
+        }
+        throw RedisFleetException("cannot find a free loopback port")
+    }
+
+    fun release(port: Int) {
+        reserved.remove(port)
+    }
+}
