@@ -73,6 +73,8 @@ public suspend fun <T> Redlock.withRedlock(
  * [withRedlock] with renewal as a switch: with `renew = false` the lease is not renewed, and the
  * block is cancelled (with [LockLostException]) when it outlives its lease. For the Java facade's
  * `LockOptions.autoRenew(false)`; one implementation serves both.
+ *
+ * @suppress Internal API: hidden from the API documentation.
  */
 @InternalRedlockApi
 public suspend fun <T> Redlock.runWithLease(
