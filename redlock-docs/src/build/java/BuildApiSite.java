@@ -21,12 +21,14 @@ import org.jetbrains.dokka.DokkaBootstrapImpl;
  * <pre>
  * java -cp DOKKA_CORE_CLASSPATH BuildApiSite.java --root=DIR --out=DIR --title=TEXT --index=FILE
  *      --plugins=PATHS --classpath=PATHS [--samples=DIRS] [--source-url=URL]
- *      [--source-line-suffix=TEXT] [--online=true|false] [--version=TEXT] MODULE...
+ *      [--source-line-suffix=TEXT] [--online=true|false] [--version=TEXT]
+ *      [--java-syntax=MODULE,...] MODULE...
  * </pre>
  *
  * <p>For each MODULE (a directory under --root) it documents src/main/java and src/main/kotlin with
  * MODULE/Module.md as module and package documentation, hides packages named {@code internal},
- * reports every undocumented public declaration, and links each declaration to its source. Any
+ * reports every undocumented public declaration, and links each declaration to its source; the
+ * modules named by --java-syntax are shown with Java signatures (their API is for Java callers). Any
  * warning from Dokka (an undocumented declaration, a link that does not resolve, a Module.md
  * that names no package) fails the build, after all modules have been checked, and no site is
  * assembled. Exit status 0 means the site is complete and warning-free.
@@ -65,8 +67,12 @@ public final class BuildApiSite {
     boolean online = Boolean.parseBoolean(options.getOrDefault("online", "false"));
     String sourceUrl = options.getOrDefault("source-url", root.toUri().toString());
     String lineSuffix = options.getOrDefault("source-line-suffix", "#L");
+    List<String> javaSyntax = Arrays.asList(options.getOrDefault("java-syntax", "").split(","));
+    // Partial runs: no index of modules; Java signatures only where asked. Final run: no analysis.
     List<String> partialPlugins =
         plugins.stream().filter(p -> !p.contains("all-modules-page-plugin")).collect(Collectors.toList());
+    List<String> sitePlugins =
+        plugins.stream().filter(p -> !p.contains("kotlin-as-java-plugin")).collect(Collectors.toList());
 
     deleteRecursively(out);
     deleteRecursively(partials);
@@ -132,7 +138,15 @@ public final class BuildApiSite {
                               .put("includeNonPublic", false)
                               .put("documentedVisibilities", Json.strings(List.of("PUBLIC")))));
       Json partial =
-          common(module, partials.resolve(module), !online, partialPlugins)
+          common(
+                  module,
+                  partials.resolve(module),
+                  !online,
+                  javaSyntax.contains(module)
+                      ? partialPlugins
+                      : partialPlugins.stream()
+                          .filter(p -> !p.contains("kotlin-as-java-plugin"))
+                          .collect(Collectors.toList()))
               .put("delayTemplateSubstitution", true)
               .put("sourceSets", Json.array().add(sourceSet))
               .put("modules", Json.array());
@@ -157,7 +171,7 @@ public final class BuildApiSite {
     }
     String index = options.get("index");
     Json site =
-        common(required(options, "title"), out, !online, plugins)
+        common(required(options, "title"), out, !online, sitePlugins)
             .put("delayTemplateSubstitution", false)
             .put("sourceSets", Json.array())
             .put("modules", moduleList)

@@ -57,6 +57,7 @@ import kotlinx.coroutines.withContext
  * @throws LockLostException if the lease was lost while the block ran
  * @throws IllegalArgumentException for no resources, empty or duplicate names, or durations out
  *   of range
+ * @sample dev.redlock.examples.readme.main
  */
 public suspend fun <T> Redlock.withRedlock(
     vararg resources: String,
@@ -179,6 +180,7 @@ public suspend fun Redlock.tryAcquire(
  * @throws LockNotAcquiredException if the read lock could not be acquired within the wait time
  * @throws LockLostException if the lease was lost while the block ran
  * @throws IllegalArgumentException for an empty or invalid resource name, or durations out of range
+ * @sample dev.redlock.examples.readme.sharedLocks
  */
 public suspend fun <T> Redlock.withReadLock(
     resource: String,
