@@ -9,6 +9,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.BiConsumer;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.jetbrains.dokka.DokkaBootstrapImpl;
@@ -31,7 +33,8 @@ import org.jetbrains.dokka.DokkaBootstrapImpl;
  * modules named by --java-syntax are shown with Java signatures (their API is for Java callers). Any
  * warning from Dokka (an undocumented declaration, a link that does not resolve, a Module.md
  * that names no package) fails the build, after all modules have been checked, and no site is
- * assembled. Exit status 0 means the site is complete and warning-free.
+ * assembled; so does a link to one of our declarations that has no page on the site (a module
+ * left out of the list). Exit status 0 means the site is complete and warning-free.
  */
 public final class BuildApiSite {
   private BuildApiSite() {}
@@ -180,6 +183,14 @@ public final class BuildApiSite {
       System.out.println("API docs: the site was built with warnings (above).");
       System.exit(1);
     }
+    // A link to one of our own declarations that has no page: it points at something hidden
+    // (internal) or at a module missing from the site. Dokka renders it as plain text, silently.
+    List<String> dead = deadOwnLinks(out);
+    if (!dead.isEmpty()) {
+      dead.forEach(d -> System.out.println("[site] warn: " + d));
+      System.out.println("API docs: " + dead.size() + " link(s) to our own declarations lead nowhere (above).");
+      System.exit(1);
+    }
     deleteRecursively(partials);
     System.out.println("API docs: " + out.resolve("index.html").toUri());
     // Dokka's analysis leaves non-daemon threads behind.
@@ -244,6 +255,21 @@ public final class BuildApiSite {
     System.out.printf(
         "API docs: %s, %d warning(s), %.1f s%n", what, problems[0], (System.nanoTime() - start) / 1e9);
     return problems[0];
+  }
+
+  private static List<String> deadOwnLinks(Path site) throws Exception {
+    Pattern unresolved =
+        Pattern.compile("data-unresolved-link=\"(dev\\.redlock[^\"]*)\"");
+    List<String> dead = new ArrayList<>();
+    try (Stream<Path> pages = Files.walk(site)) {
+      for (Path page : pages.filter(p -> p.toString().endsWith(".html")).collect(Collectors.toList())) {
+        Matcher m = unresolved.matcher(Files.readString(page));
+        while (m.find()) {
+          dead.add(site.relativize(page) + " links to " + m.group(1).replace("///PointingToDeclaration/", ""));
+        }
+      }
+    }
+    return dead;
   }
 
   private static String url(String base, Path relative) {
