@@ -30,10 +30,9 @@ import org.jetbrains.dokka.DokkaBootstrapImpl;
  * <p>For each MODULE (a directory under --root) it documents src/main/java and src/main/kotlin with
  * MODULE/Module.md as module and package documentation, hides packages named {@code internal},
  * reports every undocumented public declaration, and links each declaration to its source; the
- * modules named by --java-syntax are shown with Java signatures (their API is for Java callers). Any
- * warning from Dokka (an undocumented declaration, a link that does not resolve, a Module.md
- * that names no package) fails the build, after all modules have been checked, and no site is
- * assembled; so does a link to one of our declarations that has no page on the site (a module
+ * modules named by --java-syntax are shown with Java signatures (their API is for Java callers).
+ * Any warning from Dokka (an undocumented declaration, for one) fails the build, after all
+ * modules have been checked, and no site is assembled; so does a link to one of our declarations that has no page on the site (a module
  * left out of the list). Exit status 0 means the site is complete and warning-free.
  */
 public final class BuildApiSite {
