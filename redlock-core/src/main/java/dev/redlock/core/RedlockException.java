@@ -10,8 +10,6 @@ import java.util.List;
  * bare. Catch a subclass to tell contention ({@link LockNotAcquiredException}), loss ({@link
  * LockLostException}) and a master's failure ({@link MasterFailureException}) apart.
  */
-import java.util.List;
-
 public class RedlockException extends RuntimeException {
   private static final long serialVersionUID = 1L;
 

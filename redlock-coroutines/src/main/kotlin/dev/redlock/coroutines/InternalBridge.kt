@@ -10,6 +10,8 @@ import dev.redlock.core.LockLostException
  * Returns the loss, or null once the lease is released. For the Java facade, whose leases from
  * `acquire` are guarded outside any `withRedlock`. Cancellable; cancelling it takes the lease off
  * the timer and leaves it as it is.
+ *
+ * @suppress Internal API: hidden from the API documentation.
  */
 @InternalRedlockApi
 public suspend fun Lease.guard(renew: Boolean): LockLostException? = (this as RedlockLease).guard(renew)

@@ -156,6 +156,8 @@ internal sealed class LockKind {
 /**
  * The kind of lock a call takes, for the Java facade's calls into [runWithLease]. Kotlin callers
  * use [withRedlock], [withReadLock], [withWriteLock] and [withPermit].
+ *
+ * @suppress Internal API: hidden from the API documentation.
  */
 @InternalRedlockApi
 public class LockType private constructor(internal val kind: LockKind) {

@@ -507,6 +507,7 @@ public class Redlock private constructor(
         }
     }
 
+    /** Describes this Redlock for logs: the number of masters, the quorum and the default lease time. */
     override fun toString(): String = "Redlock(${nodes.size} masters, quorum $quorum, ${config.leaseTime()} lease)"
 
     internal companion object {

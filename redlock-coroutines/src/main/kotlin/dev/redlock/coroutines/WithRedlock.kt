@@ -57,6 +57,7 @@ import kotlinx.coroutines.withContext
  * @throws LockLostException if the lease was lost while the block ran
  * @throws IllegalArgumentException for no resources, empty or duplicate names, or durations out
  *   of range
+ * @sample dev.redlock.examples.readme.main
  */
 public suspend fun <T> Redlock.withRedlock(
     vararg resources: String,
@@ -73,6 +74,8 @@ public suspend fun <T> Redlock.withRedlock(
  * [withRedlock] with renewal as a switch: with `renew = false` the lease is not renewed, and the
  * block is cancelled (with [LockLostException]) when it outlives its lease. For the Java facade's
  * `LockOptions.autoRenew(false)`; one implementation serves both.
+ *
+ * @suppress Internal API: hidden from the API documentation.
  */
 @InternalRedlockApi
 public suspend fun <T> Redlock.runWithLease(
@@ -177,6 +180,7 @@ public suspend fun Redlock.tryAcquire(
  * @throws LockNotAcquiredException if the read lock could not be acquired within the wait time
  * @throws LockLostException if the lease was lost while the block ran
  * @throws IllegalArgumentException for an empty or invalid resource name, or durations out of range
+ * @sample dev.redlock.examples.readme.sharedLocks
  */
 public suspend fun <T> Redlock.withReadLock(
     resource: String,

@@ -401,6 +401,7 @@ public class RedisFleet private constructor(
         }
     }
 
+    /** Describes the fleet for logs and test reports: its size, ports, Redis version, and whether it is closed. */
     override fun toString(): String =
         "RedisFleet(size=$size, backend=$backend, host=$host, ports=${masters.map { it.port }}, version=$serverVersion${if (closed) ", closed" else ""})"
 

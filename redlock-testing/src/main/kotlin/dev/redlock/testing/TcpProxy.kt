@@ -160,6 +160,7 @@ public class TcpProxy private constructor(
         acceptor.join(JOIN_MILLIS)
     }
 
+    /** Describes the proxy for logs and test reports: its ports, its faults and its open connections. */
     override fun toString(): String =
         "TcpProxy(127.0.0.1:$port -> $targetHost:$targetPort, latency=$latency, " +
             "blackHoled=$blackHoled, connections=$connectionCount${if (closed.get()) ", closed" else ""})"
