@@ -310,6 +310,11 @@ public final class RedlockLock implements Lock {
     throw new CompletionException(cause);
   }
 
+  /**
+   * Names the resources and, when a thread of this process holds the lock, that thread.
+   *
+   * @return a short description
+   */
   @Override
   public String toString() {
     synchronized (monitor) {

@@ -17,7 +17,7 @@ import kotlinx.coroutines.withContext
 
 /**
  * A kotest extension that gives a spec its own [RedisFleet]: started on first use, reset after each
- * test, stopped after the spec, also when tests fail. [install] it and use the [RedisFleetHandle]
+ * test, stopped after the spec, also when tests fail. `install` it and use the [RedisFleetHandle]
  * it returns:
  *
  * ```kotlin
@@ -229,6 +229,7 @@ public class RedisFleetHandle internal constructor(private val settings: RedisFl
         failure?.let { throw it }
     }
 
+    /** Describes the handle: its fleet, or that the fleet has not been started yet. */
     override fun toString(): String =
         "RedisFleetHandle(${if (started.isInitialized()) started.value.toString() else "not started"})"
 

@@ -198,6 +198,7 @@ public class SentinelFleet private constructor(
         }
     }
 
+    /** Names the fleet's groups and ports, for test reports. */
     override fun toString(): String =
         "SentinelFleet(groups=$groupCount, sentinels=${sentinelPorts()}, nodes=${groupNodes.map { g -> g.map { it.port } }}${if (closed) ", closed" else ""})"
 

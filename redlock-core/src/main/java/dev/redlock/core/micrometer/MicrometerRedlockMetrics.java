@@ -135,6 +135,11 @@ public final class MicrometerRedlockMetrics implements RedlockMetrics {
 
   private record MeterKey(String name, Tags tags) {}
 
+  /**
+   * Names the registry's type, for {@link dev.redlock.core.RedlockConfig#toString()}.
+   *
+   * @return a short description
+   */
   @Override
   public String toString() {
     return "MicrometerRedlockMetrics(" + registry.getClass().getSimpleName() + ")";
