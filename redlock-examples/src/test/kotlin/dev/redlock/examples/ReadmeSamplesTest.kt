@@ -2,6 +2,7 @@ package dev.redlock.examples
 
 import dev.redlock.core.RedlockConfig
 import dev.redlock.coroutines.Redlock
+import dev.redlock.coroutines.withRedlock
 import dev.redlock.examples.readme.Accounts
 import dev.redlock.examples.readme.Catalog
 import dev.redlock.examples.readme.JavaSharedLocks
@@ -109,6 +110,31 @@ class ReadmeSamplesTest : FunSpec({
                 listOf(sample.renders.get(), sample.rebuilds.get(), sample.pdfs.get()) shouldBe listOf(1, 1, 1)
                 fleet.keyCount() shouldBe 0
             }
+        }
+    }
+
+    test("sample metrics: a withRedlock is recorded in the registry") {
+        val registry = io.micrometer.core.instrument.simple.SimpleMeterRegistry()
+        dev.redlock.examples.readme.meteredRedlock(fleet.uris(), registry).use { redlock ->
+            redlock.withRedlock("orders:42") { }
+        }
+        registry.find("redlock.acquire").tags("outcome", "acquired").timer()!!.count() shouldBe 1L
+        registry.find("redlock.hold").tags("end", "released").timer()!!.count() shouldBe 1L
+    }
+
+    test("sample lock, Java: the work runs under the lock, and not while another holder keeps it") {
+        AsyncRedlock.create(config()).use { redlock ->
+            var ran = 0
+            dev.redlock.examples.readme.JavaLock.withOrderLock(redlock) { ran++ } shouldBe true
+            ran shouldBe 1
+            val held = redlock.acquire("orders:42").get()
+            val other = AsyncRedlock.create(RedlockConfig.builder().masters(fleet.uris()).waitTime(java.time.Duration.ofMillis(100)).build())
+            other.use { o ->
+                // The sample waits up to 5 s; the holder keeps the lock for longer than that.
+                dev.redlock.examples.readme.JavaLock.withOrderLock(o) { ran++ } shouldBe false
+            }
+            held.close()
+            ran shouldBe 1
         }
     }
 })

@@ -11,7 +11,7 @@ import dev.redlock.testing.RedisFleet;
 import org.junit.jupiter.api.Test;
 
 /** The README's JUnit 5 example, as a user writes it: keep the two in step. */
-// README:junit5:start
+// region junit5
 @RedlockTest(masters = 3)
 final class OrderLockTest {
 
@@ -34,4 +34,4 @@ final class OrderLockTest {
     assertEquals(0, fleet.keyCount());
   }
 }
-// README:junit5:end
+// endregion

@@ -21,7 +21,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 /** The programmatic form: fleet and Redlock settings in code, the fleet reachable from tests. */
 final class RegisteredExtensionTest {
 
-  // README:junit5-builder:start
+  // region junit5-builder
   @RegisterExtension
   static final RedisFleetExtension REDIS =
       RedisFleetExtension.builder()
@@ -39,7 +39,7 @@ final class RegisteredExtensionTest {
         assertThrows(ExecutionException.class, () -> redlock.acquire("jobs:nightly").get(10, SECONDS));
     assertTrue(failure.getCause() instanceof LockNotAcquiredException);
   }
-  // README:junit5-builder:end
+  // endregion
 
   @Test
   void fleetAndConfig_areTheOnesOfTheClass(RedisFleet fleet, RedlockConfig config) {

@@ -8,7 +8,7 @@ import io.kotest.matchers.shouldBe
 import java.time.Duration
 
 /** The README's kotest example, as a user writes it: keep the two in step. */
-// README:kotest:start
+// region kotest
 class OrderLockTest :
     FunSpec({
         val redis =
@@ -31,4 +31,4 @@ class OrderLockTest :
             redis.fleet.keyCount() shouldBe 0
         }
     })
-// README:kotest:end
+// endregion
