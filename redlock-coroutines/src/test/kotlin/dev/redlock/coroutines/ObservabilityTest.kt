@@ -140,18 +140,28 @@ class ObservabilityTest : FunSpec({
         val tokens = HashSet<String>()
         try {
             RedisFleet.builder().masters(3).password(password).start().use { secured ->
+                // The holder's token, from a master that has the key: an acquire returns once a
+                // quorum granted it, so a given master may set it a moment later.
+                suspend fun token(key: String): String {
+                    var found: String? = null
+                    eventually(what = "$key set on some master") {
+                        found = (0 until 3).filter { secured.isRunning(it) }.firstNotNullOfOrNull { secured.command(it, "GET", key) as String? }
+                        found != null
+                    }
+                    return found!!
+                }
                 secured.redlock { leaseTime(JavaDuration.ofMillis(900)) }.use { redlock ->
                     redlock.withRedlock("logged") {
-                        tokens += secured.command(0, "GET", "redlock:logged") as String
+                        tokens += token("redlock:logged")
                     }
                     secured.redlock().use { other ->
                         val held = other.acquire("logged")
-                        tokens += secured.command(0, "GET", "redlock:logged") as String
+                        tokens += token("redlock:logged")
                         redlock.tryAcquire("logged") shouldBe null
                         held.release()
                     }
                     secured.kill(2)
-                    redlock.withRedlock("one-down") { tokens += secured.command(0, "GET", "redlock:one-down") as String }
+                    redlock.withRedlock("one-down") { tokens += token("redlock:one-down") }
                     secured.restart(2)
                     eventually(what = "the restarted master noticed") {
                         kotlinx.coroutines.runBlocking { redlock.tryAcquire("probe-${System.nanoTime()}")?.release() }
@@ -159,7 +169,7 @@ class ObservabilityTest : FunSpec({
                     }
                     shouldThrow<LockLostException> {
                         redlock.withRedlock("lost") {
-                            tokens += secured.command(0, "GET", "redlock:lost") as String
+                            tokens += token("redlock:lost")
                             for (i in 0 until 3) secured.command(i, "DEL", "redlock:lost")
                             awaitCancellation()
                         }

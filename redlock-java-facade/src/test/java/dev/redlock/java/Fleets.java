@@ -38,10 +38,9 @@ final class Fleets {
   /**
    * An {@code AsyncRedlock} over the fleet whose connections to every master are open.
    *
-   * <p>Works around an engine issue (redlock-core's RedisNode): commands issued while a master's
-   * connection is still being opened are sent in reverse order once it opens, so a release issued
-   * right after an acquire can overtake it and leave the key behind until it expires. Tests that
-   * check for leftover keys therefore lock only once every connection is open.
+   * <p>An acquire returns once a majority answered, and a master still opening its first
+   * connection may set its key a little later; tests that check for leftover keys therefore lock
+   * only once every connection is open.
    */
   static AsyncRedlock open(RedisFleet fleet) {
     return connected(AsyncRedlock.create(config(fleet)), fleet);

@@ -109,23 +109,12 @@ internal class ContainerMaster(
 
     override fun start() {
         lock.withLock {
-            var lastTaken: HostPortTakenException? = null
-            repeat(PORT_ATTEMPTS) {
-                val candidate = PortReservations.reserve()
-                port = candidate
-                try {
-                    launch(candidate)
-                    return
-                } catch (e: HostPortTakenException) {
-                    lastTaken = e
-                    PortReservations.release(candidate)
-                    port = 0
-                }
+            PortReservations.startOnFreePort<HostPortTakenException>(PORT_ATTEMPTS, { port = it }, ::launch) { last ->
+                RedisFleetException(
+                    "master $index: Docker could not publish a free host port in $PORT_ATTEMPTS attempts; last: ${last?.message}",
+                    last,
+                )
             }
-            throw RedisFleetException(
-                "master $index: Docker could not publish a free host port in $PORT_ATTEMPTS attempts; last: ${lastTaken?.message}",
-                lastTaken,
-            )
         }
     }
 

@@ -69,4 +69,33 @@ internal object PortReservations {
     fun release(port: Int) {
         reserved.remove(port)
     }
+
+    /**
+     * Starts a master on a reserved port: [launch] on a fresh port, and again on another when it
+     * fails with [Taken] (someone outside this JVM took the port in between), up to [attempts]
+     * times. [onPort] sees every port tried, and 0 after a failed try. Returns normally once
+     * [launch] does; after the last failed try, throws what [giveUp] makes of the last [Taken].
+     */
+    inline fun <reified Taken : Exception> startOnFreePort(
+        attempts: Int,
+        onPort: (Int) -> Unit,
+        launch: (Int) -> Unit,
+        giveUp: (Taken?) -> RedisFleetException,
+    ) {
+        var last: Taken? = null
+        repeat(attempts) {
+            val candidate = reserve()
+            onPort(candidate)
+            try {
+                launch(candidate)
+                return
+            } catch (e: Exception) {
+                if (e !is Taken) throw e
+                last = e
+                release(candidate)
+                onPort(0)
+            }
+        }
+        throw giveUp(last)
+    }
 }

@@ -65,22 +65,11 @@ internal class RedisMaster(override val index: Int, private val settings: Master
     /** First start: picks a free port, and picks another if redis-server fails to bind it. */
     override fun start() {
         lock.withLock {
-            var lastBusy: PortInUseException? = null
-            repeat(PORT_ATTEMPTS) {
-                val candidate = PortReservations.reserve()
-                port = candidate
-                try {
-                    launch(candidate)
-                    return
-                } catch (e: PortInUseException) {
-                    lastBusy = e
-                    PortReservations.release(candidate)
-                    port = 0
-                }
+            PortReservations.startOnFreePort<PortInUseException>(PORT_ATTEMPTS, { port = it }, ::launch) { last ->
+                RedisFleetException(
+                    "master $index: redis-server could not bind a free port in $PORT_ATTEMPTS attempts; last: ${last?.message}"
+                )
             }
-            throw RedisFleetException(
-                "master $index: redis-server could not bind a free port in $PORT_ATTEMPTS attempts; last: ${lastBusy?.message}"
-            )
         }
     }
 
