@@ -27,7 +27,12 @@ public final class LockLostException extends RedlockException {
      * The lease reached the configured maximum hold time ({@code RedlockConfig.maxHoldTime}):
      * renewal stopped and the critical section was cancelled, by the holder's own rule.
      */
-    MAX_HOLD
+    MAX_HOLD,
+    /**
+     * The {@code Redlock} (or {@code AsyncRedlock}) that holds the lease was closed while the lease
+     * was held: the critical section was cancelled and the lease released by {@code close()}.
+     */
+    CLOSED
   }
 
   private final List<String> resources;

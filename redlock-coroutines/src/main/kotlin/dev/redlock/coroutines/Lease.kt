@@ -205,6 +205,11 @@ internal class RedlockLease(
     /** The loss, once the lease is lost. */
     internal val lostException: LockLostException? get() = loss
 
+    /** When the loss was declared, on the Redlock's time source; null while not lost. */
+    @Volatile
+    internal var lossDeclaredAt: ComparableTimeMark? = null
+        private set
+
     override suspend fun extend() {
         when (phase) {
             Phase.RELEASED -> throw released()
@@ -338,8 +343,10 @@ internal class RedlockLease(
                 LockLostException.Reason.EXPIRED -> "its validity ran out before a renewal reached a quorum"
                 LockLostException.Reason.MAX_HOLD ->
                     "it reached the maximum hold time (maxHoldTime ${Checks.show(redlock.config.maxHoldTime().get())}); renewal stopped"
+                LockLostException.Reason.CLOSED -> "the Redlock was closed while it was held; the lease was released"
             }
             val lost = LockLostException("Lost the lock on $resources: $what", resources, reason, cause)
+            lossDeclaredAt = redlock.timeSource.markNow()
             phase = Phase.LOST
             loss = lost
             found = lost
