@@ -34,17 +34,24 @@ public final class MasterFailureException extends RedlockException {
      * The TLS handshake failed: the master's certificate is not trusted or does not name the
      * host, or the two sides share no protocol. Not retried.
      */
-    TLS;
+    TLS,
+    /**
+     * The master is the same server (the same {@code run_id}) as an earlier master of the
+     * configuration, reached under another spelling of its address: its answers are not counted
+     * a second time, so one server never makes up two votes of a majority. Not retried.
+     */
+    DUPLICATE;
 
     /**
      * Whether waiting and retrying cannot fix this failure (bad credentials, missing ACL
      * permissions, an untrusted certificate, a foreign key).
      *
-     * @return {@code true} for {@link #AUTHENTICATION}, {@link #PERMISSION}, {@link #TLS} and
-     *     {@link #WRONG_TYPE}
+     * @return {@code true} for {@link #AUTHENTICATION}, {@link #PERMISSION}, {@link #TLS},
+     *     {@link #WRONG_TYPE} and {@link #DUPLICATE}
      */
     public boolean isPermanent() {
-      return this == AUTHENTICATION || this == WRONG_TYPE || this == PERMISSION || this == TLS;
+      return this == AUTHENTICATION || this == WRONG_TYPE || this == PERMISSION || this == TLS
+          || this == DUPLICATE;
     }
   }
 

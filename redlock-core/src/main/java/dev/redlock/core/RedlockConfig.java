@@ -46,7 +46,18 @@ import java.util.Optional;
  */
 public final class RedlockConfig {
   static {
-    ConfigInternals.install(c -> c.sources);
+    ConfigInternals.install(
+        new ConfigInternals.Reader() {
+          @Override
+          public List<MasterSpec> masters(RedlockConfig c) {
+            return c.sources;
+          }
+
+          @Override
+          public Duration explicitNodeTimeout(RedlockConfig c) {
+            return c.nodeTimeout;
+          }
+        });
   }
 
   /** Default lease time: 10 seconds. */
@@ -66,8 +77,6 @@ public final class RedlockConfig {
 
   /** Default key prefix: {@code redlock:}. */
   public static final String DEFAULT_KEY_PREFIX = "redlock:";
-
-  private static final Duration MIN_NODE_TIMEOUT = Duration.ofMillis(20);
 
   private final List<MasterSpec> sources;
   private final List<String> masters;
@@ -236,49 +245,11 @@ public final class RedlockConfig {
   /**
    * The per-master bound on one lock command, for the configured lease time.
    *
-   * @return the explicit node timeout, or the default derived from {@link #leaseTime()}
+   * @return the explicit node timeout, or the default derived from {@link #leaseTime()}: 5 %,
+   *     at least 20 ms, at most a third of it
    */
   public Duration nodeTimeout() {
-    return nodeTimeoutFor(leaseTime);
-  }
-
-  /**
-   * The per-master bound on one lock command for a given lease time: the explicit {@code
-   * nodeTimeout} if one was set, else 5 % of the lease time, at least 20 ms, at most half the
-   * lease time.
-   *
-   * @param lease the lease time of the call
-   * @return the node timeout to use
-   */
-  public Duration nodeTimeoutFor(Duration lease) {
-    if (nodeTimeout != null) {
-      return nodeTimeout;
-    }
-    Duration derived = lease.dividedBy(20);
-    if (derived.compareTo(MIN_NODE_TIMEOUT) < 0) {
-      derived = MIN_NODE_TIMEOUT;
-    }
-    Duration half = lease.dividedBy(2);
-    return derived.compareTo(half) > 0 ? half : derived;
-  }
-
-  /**
-   * Whether a node timeout was set explicitly.
-   *
-   * @return {@code true} if {@link Builder#nodeTimeout(Duration)} was called
-   */
-  public boolean hasExplicitNodeTimeout() {
-    return nodeTimeout != null;
-  }
-
-  /**
-   * The clock drift allowance for a lease time: {@code lease * driftFactor + driftConstant}.
-   *
-   * @param lease the lease time
-   * @return the drift allowance
-   */
-  public Duration driftFor(Duration lease) {
-    return Duration.ofNanos(LockMath.driftNanos(lease.toNanos(), driftFactor, driftConstant.toNanos()));
+    return nodeTimeout != null ? nodeTimeout : ConfigInternals.derivedNodeTimeout(leaseTime);
   }
 
   /**
@@ -545,9 +516,11 @@ public final class RedlockConfig {
     }
 
     /**
-     * Sets the bound on one lock command on one master; a master that does not answer in time
-     * counts as not acquired. Default: 5 % of the lease time, at least 20 ms, at most half the
-     * lease time; allowed 1 ms up to (not including) the lease time.
+     * Sets the bound on one lock command on one master, counted from the call (connecting
+     * included); a master that does not answer in time counts as not acquired. Default: 5 % of
+     * the lease time, at least 20 ms, at most a third of the lease time; allowed 1 ms up to a
+     * third of the lease time (a renewal runs every third of the lease and must be over before
+     * the next one is due). A per-call lease time must then be at least three times this value.
      *
      * @param nodeTimeout the per-master timeout
      * @return this builder
@@ -614,9 +587,12 @@ public final class RedlockConfig {
      * persistence, {@code FLUSHALL}) may have forgotten locks it granted, so its "yes" votes are
      * not counted until this long after. The library recognises such a master by a marker key it
      * keeps on each master ({@code "\0redlock-boot"}, created by the first acquisition that finds
-     * it missing). Set it to at least the longest lease time any client uses. Default: the lease
-     * time; {@link Duration#ZERO} turns the guard off (for masters that persist every write with
-     * {@code appendfsync always}). Allowed: 0 to 365 days.
+     * it missing; a master that has been up longer than the guard and shows no sign of lost data
+     * in {@code INFO} counts at once, one up for less counts once it has been up this long). It
+     * must cover the longest lease any client of these masters uses: calls with a longer lease
+     * time are refused. Default: the lease time; {@link Duration#ZERO} turns the guard off (for
+     * masters that persist every write with {@code appendfsync always}). Allowed: 0, or the lease
+     * time up to 365 days.
      *
      * @param restartGuard the guard period, or {@code null} for the default
      * @return this builder
@@ -655,19 +631,21 @@ public final class RedlockConfig {
         Checks.between("maxHoldTime", maxHoldTime, Duration.ofMillis(1), Duration.ofDays(365));
       }
       RedlockConfig built = new RedlockConfig(this);
-      Duration drift = built.driftFor(leaseTime);
+      Duration drift = ConfigInternals.driftFor(built, leaseTime);
       if (drift.compareTo(leaseTime) >= 0) {
         throw new IllegalArgumentException(
             "driftConstant + driftFactor * leaseTime must be less than leaseTime ("
                 + Checks.show(leaseTime) + "), but was " + Checks.show(drift));
       }
-      if (nodeTimeout != null
-          && (nodeTimeout.compareTo(Duration.ofMillis(1)) < 0
-              || nodeTimeout.compareTo(leaseTime) >= 0)) {
-        // One message for both ends: "between 1ms and <leaseTime>" would claim leaseTime itself is allowed.
+      if (nodeTimeout != null) {
+        Checks.nodeTimeout("nodeTimeout", nodeTimeout, "leaseTime", leaseTime);
+      }
+      Duration guard = built.restartGuard();
+      if (!guard.isZero() && guard.compareTo(leaseTime) < 0) {
         throw new IllegalArgumentException(
-            "nodeTimeout must be at least 1ms and less than leaseTime (" + Checks.show(leaseTime)
-                + "), but was " + Checks.show(nodeTimeout));
+            "restartGuard must be 0 (off) or at least leaseTime (" + Checks.show(leaseTime)
+                + "): a master that restarted empty must stay out as long as a lock it granted"
+                + " could live, but was " + Checks.show(guard));
       }
       if (keyPrefix == null || keyPrefix.length() > 256) {
         throw new IllegalArgumentException(
@@ -750,8 +728,21 @@ public final class RedlockConfig {
         }
         return;
       }
-      if (parsed.getSocket() == null && (parsed.getHost() == null || parsed.getHost().isEmpty())) {
+      if (parsed.getSocket() != null) {
+        return;
+      }
+      String host = parsed.getHost();
+      if (host == null || host.isEmpty()) {
         throw new IllegalArgumentException(what + " must name a host, but was " + shown);
+      }
+      // Lettuce reads "redis://host:abc" as the host "host:abc" on the default port.
+      if (host.indexOf(':') >= 0 && !host.startsWith("[") && host.chars().filter(c -> c == ':').count() == 1) {
+        throw new IllegalArgumentException(
+            what + " must have a port number from 1 to 65535 after the host, but was " + shown);
+      }
+      if (parsed.getPort() < 1 || parsed.getPort() > 65535) {
+        throw new IllegalArgumentException(
+            what + " must have a port number from 1 to 65535, but had " + parsed.getPort() + " in " + shown);
       }
     }
 

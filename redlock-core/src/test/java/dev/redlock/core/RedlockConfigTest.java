@@ -1,5 +1,7 @@
 package dev.redlock.core;
 
+import dev.redlock.core.internal.ConfigInternals;
+
 import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -57,7 +59,7 @@ final class RedlockConfigTest {
         () -> assertEquals(0.01, config.driftFactor()),
         () -> assertEquals(Duration.ofMillis(2), config.driftConstant()),
         () -> assertEquals("redlock:", config.keyPrefix()),
-        () -> assertFalse(config.hasExplicitNodeTimeout()),
+        () -> assertFalse(ConfigInternals.hasExplicitNodeTimeout(config)),
         // 5 % of the 10 s default lease.
         () -> assertEquals(Duration.ofMillis(500), config.nodeTimeout()));
   }
@@ -82,7 +84,7 @@ final class RedlockConfigTest {
         () -> assertEquals(Duration.ofMillis(50), config.retryDelay()),
         () -> assertEquals(0.02, config.driftFactor()),
         () -> assertEquals(Duration.ofMillis(5), config.driftConstant()),
-        () -> assertTrue(config.hasExplicitNodeTimeout()),
+        () -> assertTrue(ConfigInternals.hasExplicitNodeTimeout(config)),
         () -> assertEquals(Duration.ofMillis(300), config.nodeTimeout()),
         () -> assertEquals("app:locks:", config.keyPrefix()));
   }
@@ -285,7 +287,7 @@ final class RedlockConfigTest {
     rejected(
         valid().nodeTimeout(Duration.ZERO),
         "nodeTimeout",
-        "at least 1ms and less than leaseTime (10s)",
+        "between 1ms and a third of leaseTime (10s/3 = 3333ms)",
         "but was 0ms");
   }
 
@@ -294,8 +296,18 @@ final class RedlockConfigTest {
     rejected(
         valid().nodeTimeout(Duration.ofSeconds(10)),
         "nodeTimeout",
-        "at least 1ms and less than leaseTime (10s)",
-        "but was 10s");
+        "between 1ms and a third of leaseTime (10s/3 = 3333ms)",
+        "but was 10s; raise leaseTime to at least 30s or lower nodeTimeout");
+  }
+
+  @Test
+  void build_nodeTimeoutAboveAThirdOfTheLease() {
+    // A renewal runs every third of the lease: one that may take longer overlaps the next.
+    rejected(
+        valid().leaseTime(Duration.ofSeconds(1)).nodeTimeout(Duration.ofMillis(900)),
+        "nodeTimeout",
+        "a third of leaseTime (1s/3 = 333.333ms), so that a renewal is over before the next one is due",
+        "but was 900ms; raise leaseTime to at least 2700ms or lower nodeTimeout");
   }
 
   @Test
@@ -303,15 +315,15 @@ final class RedlockConfigTest {
     rejected(
         valid().leaseTime(Duration.ofSeconds(1)).nodeTimeout(Duration.ofSeconds(2)),
         "nodeTimeout",
-        "at least 1ms and less than leaseTime (1s)",
+        "a third of leaseTime (1s/3 = 333.333ms)",
         "but was 2s");
   }
 
   @Test
-  void build_nodeTimeoutJustBelowLease_isAccepted() {
+  void build_nodeTimeoutAtAThirdOfTheLease_isAccepted() {
     RedlockConfig config =
-        valid().leaseTime(Duration.ofSeconds(1)).nodeTimeout(Duration.ofMillis(999)).build();
-    assertEquals(Duration.ofMillis(999), config.nodeTimeout());
+        valid().leaseTime(Duration.ofSeconds(3)).nodeTimeout(Duration.ofSeconds(1)).build();
+    assertEquals(Duration.ofSeconds(1), config.nodeTimeout());
   }
 
   @Test
@@ -337,45 +349,43 @@ final class RedlockConfigTest {
   @Test
   void nodeTimeoutFor_isFivePercentOfTheLease() {
     RedlockConfig config = valid().build();
-    assertEquals(Duration.ofMillis(500), config.nodeTimeoutFor(Duration.ofSeconds(10)));
-    assertEquals(Duration.ofSeconds(3), config.nodeTimeoutFor(Duration.ofMinutes(1)));
-    assertEquals(Duration.ofMillis(50), config.nodeTimeoutFor(Duration.ofSeconds(1)));
+    assertEquals(Duration.ofMillis(500), ConfigInternals.nodeTimeoutFor(config, Duration.ofSeconds(10)));
+    assertEquals(Duration.ofSeconds(3), ConfigInternals.nodeTimeoutFor(config, Duration.ofMinutes(1)));
+    assertEquals(Duration.ofMillis(50), ConfigInternals.nodeTimeoutFor(config, Duration.ofSeconds(1)));
   }
 
   @Test
   void nodeTimeoutFor_isAtLeastTwentyMillis() {
     RedlockConfig config = valid().build();
-    assertEquals(Duration.ofMillis(20), config.nodeTimeoutFor(Duration.ofMillis(100)));
-    assertEquals(Duration.ofMillis(20), config.nodeTimeoutFor(Duration.ofMillis(400)));
+    assertEquals(Duration.ofMillis(20), ConfigInternals.nodeTimeoutFor(config, Duration.ofMillis(100)));
+    assertEquals(Duration.ofMillis(20), ConfigInternals.nodeTimeoutFor(config, Duration.ofMillis(400)));
   }
 
   @Test
-  void nodeTimeoutFor_isAtMostHalfTheLease() {
+  void nodeTimeoutFor_isAtMostAThirdOfTheLease() {
     RedlockConfig config = valid().build();
-    assertEquals(Duration.ofMillis(15), config.nodeTimeoutFor(Duration.ofMillis(30)));
-    assertEquals(Duration.ofMillis(5), config.nodeTimeoutFor(Duration.ofMillis(10)));
+    assertEquals(Duration.ofMillis(10), ConfigInternals.nodeTimeoutFor(config, Duration.ofMillis(30)));
+    assertEquals(Duration.ofMillis(20), ConfigInternals.nodeTimeoutFor(config, Duration.ofMillis(60)));
   }
 
   @Test
   void nodeTimeoutFor_explicitWins() {
     RedlockConfig config = valid().nodeTimeout(Duration.ofMillis(7)).build();
-    assertEquals(Duration.ofMillis(7), config.nodeTimeoutFor(Duration.ofSeconds(10)));
-    assertEquals(Duration.ofMillis(7), config.nodeTimeoutFor(Duration.ofMillis(100)));
+    assertEquals(Duration.ofMillis(7), ConfigInternals.nodeTimeoutFor(config, Duration.ofSeconds(10)));
+    assertEquals(Duration.ofMillis(7), ConfigInternals.nodeTimeoutFor(config, Duration.ofMillis(100)));
     assertEquals(Duration.ofMillis(7), config.nodeTimeout());
   }
 
   @Test
   void driftFor_isFactorTimesLeasePlusConstant() {
-    assertEquals(Duration.ofMillis(102), valid().build().driftFor(Duration.ofSeconds(10)));
+    assertEquals(Duration.ofMillis(102), ConfigInternals.driftFor(valid().build(), Duration.ofSeconds(10)));
     assertEquals(
         Duration.ofMillis(2_005),
-        valid()
-            .driftFactor(0.1)
-            .driftConstant(Duration.ofMillis(5))
-            .build()
-            .driftFor(Duration.ofSeconds(20)));
+        ConfigInternals.driftFor(
+            valid().driftFactor(0.1).driftConstant(Duration.ofMillis(5)).build(), Duration.ofSeconds(20)));
     assertEquals(
-        Duration.ZERO, valid().driftFactor(0).driftConstant(Duration.ZERO).build().driftFor(Duration.ofSeconds(1)));
+        Duration.ZERO,
+        ConfigInternals.driftFor(valid().driftFactor(0).driftConstant(Duration.ZERO).build(), Duration.ofSeconds(1)));
   }
 
   @Test

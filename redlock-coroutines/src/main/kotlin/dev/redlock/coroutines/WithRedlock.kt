@@ -4,15 +4,15 @@ package dev.redlock.coroutines
 
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
+import dev.redlock.core.RedlockClosedException
+import dev.redlock.coroutines.internal.LockKind
+import dev.redlock.coroutines.internal.acquireFor
+import dev.redlock.coroutines.internal.runSection
 import kotlin.time.Duration
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.NonCancellable
-import kotlinx.coroutines.cancel
 import kotlinx.coroutines.coroutineScope
-import kotlinx.coroutines.currentCoroutineContext
-import kotlinx.coroutines.isActive
-import kotlinx.coroutines.withContext
 
 /**
  * Runs [block] while holding the lock on [resources], renewing it in the background and
@@ -20,10 +20,13 @@ import kotlinx.coroutines.withContext
  *
  * Waits up to [waitTime] for the lock (null: the config's wait time), holds it with [leaseTime]
  * (null: the config's lease time), with a fencing token in [Lease.fencingToken] if [fencing]
- * (null: the config's `fencing` setting; a token costs a second round trip at acquisition), and renews it every third of the lease time from a child job
- * scoped to the block. If the lease is lost — a quorum of masters answers that it is gone, or its
- * validity runs out before a renewal gets through — the block is cancelled at once and this
- * function throws [LockLostException]. The block's result is returned only if the lease was still
+ * (null: the config's `fencing` setting; a token costs a second round trip at acquisition), and
+ * renews it every third of the lease time while the block runs. If the lease is lost — a quorum
+ * of masters answers that it is gone, its validity runs out before a renewal gets through, or the
+ * Redlock is closed — the block is cancelled at once and this function throws
+ * [LockLostException]. The loss is declared by a timer no I/O can delay, at the end of the
+ * validity at the latest (a few milliseconds before it, never after), also while a renewal is
+ * still waiting for a slow master. The block's result is returned only if the lease was still
  * held when the block finished.
  *
  * ```
@@ -51,12 +54,19 @@ import kotlinx.coroutines.withContext
  * - Validity is measured on this process's monotonic clock and assumes the masters' clocks run
  *   at about the same rate (bounded drift, the `driftFactor` allowance).
  * - A crashed master must stay down for at least one lease time before it rejoins (or persist
- *   with `appendfsync always`); otherwise it can vote for a second holder.
+ *   with `appendfsync always`); the restart guard enforces it for masters that come back empty,
+ *   which is why a [leaseTime] longer than `RedlockConfig.restartGuard` is refused.
+ * - Locks are not reentrant: calling it for a resource that the calling coroutine's own critical
+ *   section already holds (on the same Redlock) would wait for itself, so it fails at once with
+ *   [IllegalStateException]. Pass the lease down instead.
  *
- * @throws LockNotAcquiredException if the lock could not be acquired within the wait time
+ * @throws LockNotAcquiredException if the lock could not be acquired within the wait time (the
+ *   call returns or throws by then, plus one node timeout)
  * @throws LockLostException if the lease was lost while the block ran
- * @throws IllegalArgumentException for no resources, empty or duplicate names, or durations out
- *   of range
+ * @throws RedlockClosedException if the Redlock is closed, or was closed while waiting
+ * @throws IllegalArgumentException for no resources, empty, blank or duplicate names, durations
+ *   out of range, or a lease time longer than the restart guard
+ * @throws IllegalStateException if the calling coroutine's critical section holds the lock already
  * @sample dev.redlock.examples.readme.main
  */
 public suspend fun <T> Redlock.withRedlock(
@@ -65,63 +75,7 @@ public suspend fun <T> Redlock.withRedlock(
     waitTime: Duration? = null,
     fencing: Boolean? = null,
     block: suspend CoroutineScope.(Lease) -> T,
-): T {
-    @OptIn(InternalRedlockApi::class)
-    return runWithLease(resources, leaseTime, waitTime, renew = true, fencing, block = block)
-}
-
-/**
- * [withRedlock] with renewal as a switch: with `renew = false` the lease is not renewed, and the
- * block is cancelled (with [LockLostException]) when it outlives its lease. For the Java facade's
- * `LockOptions.autoRenew(false)`; one implementation serves both.
- *
- * @suppress Internal API: hidden from the API documentation.
- */
-@InternalRedlockApi
-public suspend fun <T> Redlock.runWithLease(
-    resources: Array<out String>,
-    leaseTime: Duration?,
-    waitTime: Duration?,
-    renew: Boolean,
-    fencing: Boolean?,
-    type: LockType = LockType.MUTEX,
-    block: suspend CoroutineScope.(Lease) -> T,
-): T {
-    val lease = acquireLease(resources, leaseTime, waitTime, once = false, fencing, type.kind)!!
-    try {
-        // One function for acquire, guarded run and release: each suspend function level costs
-        // a continuation object per held lock.
-        val result = try {
-            coroutineScope {
-                // Renewal is scoped to the block: the lease is on the Redlock's renewal timer from
-                // here to the finally below. The timer renews it together with the other leases due
-                // at the same time, on the library's own dispatcher (a caller on a busy
-                // single-threaded dispatcher cannot delay it), and on loss cancels this scope from
-                // the thread that found the loss. No coroutine per lease: a held lock costs little.
-                val scope = this
-                val guard = lease.guard(renew) { loss -> scope.cancel(LeaseLostCancellation(loss)) }
-                try {
-                    block(this, lease)
-                } finally {
-                    guard.dispose()
-                }
-            }
-        } catch (e: Throwable) {
-            val loss = lease.lostException
-            if (loss != null && currentCoroutineContext().isActive) {
-                if (e is CancellationException) throw loss
-                e.addSuppressed(loss)
-            }
-            throw e
-        }
-        // The block finished: its result stands only if the lease was held all along. A block that
-        // never suspended may have run past the validity without the timer getting a chance to run.
-        if (!lease.isValid) lease.lostException?.let { throw it }
-        return result
-    } finally {
-        withContext(NonCancellable) { lease.release() }
-    }
-}
+): T = engine.runSection(LockKind.Mutex, resources, leaseTime, waitTime, renew = true, fencing, "withRedlock", block)
 
 /**
  * Acquires the lock on [resources], waiting up to [waitTime] (null: the config's wait time), and
@@ -134,15 +88,17 @@ public suspend fun <T> Redlock.runWithLease(
  * @throws LockNotAcquiredException if the lock could not be acquired within the wait time; it
  *   tells contention (another holder, with its remaining time) from masters failing (each
  *   master's failure attached)
- * @throws IllegalArgumentException for no resources, empty or duplicate names, or durations out
- *   of range
+ * @throws RedlockClosedException if the Redlock is closed, or was closed while waiting
+ * @throws IllegalArgumentException for no resources, empty, blank or duplicate names, durations
+ *   out of range, or a lease time longer than the restart guard
+ * @throws IllegalStateException if the calling coroutine's critical section holds the lock already
  */
 public suspend fun Redlock.acquire(
     vararg resources: String,
     leaseTime: Duration? = null,
     waitTime: Duration? = null,
     fencing: Boolean? = null,
-): Lease = acquireLease(resources, leaseTime, waitTime, once = false, fencing)!!
+): Lease = engine.acquireFor(LockKind.Mutex, resources, leaseTime, waitTime, once = false, fencing, "acquire")!!
 
 /**
  * Makes one attempt to acquire the lock on [resources], without waiting: returns the lease, or
@@ -152,104 +108,13 @@ public suspend fun Redlock.acquire(
  *
  * @throws LockNotAcquiredException when the attempt failed without contention: too few masters
  *   answered (each master's failure attached), or the quorum answered too late
- * @throws IllegalArgumentException for no resources, empty or duplicate names, or a lease time
- *   out of range
+ * @throws RedlockClosedException if the Redlock is closed
+ * @throws IllegalArgumentException for no resources, empty, blank or duplicate names, or a lease
+ *   time out of range or longer than the restart guard
+ * @throws IllegalStateException if the calling coroutine's critical section holds the lock already
  */
 public suspend fun Redlock.tryAcquire(
     vararg resources: String,
     leaseTime: Duration? = null,
     fencing: Boolean? = null,
-): Lease? = acquireLease(resources, leaseTime, Duration.ZERO, once = true, fencing)
-
-/**
- * Runs [block] while holding a read lock on [resource]: any number of readers hold it together,
- * never while a writer holds it. Renewal, loss, release and cancellation work exactly as in
- * [withRedlock] (loss cancels the block and throws [LockLostException]).
- *
- * A reader is admitted on a majority of masters, each of which admits it only while no writer
- * holds the lock and no writer waits for it (see [withWriteLock]'s `writerPriority`). Each reader
- * is kept with its own expiry: a reader that crashes frees its place after its lease time. Read
- * locks have no fencing token. Keys: see the README, "Reader-writer locks and semaphores".
- *
- * ```
- * redlock.withReadLock("catalog") { render(catalog) }
- * ```
- *
- * This suspending function is cancellable, as [withRedlock] is.
- *
- * @throws LockNotAcquiredException if the read lock could not be acquired within the wait time
- * @throws LockLostException if the lease was lost while the block ran
- * @throws IllegalArgumentException for an empty or invalid resource name, or durations out of range
- * @sample dev.redlock.examples.readme.sharedLocks
- */
-public suspend fun <T> Redlock.withReadLock(
-    resource: String,
-    leaseTime: Duration? = null,
-    waitTime: Duration? = null,
-    block: suspend CoroutineScope.(Lease) -> T,
-): T {
-    @OptIn(InternalRedlockApi::class)
-    return runWithLease(arrayOf(resource), leaseTime, waitTime, renew = true, fencing = false, LockType.READ, block)
-}
-
-/**
- * Runs [block] while holding the write lock on [resource]: exclusive against every other writer
- * and every reader of the same reader-writer lock (not against [withRedlock] on the same name,
- * which is a different lock). Renewal, loss, release and cancellation work exactly as in
- * [withRedlock].
- *
- * A writer is admitted on a majority of masters, each of which admits it only when no other
- * writer and no live reader holds the lock. With [writerPriority] (the default), a writer kept
- * out only by readers leaves a mark on the masters that stops new readers from entering until it
- * gets in, gives up, or the mark expires after its lease time: a steady stream of readers cannot
- * starve it. Write locks have no fencing token.
- *
- * This suspending function is cancellable, as [withRedlock] is.
- *
- * @throws LockNotAcquiredException if the write lock could not be acquired within the wait time
- * @throws LockLostException if the lease was lost while the block ran
- * @throws IllegalArgumentException for an empty or invalid resource name, or durations out of range
- */
-public suspend fun <T> Redlock.withWriteLock(
-    resource: String,
-    leaseTime: Duration? = null,
-    waitTime: Duration? = null,
-    writerPriority: Boolean = true,
-    block: suspend CoroutineScope.(Lease) -> T,
-): T {
-    @OptIn(InternalRedlockApi::class)
-    return runWithLease(arrayOf(resource), leaseTime, waitTime, renew = true, fencing = false, LockType.write(writerPriority), block)
-}
-
-/**
- * Runs [block] while holding one of the [permits] permits of the semaphore [resource]: at most
- * [permits] holders at a time. Each permit has its own lease, renewed while the block runs and
- * released on every exit path; a holder that crashes gives its permit back after its lease time.
- * Loss cancels the block and throws [LockLostException], as in [withRedlock].
- *
- * With N masters a holder must win `floor(N * permits / (permits + 1)) + 1` of them, not a mere
- * majority: each master admits at most [permits] holders, so [permits] + 1 holders would need more
- * admissions than all masters can give. With one permit that is the majority; with
- * `permits >= N - 1` it is every master, so the semaphore then tolerates no failed master (see
- * the README, "Reader-writer locks and semaphores"). Permits have no fencing token.
- *
- * Every caller of one semaphore must use the same [permits]: a call whose [permits] differs from
- * the one the current holders use fails with [IllegalArgumentException] naming both.
- *
- * This suspending function is cancellable, as [withRedlock] is.
- *
- * @throws LockNotAcquiredException if no permit could be acquired within the wait time
- * @throws LockLostException if the permit was lost while the block ran
- * @throws IllegalArgumentException if [permits] is below 1 or differs from the current holders',
- *   for an empty or invalid resource name, or durations out of range
- */
-public suspend fun <T> Redlock.withPermit(
-    resource: String,
-    permits: Int,
-    leaseTime: Duration? = null,
-    waitTime: Duration? = null,
-    block: suspend CoroutineScope.(Lease) -> T,
-): T {
-    @OptIn(InternalRedlockApi::class)
-    return runWithLease(arrayOf(resource), leaseTime, waitTime, renew = true, fencing = false, LockType.permit(permits), block)
-}
+): Lease? = engine.acquireFor(LockKind.Mutex, resources, leaseTime, null, once = true, fencing, "tryAcquire")

@@ -385,6 +385,153 @@ public interface AsyncRedlock extends AutoCloseable {
   CompletableFuture<Optional<LockLease>> tryAcquire(LockOptions options);
 
   /**
+   * Acquires a read lock on {@code resource} with the default options. See {@link
+   * #acquireReadLock(LockOptions)}.
+   *
+   * @param resource the resource of the reader-writer lock
+   * @return a future of the lease
+   * @throws IllegalArgumentException if {@code resource} is empty, blank or longer than 1024 characters
+   */
+  default CompletableFuture<LockLease> acquireReadLock(String resource) {
+    return acquireReadLock(LockOptions.of(resource));
+  }
+
+  /**
+   * Acquires a read lock on the one resource of {@code options} (see {@link #withReadLock(LockOptions,
+   * Function)}), waiting up to the wait time; the lease behaves as one from {@link
+   * #acquire(LockOptions)}.
+   *
+   * @param options the resource and per-call settings
+   * @return a future of the lease, failing as {@link #acquire(LockOptions)}'s does
+   * @throws NullPointerException if {@code options} is {@code null}
+   */
+  CompletableFuture<LockLease> acquireReadLock(LockOptions options);
+
+  /**
+   * Makes one attempt to acquire a read lock on {@code resource} with the default options. See
+   * {@link #tryAcquireReadLock(LockOptions)}.
+   *
+   * @param resource the resource of the reader-writer lock
+   * @return a future of the lease, or of empty while a writer holds or waits for the lock
+   * @throws IllegalArgumentException if {@code resource} is empty, blank or longer than 1024 characters
+   */
+  default CompletableFuture<Optional<LockLease>> tryAcquireReadLock(String resource) {
+    return tryAcquireReadLock(LockOptions.of(resource));
+  }
+
+  /**
+   * Makes one attempt to acquire a read lock on the one resource of {@code options}.
+   *
+   * @param options the resource and per-call settings
+   * @return a future of the lease, or of empty while a writer holds or waits for the lock; failing
+   *     as {@link #tryAcquire(LockOptions)}'s does
+   * @throws NullPointerException if {@code options} is {@code null}
+   */
+  CompletableFuture<Optional<LockLease>> tryAcquireReadLock(LockOptions options);
+
+  /**
+   * Acquires the write lock on {@code resource} with the default options. See {@link
+   * #acquireWriteLock(LockOptions)}.
+   *
+   * @param resource the resource of the reader-writer lock
+   * @return a future of the lease
+   * @throws IllegalArgumentException if {@code resource} is empty, blank or longer than 1024 characters
+   */
+  default CompletableFuture<LockLease> acquireWriteLock(String resource) {
+    return acquireWriteLock(LockOptions.of(resource));
+  }
+
+  /**
+   * Acquires the write lock on the one resource of {@code options} (see {@link
+   * #withWriteLock(LockOptions, Function)}; {@link LockOptions#writerPriority()} and {@link
+   * LockOptions#fencing()} apply), waiting up to the wait time; the lease behaves as one from
+   * {@link #acquire(LockOptions)}.
+   *
+   * @param options the resource and per-call settings
+   * @return a future of the lease, failing as {@link #acquire(LockOptions)}'s does
+   * @throws NullPointerException if {@code options} is {@code null}
+   */
+  CompletableFuture<LockLease> acquireWriteLock(LockOptions options);
+
+  /**
+   * Makes one attempt to acquire the write lock on {@code resource} with the default options. See
+   * {@link #tryAcquireWriteLock(LockOptions)}.
+   *
+   * @param resource the resource of the reader-writer lock
+   * @return a future of the lease, or of empty while another writer or a reader holds the lock
+   * @throws IllegalArgumentException if {@code resource} is empty, blank or longer than 1024 characters
+   */
+  default CompletableFuture<Optional<LockLease>> tryAcquireWriteLock(String resource) {
+    return tryAcquireWriteLock(LockOptions.of(resource));
+  }
+
+  /**
+   * Makes one attempt to acquire the write lock on the one resource of {@code options}; a single
+   * attempt leaves no writer's mark behind.
+   *
+   * @param options the resource and per-call settings
+   * @return a future of the lease, or of empty while another writer or a reader holds the lock;
+   *     failing as {@link #tryAcquire(LockOptions)}'s does
+   * @throws NullPointerException if {@code options} is {@code null}
+   */
+  CompletableFuture<Optional<LockLease>> tryAcquireWriteLock(LockOptions options);
+
+  /**
+   * Acquires one of the {@code permits} permits of the semaphore {@code resource} with the default
+   * options. See {@link #acquirePermit(LockOptions, int)}.
+   *
+   * @param resource the semaphore
+   * @param permits how many holders the semaphore admits at once, at least 1
+   * @return a future of the lease
+   * @throws IllegalArgumentException if {@code resource} is empty, blank or longer than 1024
+   *     characters, or {@code permits} is below 1
+   */
+  default CompletableFuture<LockLease> acquirePermit(String resource, int permits) {
+    return acquirePermit(LockOptions.of(resource), permits);
+  }
+
+  /**
+   * Acquires one of the {@code permits} permits of the semaphore named by the one resource of
+   * {@code options} (see {@link #withPermit(LockOptions, int, Function)}), waiting up to the wait
+   * time; the lease behaves as one from {@link #acquire(LockOptions)}.
+   *
+   * @param options the resource and per-call settings
+   * @param permits how many holders the semaphore admits at once, at least 1
+   * @return a future of the lease, failing as {@link #acquire(LockOptions)}'s does, and with
+   *     {@link IllegalArgumentException} when the current holders use another number of permits
+   * @throws IllegalArgumentException if {@code permits} is below 1
+   * @throws NullPointerException if {@code options} is {@code null}
+   */
+  CompletableFuture<LockLease> acquirePermit(LockOptions options, int permits);
+
+  /**
+   * Makes one attempt to acquire one of the {@code permits} permits of the semaphore {@code
+   * resource} with the default options. See {@link #tryAcquirePermit(LockOptions, int)}.
+   *
+   * @param resource the semaphore
+   * @param permits how many holders the semaphore admits at once, at least 1
+   * @return a future of the lease, or of empty while every permit is taken
+   * @throws IllegalArgumentException if {@code resource} is empty, blank or longer than 1024
+   *     characters, or {@code permits} is below 1
+   */
+  default CompletableFuture<Optional<LockLease>> tryAcquirePermit(String resource, int permits) {
+    return tryAcquirePermit(LockOptions.of(resource), permits);
+  }
+
+  /**
+   * Makes one attempt to acquire one of the {@code permits} permits of the semaphore named by the
+   * one resource of {@code options}.
+   *
+   * @param options the resource and per-call settings
+   * @param permits how many holders the semaphore admits at once, at least 1
+   * @return a future of the lease, or of empty while every permit is taken; failing as {@link
+   *     #acquirePermit(LockOptions, int)}'s does
+   * @throws IllegalArgumentException if {@code permits} is below 1
+   * @throws NullPointerException if {@code options} is {@code null}
+   */
+  CompletableFuture<Optional<LockLease>> tryAcquirePermit(LockOptions options, int permits);
+
+  /**
    * This Redlock as a {@link java.util.concurrent.locks.Lock} on one resource, for code written
    * against that interface: {@code lock()}, {@code lockInterruptibly()}, {@code tryLock()},
    * {@code tryLock(time, unit)} and {@code unlock()} block the calling thread. Reentrant per

@@ -2,7 +2,10 @@ package dev.redlock.java;
 
 import dev.redlock.core.LockLostException;
 import dev.redlock.core.RedlockConfig;
+import dev.redlock.coroutines.LockType;
 import dev.redlock.java.internal.EngineBridge;
+import dev.redlock.java.internal.Nesting;
+import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -67,28 +70,19 @@ final class DefaultAsyncRedlock implements AsyncRedlock {
   @Override
   public <T> CompletableFuture<T> withLock(
       LockOptions options, Function<? super LockLease, ? extends CompletionStage<T>> action) {
-    Objects.requireNonNull(options, "options must be LockOptions, but was null");
-    Objects.requireNonNull(action, "action must be a Function, but was null");
-    Executor callbacks = executorFor(options);
-    return bridge.withLock(options, callbacks, callbacks, action).getResult();
+    return with(LockType.Companion.getMUTEX(), options, action, "withLock");
   }
 
   @Override
   public <T> CompletableFuture<T> withReadLock(
       LockOptions options, Function<? super LockLease, ? extends CompletionStage<T>> action) {
-    Objects.requireNonNull(options, "options must be LockOptions, but was null");
-    Objects.requireNonNull(action, "action must be a Function, but was null");
-    Executor callbacks = executorFor(options);
-    return bridge.withReadLock(options, callbacks, action).getResult();
+    return with(LockType.Companion.getREAD(), options, action, "withReadLock");
   }
 
   @Override
   public <T> CompletableFuture<T> withWriteLock(
       LockOptions options, Function<? super LockLease, ? extends CompletionStage<T>> action) {
-    Objects.requireNonNull(options, "options must be LockOptions, but was null");
-    Objects.requireNonNull(action, "action must be a Function, but was null");
-    Executor callbacks = executorFor(options);
-    return bridge.withWriteLock(options, callbacks, action).getResult();
+    return with(writeType(options), options, action, "withWriteLock");
   }
 
   @Override
@@ -96,10 +90,19 @@ final class DefaultAsyncRedlock implements AsyncRedlock {
       LockOptions options,
       int permits,
       Function<? super LockLease, ? extends CompletionStage<T>> action) {
+    return with(LockType.Companion.permit(permits), options, action, "withPermit");
+  }
+
+  /** Every {@code with*} form: one call of the bridge with the kind of lock. */
+  private <T> CompletableFuture<T> with(
+      LockType type,
+      LockOptions options,
+      Function<? super LockLease, ? extends CompletionStage<T>> action,
+      String call) {
     Objects.requireNonNull(options, "options must be LockOptions, but was null");
     Objects.requireNonNull(action, "action must be a Function, but was null");
     Executor callbacks = executorFor(options);
-    return bridge.withPermit(options, permits, callbacks, action).getResult();
+    return bridge.withLease(type, options, callbacks, callbacks, call, action).getResult();
   }
 
   @Override
@@ -107,15 +110,19 @@ final class DefaultAsyncRedlock implements AsyncRedlock {
       LockOptions options, CriticalSection<T, X> section) throws X, InterruptedException {
     Objects.requireNonNull(options, "options must be LockOptions, but was null");
     Objects.requireNonNull(section, "section must be a CriticalSection, but was null");
+    LockType type = LockType.Companion.getMUTEX();
+    refuseHeld(type, options.resources(), "withLockBlocking");
     CompletableFuture<LockLease> entered = new CompletableFuture<>();
     CompletableFuture<T> exited = new CompletableFuture<>();
     // The section runs on this thread: the "action" only hands the lease over and returns a stage
     // that this thread completes when the section is done.
     EngineBridge.Call<T> call =
-        bridge.withLock(
+        bridge.withLease(
+            type,
             options,
             DIRECT,
             executorFor(options),
+            "withLockBlocking",
             lease -> {
               entered.complete(lease);
               return exited;
@@ -135,6 +142,7 @@ final class DefaultAsyncRedlock implements AsyncRedlock {
     }
     LockLease lease = entered.join();
     T value;
+    Nesting.Frame held = Nesting.INSTANCE.enter(bridge, type, lease);
     try {
       value = section.run(lease);
     } catch (Throwable t) {
@@ -151,6 +159,8 @@ final class DefaultAsyncRedlock implements AsyncRedlock {
         }
       }
       throw t;
+    } finally {
+      held.close();
     }
     exited.complete(value);
     awaitUninterruptibly(call.getSettled());
@@ -163,14 +173,72 @@ final class DefaultAsyncRedlock implements AsyncRedlock {
 
   @Override
   public CompletableFuture<LockLease> acquire(LockOptions options) {
-    Objects.requireNonNull(options, "options must be LockOptions, but was null");
-    return bridge.acquire(options, executorFor(options)).getResult();
+    return acquire(LockType.Companion.getMUTEX(), options, "acquire");
   }
 
   @Override
   public CompletableFuture<Optional<LockLease>> tryAcquire(LockOptions options) {
+    return tryAcquire(LockType.Companion.getMUTEX(), options, "tryAcquire");
+  }
+
+  @Override
+  public CompletableFuture<LockLease> acquireReadLock(LockOptions options) {
+    return acquire(LockType.Companion.getREAD(), options, "acquireReadLock");
+  }
+
+  @Override
+  public CompletableFuture<Optional<LockLease>> tryAcquireReadLock(LockOptions options) {
+    return tryAcquire(LockType.Companion.getREAD(), options, "tryAcquireReadLock");
+  }
+
+  @Override
+  public CompletableFuture<LockLease> acquireWriteLock(LockOptions options) {
+    return acquire(writeType(options), options, "acquireWriteLock");
+  }
+
+  @Override
+  public CompletableFuture<Optional<LockLease>> tryAcquireWriteLock(LockOptions options) {
+    // A single attempt leaves no writer's mark behind (as in Kotlin).
+    return tryAcquire(LockType.Companion.write(false), options, "tryAcquireWriteLock");
+  }
+
+  @Override
+  public CompletableFuture<LockLease> acquirePermit(LockOptions options, int permits) {
+    return acquire(LockType.Companion.permit(permits), options, "acquirePermit");
+  }
+
+  @Override
+  public CompletableFuture<Optional<LockLease>> tryAcquirePermit(LockOptions options, int permits) {
+    return tryAcquire(LockType.Companion.permit(permits), options, "tryAcquirePermit");
+  }
+
+  /** Every {@code acquire*} form: waits for the lease. */
+  private CompletableFuture<LockLease> acquire(LockType type, LockOptions options, String call) {
     Objects.requireNonNull(options, "options must be LockOptions, but was null");
-    return bridge.tryAcquire(options, executorFor(options)).getResult();
+    return bridge.acquire(type, options, executorFor(options), false, call).getResult();
+  }
+
+  /** Every {@code tryAcquire*} form: one attempt; empty on contention. */
+  private CompletableFuture<Optional<LockLease>> tryAcquire(LockType type, LockOptions options, String call) {
+    Objects.requireNonNull(options, "options must be LockOptions, but was null");
+    return bridge.acquire(type, options, executorFor(options), true, call).getResult().thenApply(Optional::ofNullable);
+  }
+
+  private static LockType writeType(LockOptions options) {
+    return LockType.Companion.write(options.writerPriority());
+  }
+
+  /**
+   * Throws {@link IllegalStateException} when the calling thread holds one of {@code resources}
+   * through this AsyncRedlock: a blocking call would wait for its own thread.
+   */
+  void refuseHeld(LockType type, List<String> resources, String call) {
+    Nesting.INSTANCE.refuse(bridge, type, resources, call);
+  }
+
+  /** Records that the calling thread holds {@code lease} (until the frame is closed on this thread). */
+  Nesting.Frame enterHeld(LockType type, LockLease lease) {
+    return Nesting.INSTANCE.enter(bridge, type, lease);
   }
 
   @Override

@@ -5,9 +5,7 @@ import dev.redlock.core.internal.Checks;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.Executor;
@@ -38,6 +36,7 @@ public final class LockOptions {
   private final Duration waitTime;
   private final boolean autoRenew;
   private final Boolean fencing;
+  private final boolean writerPriority;
   private final Executor executor;
 
   private LockOptions(Builder b) {
@@ -46,7 +45,18 @@ public final class LockOptions {
     this.waitTime = b.waitTime;
     this.autoRenew = b.autoRenew;
     this.fencing = b.fencing;
+    this.writerPriority = b.writerPriority;
     this.executor = b.executor;
+  }
+
+  /**
+   * For a write lock: whether a writer kept out only by readers stops new readers from entering
+   * until it gets in (so that a stream of readers cannot starve it). Ignored by other locks.
+   *
+   * @return the choice; default {@code true}
+   */
+  public boolean writerPriority() {
+    return writerPriority;
   }
 
   /**
@@ -113,6 +123,7 @@ public final class LockOptions {
     b.waitTimeSet = waitTime != null;
     b.autoRenew = autoRenew;
     b.fencing = fencing;
+    b.writerPriority = writerPriority;
     b.executor = executor;
     return b;
   }
@@ -183,6 +194,7 @@ public final class LockOptions {
     }
     LockOptions other = (LockOptions) o;
     return autoRenew == other.autoRenew
+        && writerPriority == other.writerPriority
         && Objects.equals(fencing, other.fencing)
         && resources.equals(other.resources)
         && Objects.equals(leaseTime, other.leaseTime)
@@ -198,7 +210,8 @@ public final class LockOptions {
   @Override
   public int hashCode() {
     return Objects.hash(
-        resources, leaseTime, waitTime, autoRenew, fencing, System.identityHashCode(executor));
+        resources, leaseTime, waitTime, autoRenew, fencing, writerPriority,
+        System.identityHashCode(executor));
   }
 
   /**
@@ -213,6 +226,7 @@ public final class LockOptions {
         + ", waitTime=" + (waitTime == null ? "default" : Checks.show(waitTime))
         + ", autoRenew=" + autoRenew
         + ", fencing=" + (fencing == null ? "default" : fencing)
+        + ", writerPriority=" + writerPriority
         + ", executor=" + (executor == null ? "default" : executor) + "}";
   }
 
@@ -225,6 +239,7 @@ public final class LockOptions {
     private Duration waitTime;
     private boolean autoRenew = true;
     private Boolean fencing;
+    private boolean writerPriority = true;
     private Executor executor;
     private boolean leaseTimeSet;
     private boolean waitTimeSet;
@@ -303,6 +318,19 @@ public final class LockOptions {
     }
 
     /**
+     * For a write lock: whether a writer kept out only by readers leaves a mark that stops new
+     * readers from entering until it gets in, gives up, or the mark expires after its lease time.
+     * Default {@code true}; ignored by other locks.
+     *
+     * @param writerPriority whether a waiting writer keeps new readers out
+     * @return this builder
+     */
+    public Builder writerPriority(boolean writerPriority) {
+      this.writerPriority = writerPriority;
+      return this;
+    }
+
+    /**
      * Sets the executor that runs the action of {@code withLock} and completes the futures of the
      * call and of its lease. Default: the {@link AsyncRedlock}'s executor. Pass {@code
      * Runnable::run} to run callbacks on the library's own threads; they must then be quick and
@@ -326,7 +354,7 @@ public final class LockOptions {
      *     value given
      */
     public LockOptions build() {
-      checkResources(resources);
+      Checks.resources(resources);
       if (leaseTimeSet) {
         Checks.leaseTime("leaseTime", leaseTime);
       }
@@ -334,25 +362,6 @@ public final class LockOptions {
         Checks.waitTime("waitTime", waitTime);
       }
       return new LockOptions(this);
-    }
-
-    private static void checkResources(List<String> resources) {
-      if (resources.isEmpty()) {
-        throw new IllegalArgumentException(
-            "resources must name at least one resource, but none was given");
-      }
-      Map<String, Integer> counts = new HashMap<>();
-      for (String resource : resources) {
-        Checks.resource(resource);
-        counts.merge(resource, 1, Integer::sum);
-      }
-      for (String resource : resources) {
-        int count = counts.get(resource);
-        if (count > 1) {
-          throw new IllegalArgumentException(
-              "resources must be distinct, but '" + resource + "' was given " + count + " times");
-        }
-      }
     }
   }
 }

@@ -2,6 +2,7 @@ package dev.redlock.java;
 
 import dev.redlock.core.LockLostException;
 import dev.redlock.core.LockNotAcquiredException;
+import dev.redlock.coroutines.LockType;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.Optional;
@@ -52,6 +53,8 @@ import java.util.concurrent.locks.Lock;
  * <p>Thread-safe.
  */
 public final class RedlockLock implements Lock {
+  private static final LockType MUTEX = LockType.Companion.getMUTEX();
+
   private final AsyncRedlock redlock;
   private final LockOptions options;
   private final Object monitor = new Object();
@@ -60,6 +63,7 @@ public final class RedlockLock implements Lock {
   private Thread owner;
   private int holds;
   private LockLease lease;
+  private AutoCloseable heldByThread;
 
   RedlockLock(AsyncRedlock redlock, LockOptions options) {
     this.redlock = Objects.requireNonNull(redlock, "redlock");
@@ -167,6 +171,8 @@ public final class RedlockLock implements Lock {
       released = lease;
       owner = null;
       lease = null;
+      closeQuietly(heldByThread);
+      heldByThread = null;
     }
     boolean wasValid = released.isValid();
     CompletableFuture<Void> lost = released.lost();
@@ -248,6 +254,19 @@ public final class RedlockLock implements Lock {
       owner = Thread.currentThread();
       holds = 1;
       lease = acquired;
+      if (redlock instanceof DefaultAsyncRedlock own) {
+        heldByThread = own.enterHeld(MUTEX, acquired);
+      }
+    }
+  }
+
+  private static void closeQuietly(AutoCloseable frame) {
+    if (frame != null) {
+      try {
+        frame.close();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
     }
   }
 
@@ -258,6 +277,11 @@ public final class RedlockLock implements Lock {
   private boolean acquire(boolean forever, Duration wait) throws InterruptedException {
     if (reenter()) {
       return true;
+    }
+    if (redlock instanceof DefaultAsyncRedlock own) {
+      // Another lock of this thread (another RedlockLock, a withLockBlocking section) on the same
+      // resource would make this wait for the thread itself.
+      own.refuseHeld(MUTEX, options.resources(), "lock");
     }
     LockOptions round = wait == null ? options : options.toBuilder().waitTime(wait).build();
     while (true) {

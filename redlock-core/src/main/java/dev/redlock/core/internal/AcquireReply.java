@@ -33,6 +33,25 @@ public record AcquireReply(
   public static final AcquireReply GRANTED = new AcquireReply(true, 0, -1, -1);
 
   /**
+   * Parses an acquire script's reply, {@code {granted, pttl, fence, bootAge[, otherPermits]}}: the
+   * shape every kind's acquire script answers with.
+   *
+   * @param reply the script's reply, a list of integers
+   * @return the answer; the shared {@link #GRANTED} for a plain grant
+   */
+  public static AcquireReply of(java.util.List<Object> reply) {
+    boolean granted = ((Long) reply.get(0)) == 1L;
+    long pttl = (Long) reply.get(1);
+    long fence = (Long) reply.get(2);
+    long age = (Long) reply.get(3);
+    long permits = reply.size() > 4 ? (Long) reply.get(4) : -1;
+    if (fence < 0 && age < 0 && permits < 0) {
+      return granted ? GRANTED : refused(pttl);
+    }
+    return new AcquireReply(granted, pttl, fence, age, permits);
+  }
+
+  /**
    * A refusal, without guard.
    *
    * @param holderPttlMillis the longest remaining time of another holder's key

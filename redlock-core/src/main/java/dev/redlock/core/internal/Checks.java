@@ -69,6 +69,32 @@ public final class Checks {
   }
 
   /**
+   * Checks a node timeout against the lease time it must serve: at least 1 ms and at most a third
+   * of the lease (a renewal runs every third of the lease and must be over before the next one).
+   *
+   * @param setting the name of the node timeout setting
+   * @param value the node timeout
+   * @param leaseSetting the name of the lease time setting
+   * @param lease the lease time
+   * @return the value
+   * @throws IllegalArgumentException naming both settings, the range and the values
+   */
+  public static Duration nodeTimeout(String setting, Duration value, String leaseSetting, Duration lease) {
+    Duration third = lease.dividedBy(3);
+    if (value.compareTo(Duration.ofMillis(1)) < 0 || value.compareTo(third) > 0) {
+      throw new IllegalArgumentException(
+          setting + " must be between 1ms and a third of " + leaseSetting + " (" + show(lease) + "/3 = "
+              + show(third) + "), so that a renewal is over before the next one is due, but was "
+              + show(value)
+              + (value.compareTo(third) > 0
+                  ? "; raise " + leaseSetting + " to at least " + show(value.multipliedBy(3))
+                      + " or lower " + setting
+                  : ""));
+    }
+    return value;
+  }
+
+  /**
    * Checks a resource name: non-empty, no longer than 1024 characters.
    *
    * @param resource the resource name given
@@ -80,6 +106,10 @@ public final class Checks {
       throw new IllegalArgumentException(
           "resource must be a non-empty string of at most 1024 characters, but was "
               + (resource == null ? "null" : "\"\""));
+    }
+    if (resource.isBlank()) {
+      throw new IllegalArgumentException(
+          "resource must contain a character other than whitespace, but was \"" + resource + "\"");
     }
     if (resource.length() > 1024) {
       throw new IllegalArgumentException(
@@ -95,14 +125,33 @@ public final class Checks {
   }
 
   /**
-   * The key of a resource's fencing counter: its lock key followed by a NUL character and {@code
-   * fence}, which no lock key can be (resource names and key prefixes cannot contain NUL).
+   * Checks the resources of one lock: at least one, each a valid name ({@link #resource}), no name
+   * twice.
    *
-   * @param lockKey the lock key of the resource
-   * @return the counter's key
+   * @param resources the names given
+   * @return the names, in order, unmodifiable
+   * @throws IllegalArgumentException naming what is wrong
    */
-  public static String fenceKey(String lockKey) {
-    return lockKey + "\u0000fence";
+  public static java.util.List<String> resources(java.util.List<String> resources) {
+    if (resources.isEmpty()) {
+      throw new IllegalArgumentException("resources must name at least one resource, but none was given");
+    }
+    if (resources.size() == 1) {
+      // The common case: a singleton list is the smallest (one is held per lease).
+      return java.util.Collections.singletonList(resource(resources.get(0)));
+    }
+    java.util.Map<String, Integer> counts = new java.util.HashMap<>();
+    for (String r : resources) {
+      counts.merge(resource(r), 1, Integer::sum);
+    }
+    for (String r : resources) {
+      int count = counts.get(r);
+      if (count > 1) {
+        throw new IllegalArgumentException(
+            "resources must be distinct, but '" + r + "' was given " + count + " times");
+      }
+    }
+    return java.util.List.copyOf(resources);
   }
 
   /**

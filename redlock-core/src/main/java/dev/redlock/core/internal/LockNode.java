@@ -4,12 +4,19 @@ import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * One master as the lock engine sees it: the three lock scripts, each call bounded by a timeout
- * and failing with {@link dev.redlock.core.MasterFailureException}.
+ * One master as the lock engine sees it: the lock scripts of every kind of lock, each call bounded
+ * by a timeout and failing with {@link dev.redlock.core.MasterFailureException}.
  *
- * <p>{@link RedisNode} is the implementation; the interface is the seam through which the
- * engine's scheduling can also be exercised on virtual time. Implementations must execute calls
- * on one node in the order they were issued.
+ * <p>The seam is the same for every kind of lock (mutex, reader-writer, semaphore): the engine
+ * passes the kind's script, keys and arguments; the node runs them and parses the replies, whose
+ * shapes are shared by all kinds (see {@link AcquireReply}). {@link RedisNode} is the
+ * implementation; the interface is also the seam through which the engine's scheduling is
+ * exercised on virtual time.
+ *
+ * <p>Rules every implementation keeps: calls on one node are executed in the order they were
+ * issued; every call completes within its timeout counted from the call; a release of a token
+ * supersedes every earlier acquire of that token on the node (an acquire not yet run, for example
+ * one waiting for its script to be reloaded, is then never run after the release).
  *
  * <p>Internal to the library: not a public API, may change without notice.
  */
@@ -22,6 +29,14 @@ public interface LockNode extends AutoCloseable {
   String name();
 
   /**
+   * The identity of the server behind this node (its {@code run_id}), once a connection has told
+   * it; {@code null} while unknown. Two nodes with the same identity are the same server.
+   *
+   * @return the server's run id, or {@code null}
+   */
+  String serverId();
+
+  /**
    * Connects and loads the scripts ahead of the first lock.
    *
    * @param timeout the bound on the call
@@ -30,19 +45,40 @@ public interface LockNode extends AutoCloseable {
   CompletableFuture<Void> warmUp(Duration timeout);
 
   /**
-   * Runs the acquire script for the keys of one lease (all or nothing).
+   * Runs an acquire script: {@code {granted, pttl, fence, bootAge[, otherPermits]}} (see {@link
+   * AcquireReply}).
    *
-   * @param keys the lock keys, followed (with fencing) by the fencing counter of each resource
-   * @param fencing whether to draw a fencing number (then {@code keys} has twice the lock keys)
-   * @param guard whether to report the age of the master's boot marker (the restart guard)
-   * @param token the holder's token
-   * @param leaseMillis the lease time
+   * @param script the kind's acquire script
+   * @param keys its keys
+   * @param args its arguments; {@code args[0]} is the holder's token
    * @param timeout the bound on the call
    * @return the master's answer
    */
-  CompletableFuture<AcquireReply> acquire(
-      String[] keys, boolean fencing, boolean guard, String token, long leaseMillis,
-      Duration timeout);
+  CompletableFuture<AcquireReply> acquire(Script script, String[] keys, String[] args, Duration timeout);
+
+  /**
+   * Runs an extend script for one or several leases: one answer per lease, whether it was still
+   * held (and was extended).
+   *
+   * @param script the kind's extend script
+   * @param keys the keys of all leases, lease after lease
+   * @param args the lease time, then per lease its key count and token
+   * @param timeout the bound on the call
+   * @return per lease whether it was still held
+   */
+  CompletableFuture<boolean[]> extend(Script script, String[] keys, String[] args, Duration timeout);
+
+  /**
+   * Runs a release script: deletes what the token holds and supersedes every earlier acquire of
+   * the token on this node. Sent even when its caller stopped waiting for it.
+   *
+   * @param script the kind's release script
+   * @param keys its keys
+   * @param args its arguments; {@code args[0]} is the holder's token
+   * @param timeout the bound on the call
+   * @return how many keys or members were removed
+   */
+  CompletableFuture<Long> release(Script script, String[] keys, String[] args, Duration timeout);
 
   /**
    * Runs the fence script: confirms a fencing number where the lease is still held.
@@ -56,97 +92,18 @@ public interface LockNode extends AutoCloseable {
   CompletableFuture<Boolean> confirmFence(String[] keys, String token, long fence, Duration timeout);
 
   /**
-   * Runs the extend script for one or several leases.
-   *
-   * @param keys the keys of all leases, lease after lease
-   * @param leaseArgs per lease its key count and token, flattened
-   * @param leaseMillis the new lease time, from now
-   * @param timeout the bound on the call
-   * @return per lease whether it was still held (and was extended)
-   */
-  CompletableFuture<boolean[]> extend(
-      String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout);
-
-  /**
-   * Runs the release script for one lease: compare-and-delete, and a release notice carrying
-   * {@code releaseId} on the channel of each deleted key.
-   *
-   * @param keys the lock keys
-   * @param token the holder's token
-   * @param releaseId the notice published for each deleted key (never the token); empty to
-   *     announce nothing
-   * @param timeout the bound on the call
-   * @return how many keys were deleted
-   */
-  CompletableFuture<Long> release(String[] keys, String token, String releaseId, Duration timeout);
-
-  /**
-   * Runs an acquire script of another lock kind (reader-writer lock, semaphore). Its reply has the
-   * shape of the mutex's, {@code {granted, pttl, fence, bootAge}}, optionally followed by the
-   * permits other holders use when they disagree with ours.
-   *
-   * @param script the acquire script
-   * @param keys its keys (the boot marker is appended when {@code guard})
-   * @param guard whether to report the age of the master's boot marker; the script's last argument
-   * @param token the holder's token, the script's first argument
-   * @param args the script's arguments after the token, before the guard flag
-   * @param timeout the bound on the call
-   * @return the master's answer
-   */
-  default CompletableFuture<AcquireReply> acquire(
-      Script script, String[] keys, boolean guard, String token, String[] args, Duration timeout) {
-    return CompletableFuture.failedFuture(
-        new UnsupportedOperationException(name() + " runs only the mutex's scripts"));
-  }
-
-  /**
-   * Runs an extend script of another lock kind, with the argument layout of {@link #extend}.
-   *
-   * @param script the extend script
-   * @param keys the keys of all leases, lease after lease
-   * @param leaseArgs per lease its key count and token, flattened
-   * @param leaseMillis the new lease time, from now
-   * @param timeout the bound on the call
-   * @return per lease whether it was still held (and was extended)
-   */
-  default CompletableFuture<boolean[]> extend(
-      Script script, String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout) {
-    return CompletableFuture.failedFuture(
-        new UnsupportedOperationException(name() + " runs only the mutex's scripts"));
-  }
-
-  /**
-   * Runs the release script of another lock kind: like {@link #release}, with the notice published
-   * once, on the channel of {@code noticeKey}.
-   *
-   * @param keys the keys of the lease
-   * @param modes per key how it holds the lease (see {@code shared_release.lua})
-   * @param noticeKey the key whose channel the waiters of the resource listen to
-   * @param token the holder's token
-   * @param releaseId the notice (never the token); empty to announce nothing
-   * @param timeout the bound on the call
-   * @return how many keys or members were removed
-   */
-  default CompletableFuture<Long> releaseShared(
-      String[] keys, String[] modes, String noticeKey, String token, String releaseId,
-      Duration timeout) {
-    return CompletableFuture.failedFuture(
-        new UnsupportedOperationException(name() + " runs only the mutex's scripts"));
-  }
-
-  /**
    * Sets the one listener that receives the release notices of the keys this node {@link #watch
    * watches}. Called on the client's I/O threads: it must not block.
    *
-   * @param listener receives the lock key and the notice
+   * @param listener receives the key and the notice
    */
   void onRelease(ReleaseListener listener);
 
   /**
-   * Subscribes to the release notices of a lock key (on a connection of its own, opened on
-   * first use). The caller counts references: one watch per key, until {@link #unwatch}.
+   * Subscribes to the release notices of a key (on a connection of its own, opened on first use).
+   * The caller counts references: one watch per key, until {@link #unwatch}.
    *
-   * @param key the lock key
+   * @param key the key waiters listen to
    * @param timeout the bound on the call
    * @return a future completing once the subscription is active
    */
@@ -156,7 +113,7 @@ public interface LockNode extends AutoCloseable {
    * Ends the subscription to a key's release notices. Watches and unwatches take effect in the
    * order they were called.
    *
-   * @param key the lock key
+   * @param key the key
    * @param timeout the bound on the call
    * @return a future completing once the subscription is gone
    */
@@ -168,13 +125,13 @@ public interface LockNode extends AutoCloseable {
     /**
      * A lease holding {@code key} released it on this node.
      *
-     * @param key the lock key
+     * @param key the key
      * @param releaseId the notice the release script published
      */
     void released(String key, String releaseId);
   }
 
-  /** Closes the node's connection; later calls fail. */
+  /** Closes the node's connections; later calls fail. Never blocks. */
   @Override
   void close();
 }

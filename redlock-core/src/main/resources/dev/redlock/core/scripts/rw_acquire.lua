@@ -3,16 +3,19 @@
 -- KEYS[2]: the readers: a sorted set of reader tokens, each scored by its expiry (server time, ms)
 -- KEYS[3]: the waiting writer's mark (its token, with PX lease time): no new reader enters while
 --          it exists, so that a steady stream of readers cannot starve a writer
--- KEYS[4]: with the restart guard, this master's boot marker (see acquire.lua)
+-- KEYS[4]: with fencing (a writer only), the fencing counter of the write lock (no expiry)
+-- KEYS[#KEYS]: with the restart guard, this master's boot marker (see acquire.lua)
 -- ARGV[1]: the holder's token
 -- ARGV[2]: the lease time in milliseconds
 -- ARGV[3]: 'r' for a reader, 'w' for a writer
 -- ARGV[4]: for a writer, '1' to leave its mark when only readers keep it out, '0' not to
 -- ARGV[5]: '1' to read (or create) the boot marker, '0' not to
+-- ARGV[6]: for a writer, '1' to draw a fencing number (as acquire.lua does), '0' not to
 -- Expired readers are removed first. A writer is admitted when no other writer and no live reader
 -- holds the lock; a reader when no writer holds it and no writer waits (has its mark here).
--- Returns {1, 0, -1, age} when admitted, {0, pttl, -1, age} when refused, where pttl is how long
--- the obstacle may still last in ms (the writer, the last reader, or the waiting writer's mark).
+-- Returns {1, 0, fence, age} when admitted, {0, pttl, -1, age} when refused, where pttl is how long
+-- the obstacle may still last in ms (the writer, the last reader, or the waiting writer's mark),
+-- and fence (a writer with fencing; else -1) is drawn as in acquire.lua.
 --#include boot
 local token = ARGV[1]
 local lease = tonumber(ARGV[2])
@@ -41,7 +44,16 @@ if ARGV[3] == 'w' then
   if redis.call('GET', KEYS[3]) == token then
     redis.call('DEL', KEYS[3])
   end
-  return {1, 0, -1, age}
+  local fence = -1
+  if ARGV[6] == '1' then
+    if redis.call('EXISTS', KEYS[4]) == 1 then
+      fence = redis.call('INCR', KEYS[4])
+    else
+      local now = redis.call('TIME')
+      fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
+    end
+  end
+  return {1, 0, fence, age}
 end
 if writer then
   return {0, redis.call('PTTL', KEYS[1]), -1, age}

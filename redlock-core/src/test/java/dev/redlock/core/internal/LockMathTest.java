@@ -83,7 +83,7 @@ final class LockMathTest {
     for (long leaseMs : new long[] {10, 333, 10_000, 86_400_000}) {
       Duration lease = Duration.ofMillis(leaseMs);
       assertEquals(
-          config.driftFor(lease).toNanos(),
+          ConfigInternals.driftFor(config, lease).toNanos(),
           LockMath.driftNanos(lease.toNanos(), 0.03, 7 * MS),
           "lease " + leaseMs + " ms");
     }

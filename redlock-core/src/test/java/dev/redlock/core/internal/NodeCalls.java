@@ -19,12 +19,21 @@ final class NodeCalls {
    */
   static final long HANG_GUARD_SECONDS = 15;
 
+  /** Bounds the nodes' calls in these tests (a daemon thread, as the engine's timer is). */
+  static final java.util.concurrent.ScheduledExecutorService TIMER =
+      java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "node-test-timer");
+            t.setDaemon(true);
+            return t;
+          });
+
   private NodeCalls() {}
 
   /** A Lettuce client set up as every lock connection must be. */
   static RedisClient lockClient() {
     RedisClient client = RedisClient.create();
-    client.setOptions(RedisNode.clientOptions(Duration.ofSeconds(2)));
+    client.setOptions(RedisNode.clientOptions(Duration.ofSeconds(2), null));
     return client;
   }
 

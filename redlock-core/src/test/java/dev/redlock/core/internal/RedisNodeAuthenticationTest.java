@@ -46,9 +46,9 @@ final class RedisNodeAuthenticationTest {
   }
 
   private static MasterFailureException acquireWith(String uri) {
-    RedisNode node = new RedisNode(client, RedisURI.create(uri));
+    RedisNode node = new RedisNode(client, RedisURI.create(uri), NodeCalls.TIMER);
     try {
-      return failureOf(node.acquire(new String[] {"redlock:a"}, false, false, Tokens.next(), 10_000, TIMEOUT));
+      return failureOf(MutexCalls.acquire(node, new String[] {"redlock:a"}, false, false, Tokens.next(), 10_000, TIMEOUT));
     } finally {
       node.closeAndWait(TIMEOUT);
     }
@@ -62,10 +62,10 @@ final class RedisNodeAuthenticationTest {
 
   @Test
   void acquire_rightPassword_works() {
-    RedisNode node = new RedisNode(client, RedisURI.create(fleet.uri(0)));
+    RedisNode node = new RedisNode(client, RedisURI.create(fleet.uri(0)), NodeCalls.TIMER);
     try {
       String token = Tokens.next();
-      assertTrue(await(node.acquire(new String[] {"redlock:a"}, false, false, token, 10_000, TIMEOUT)).acquired());
+      assertTrue(await(MutexCalls.acquire(node, new String[] {"redlock:a"}, false, false, token, 10_000, TIMEOUT)).acquired());
       assertEquals(token, fleet.command(0, "GET", "redlock:a"));
       assertEquals("127.0.0.1:" + fleet.port(0), node.name());
     } finally {

@@ -63,7 +63,7 @@ final class RedisNodeTest {
 
   @BeforeEach
   void openNode() {
-    node = new RedisNode(client, RedisURI.create(fleet.uri(0)));
+    node = new RedisNode(client, RedisURI.create(fleet.uri(0)), NodeCalls.TIMER);
   }
 
   @AfterEach
@@ -89,14 +89,14 @@ final class RedisNodeTest {
   }
 
   private AcquireReply acquire(String token, long leaseMillis, String... keys) {
-    return await(node.acquire(keys, false, false, token, leaseMillis, TIMEOUT));
+    return await(MutexCalls.acquire(node, keys, false, false, token, leaseMillis, TIMEOUT));
   }
 
   @Test
   void acquire_withFencing_drawsServerTimeWithoutACounterThenIncrementsTheConfirmedOne() {
     String[] keys = keys("redlock:f", "fence:f");
     String token = Tokens.next();
-    AcquireReply first = await(node.acquire(keys, true, false, token, LEASE, TIMEOUT));
+    AcquireReply first = await(MutexCalls.acquire(node, keys, true, false, token, LEASE, TIMEOUT));
     assertTrue(first.acquired());
     // No counter yet: the server's time in microseconds stands in, and nothing is created.
     assertTrue(first.fence() > 1_600_000_000_000_000L, "fence " + first.fence());
@@ -104,10 +104,10 @@ final class RedisNodeTest {
     assertTrue(await(node.confirmFence(keys, token, first.fence(), TIMEOUT)));
     assertEquals(Long.toString(first.fence()), fleet.command(0, "GET", "fence:f"));
     assertEquals(-1L, pttl("fence:f"));
-    await(node.release(keys("redlock:f"), token, "r1", TIMEOUT));
+    await(MutexCalls.release(node, keys("redlock:f"), token, "r1", TIMEOUT));
 
     String next = Tokens.next();
-    AcquireReply second = await(node.acquire(keys, true, false, next, LEASE, TIMEOUT));
+    AcquireReply second = await(MutexCalls.acquire(node, keys, true, false, next, LEASE, TIMEOUT));
     assertEquals(first.fence() + 1, second.fence());
     // A smaller number never lowers a counter.
     assertTrue(await(node.confirmFence(keys, next, 5, TIMEOUT)));
@@ -126,7 +126,7 @@ final class RedisNodeTest {
   void name_isHostAndPortWithoutCredentials() {
     assertEquals("127.0.0.1:" + fleet.port(0), node.name());
     RedisNode withPassword =
-        new RedisNode(client, RedisURI.create("redis://:hunter2@127.0.0.1:" + fleet.port(0)));
+        new RedisNode(client, RedisURI.create("redis://:hunter2@127.0.0.1:" + fleet.port(0)), NodeCalls.TIMER);
     assertEquals("127.0.0.1:" + fleet.port(0), withPassword.name());
     withPassword.close();
   }
@@ -223,7 +223,7 @@ final class RedisNodeTest {
   void acquire_wrongTypeKey_failsWithWrongType() {
     fleet.command(0, "HSET", "redlock:a", "field", "value");
     MasterFailureException e =
-        failureOf(node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
+        failureOf(MutexCalls.acquire(node, keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
     assertEquals(Kind.WRONG_TYPE, e.kind());
     assertTrue(e.kind().isPermanent());
     assertEquals(node.name(), e.master());
@@ -238,7 +238,7 @@ final class RedisNodeTest {
   void acquire_wrongTypeKeyAfterFreeKeys_setsNone() {
     fleet.command(0, "RPUSH", "redlock:b", "x");
     MasterFailureException e =
-        failureOf(node.acquire(keys("redlock:a", "redlock:b"), false, false, Tokens.next(), LEASE, TIMEOUT));
+        failureOf(MutexCalls.acquire(node, keys("redlock:a", "redlock:b"), false, false, Tokens.next(), LEASE, TIMEOUT));
     assertEquals(Kind.WRONG_TYPE, e.kind());
     assertTrue(e.getMessage().contains("list"), e.getMessage());
     assertFalse(exists("redlock:a"));
@@ -256,9 +256,9 @@ final class RedisNodeTest {
     fleet.command(0, "SCRIPT", "FLUSH");
     assertArrayEquals(
         new boolean[] {true},
-        await(node.extend(keys("redlock:a"), new String[] {"1", token}, LEASE, TIMEOUT)));
+        await(MutexCalls.extend(node, keys("redlock:a"), new String[] {"1", token}, LEASE, TIMEOUT)));
     fleet.command(0, "SCRIPT", "FLUSH");
-    assertEquals(1L, await(node.release(keys("redlock:a"), token, "r1", TIMEOUT)));
+    assertEquals(1L, await(MutexCalls.release(node, keys("redlock:a"), token, "r1", TIMEOUT)));
   }
 
   /**
@@ -275,8 +275,8 @@ final class RedisNodeTest {
     fleet.command(0, "SCRIPT", "LOAD", Script.RELEASE.text());
     String token = Tokens.next();
     CompletableFuture<AcquireReply> acquired =
-        node.acquire(keys("redlock:a"), false, false, token, 60_000, TIMEOUT);
-    CompletableFuture<Long> released = node.release(keys("redlock:a"), token, "r1", TIMEOUT);
+        MutexCalls.acquire(node, keys("redlock:a"), false, false, token, 60_000, TIMEOUT);
+    CompletableFuture<Long> released = MutexCalls.release(node, keys("redlock:a"), token, "r1", TIMEOUT);
     long deleted = await(released);
     // Either the acquire's retry went out before the release (and the release deleted its key),
     // or it was abandoned; never does it run after the release.
@@ -297,8 +297,8 @@ final class RedisNodeTest {
     await(node.warmUp(TIMEOUT));
     String token = Tokens.next();
     CompletableFuture<AcquireReply> acquired =
-        node.acquire(keys("redlock:a", "redlock:b"), false, false, token, 60_000, TIMEOUT);
-    CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, "r1", TIMEOUT);
+        MutexCalls.acquire(node, keys("redlock:a", "redlock:b"), false, false, token, 60_000, TIMEOUT);
+    CompletableFuture<Long> released = MutexCalls.release(node, keys("redlock:a", "redlock:b"), token, "r1", TIMEOUT);
     assertTrue(await(acquired).acquired());
     assertEquals(2L, await(released));
     assertEquals(0, fleet.keyCount());
@@ -313,8 +313,8 @@ final class RedisNodeTest {
   void release_issuedRightAfterAcquire_runsAfterItBeforeTheConnectionIsOpen() {
     String token = Tokens.next();
     CompletableFuture<AcquireReply> acquired =
-        node.acquire(keys("redlock:a", "redlock:b"), false, false, token, 60_000, TIMEOUT);
-    CompletableFuture<Long> released = node.release(keys("redlock:a", "redlock:b"), token, "r1", TIMEOUT);
+        MutexCalls.acquire(node, keys("redlock:a", "redlock:b"), false, false, token, 60_000, TIMEOUT);
+    CompletableFuture<Long> released = MutexCalls.release(node, keys("redlock:a", "redlock:b"), token, "r1", TIMEOUT);
     assertTrue(await(acquired).acquired());
     assertEquals(2L, await(released), "the release ran before the acquire");
     assertEquals(0, fleet.keyCount(), "the acquire left its keys behind after the release");
@@ -334,7 +334,7 @@ final class RedisNodeTest {
   void extend_rightToken_resetsExpiryToTheNewLease() {
     String token = Tokens.next();
     acquire(token, LEASE, "redlock:a");
-    boolean[] held = await(node.extend(keys("redlock:a"), new String[] {"1", token}, 120_000, TIMEOUT));
+    boolean[] held = await(MutexCalls.extend(node, keys("redlock:a"), new String[] {"1", token}, 120_000, TIMEOUT));
     assertArrayEquals(new boolean[] {true}, held);
     assertTrue(pttl("redlock:a") > LEASE, "PTTL " + pttl("redlock:a"));
     assertEquals(token, get("redlock:a"));
@@ -346,7 +346,7 @@ final class RedisNodeTest {
     acquire(token, 60_000, "redlock:a");
     assertArrayEquals(
         new boolean[] {true},
-        await(node.extend(keys("redlock:a"), new String[] {"1", token}, 5_000, TIMEOUT)));
+        await(MutexCalls.extend(node, keys("redlock:a"), new String[] {"1", token}, 5_000, TIMEOUT)));
     long pttl = pttl("redlock:a");
     assertTrue(pttl > 0 && pttl <= 5_000, "PTTL " + pttl + ": the extension was added, not set");
   }
@@ -356,7 +356,7 @@ final class RedisNodeTest {
     String holder = Tokens.next();
     acquire(holder, LEASE, "redlock:a");
     boolean[] held =
-        await(node.extend(keys("redlock:a"), new String[] {"1", Tokens.next()}, 120_000, TIMEOUT));
+        await(MutexCalls.extend(node, keys("redlock:a"), new String[] {"1", Tokens.next()}, 120_000, TIMEOUT));
     assertArrayEquals(new boolean[] {false}, held);
     assertEquals(holder, get("redlock:a"));
     assertTrue(pttl("redlock:a") <= LEASE, "PTTL " + pttl("redlock:a") + " was extended");
@@ -367,7 +367,7 @@ final class RedisNodeTest {
     String token = Tokens.next();
     acquire(token, LEASE, "redlock:a");
     fleet.command(0, "DEL", "redlock:a");
-    boolean[] held = await(node.extend(keys("redlock:a"), new String[] {"1", token}, LEASE, TIMEOUT));
+    boolean[] held = await(MutexCalls.extend(node, keys("redlock:a"), new String[] {"1", token}, LEASE, TIMEOUT));
     assertArrayEquals(new boolean[] {false}, held);
     assertFalse(exists("redlock:a"), "extend re-created a key that was gone");
   }
@@ -378,7 +378,7 @@ final class RedisNodeTest {
     acquire(token, LEASE, "redlock:a", "redlock:b");
     fleet.command(0, "DEL", "redlock:b");
     boolean[] held =
-        await(node.extend(keys("redlock:a", "redlock:b"), new String[] {"2", token}, 120_000, TIMEOUT));
+        await(MutexCalls.extend(node, keys("redlock:a", "redlock:b"), new String[] {"2", token}, 120_000, TIMEOUT));
     assertArrayEquals(new boolean[] {false}, held);
     assertTrue(pttl("redlock:a") <= LEASE, "the remaining key of a broken lease was extended");
     assertFalse(exists("redlock:b"));
@@ -394,7 +394,7 @@ final class RedisNodeTest {
     acquire(third, LEASE, "redlock:d");
     boolean[] held =
         await(
-            node.extend(
+            MutexCalls.extend(node, 
                 keys("redlock:a", "redlock:b", "redlock:c", "redlock:d"),
                 new String[] {"2", first, "1", second, "1", third},
                 120_000,
@@ -408,7 +408,7 @@ final class RedisNodeTest {
 
   @Test
   void extend_noLeases_answersEmpty() {
-    assertArrayEquals(new boolean[0], await(node.extend(keys(), new String[0], LEASE, TIMEOUT)));
+    assertArrayEquals(new boolean[0], await(MutexCalls.extend(node, keys(), new String[0], LEASE, TIMEOUT)));
   }
 
   @Test
@@ -416,7 +416,7 @@ final class RedisNodeTest {
     fleet.command(0, "HSET", "redlock:a", "f", "v");
     assertArrayEquals(
         new boolean[] {false},
-        await(node.extend(keys("redlock:a"), new String[] {"1", Tokens.next()}, LEASE, TIMEOUT)));
+        await(MutexCalls.extend(node, keys("redlock:a"), new String[] {"1", Tokens.next()}, LEASE, TIMEOUT)));
     assertEquals("hash", fleet.command(0, "TYPE", "redlock:a"));
   }
 
@@ -426,7 +426,7 @@ final class RedisNodeTest {
     String other = Tokens.next();
     acquire(token, LEASE, "redlock:a", "redlock:b");
     acquire(other, LEASE, "redlock:c");
-    long deleted = await(node.release(keys("redlock:a", "redlock:b", "redlock:c", "redlock:d"), token, "r1", TIMEOUT));
+    long deleted = await(MutexCalls.release(node, keys("redlock:a", "redlock:b", "redlock:c", "redlock:d"), token, "r1", TIMEOUT));
     assertEquals(2L, deleted);
     assertFalse(exists("redlock:a"));
     assertFalse(exists("redlock:b"));
@@ -437,7 +437,7 @@ final class RedisNodeTest {
   void release_wrongToken_deletesNothing() {
     String holder = Tokens.next();
     acquire(holder, LEASE, "redlock:a");
-    assertEquals(0L, await(node.release(keys("redlock:a"), Tokens.next(), "r1", TIMEOUT)));
+    assertEquals(0L, await(MutexCalls.release(node, keys("redlock:a"), Tokens.next(), "r1", TIMEOUT)));
     assertEquals(holder, get("redlock:a"));
   }
 
@@ -445,14 +445,14 @@ final class RedisNodeTest {
   void release_twice_isANoOp() {
     String token = Tokens.next();
     acquire(token, LEASE, "redlock:a");
-    assertEquals(1L, await(node.release(keys("redlock:a"), token, "r1", TIMEOUT)));
-    assertEquals(0L, await(node.release(keys("redlock:a"), token, "r1", TIMEOUT)));
+    assertEquals(1L, await(MutexCalls.release(node, keys("redlock:a"), token, "r1", TIMEOUT)));
+    assertEquals(0L, await(MutexCalls.release(node, keys("redlock:a"), token, "r1", TIMEOUT)));
   }
 
   @Test
   void release_wrongTypeKey_deletesNothing() {
     fleet.command(0, "HSET", "redlock:a", "f", "v");
-    assertEquals(0L, await(node.release(keys("redlock:a"), Tokens.next(), "r1", TIMEOUT)));
+    assertEquals(0L, await(MutexCalls.release(node, keys("redlock:a"), Tokens.next(), "r1", TIMEOUT)));
     assertEquals("hash", fleet.command(0, "TYPE", "redlock:a"));
   }
 
@@ -476,12 +476,12 @@ final class RedisNodeTest {
       subscriber
           .sync()
           .subscribe(
-              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:a",
-              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:b",
-              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:c",
+              Keys.RELEASE_CHANNEL_PREFIX + "redlock:a",
+              Keys.RELEASE_CHANNEL_PREFIX + "redlock:b",
+              Keys.RELEASE_CHANNEL_PREFIX + "redlock:c",
               end);
 
-      assertEquals(2L, await(node.release(keys("redlock:a", "redlock:b", "redlock:c"), token, "r1", TIMEOUT)));
+      assertEquals(2L, await(MutexCalls.release(node, keys("redlock:a", "redlock:b", "redlock:c"), token, "r1", TIMEOUT)));
       // A subscriber gets messages in publishing order: once the marker arrives, every release
       // notice published before it has arrived too.
       fleet.command(0, "PUBLISH", end, "done");
@@ -497,8 +497,8 @@ final class RedisNodeTest {
       }
       assertEquals(
           List.of(
-              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:a=r1",
-              RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:b=r1"),
+              Keys.RELEASE_CHANNEL_PREFIX + "redlock:a=r1",
+              Keys.RELEASE_CHANNEL_PREFIX + "redlock:b=r1"),
           messages);
     } finally {
       subscriber.close();
@@ -510,7 +510,7 @@ final class RedisNodeTest {
     await(node.warmUp(TIMEOUT));
     node.close();
     node.close(); // idempotent
-    MasterFailureException e = failureOf(node.acquire(keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
+    MasterFailureException e = failureOf(MutexCalls.acquire(node, keys("redlock:a"), false, false, Tokens.next(), LEASE, TIMEOUT));
     assertEquals(Kind.UNREACHABLE, e.kind());
     assertTrue(e.getMessage().contains("closed"), e.getMessage());
     assertFalse(exists("redlock:a"));

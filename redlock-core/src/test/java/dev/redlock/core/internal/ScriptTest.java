@@ -53,7 +53,7 @@ final class ScriptTest {
     assertEquals(
         0L,
         fleet.command(
-            0, "EVALSHA", Script.RELEASE.sha(), "1", "redlock:x", "token", RedisNode.RELEASE_CHANNEL_PREFIX, "r1"));
+            0, "EVALSHA", Script.RELEASE.sha(), "1", "redlock:x", "token", Keys.RELEASE_CHANNEL_PREFIX, "r1"));
   }
 
   @Test
@@ -71,6 +71,6 @@ final class ScriptTest {
 
   @Test
   void bootMarkerKey_isTheOneTheFleetSeedsAndHides() {
-    assertEquals(RedisFleet.BOOT_MARKER_KEY, RedisNode.BOOT_MARKER_KEY);
+    assertEquals(RedisFleet.BOOT_MARKER_KEY, Keys.BOOT_MARKER);
   }
 }

@@ -87,6 +87,8 @@ internal class BridgedLease(
 
     override fun onStateChange(listener: Consumer<LeaseState>): AutoCloseable {
         val initial = lease.state.value
+        // An ended lease changes no more: nothing to watch (a collector would wait forever).
+        if (!initial.isHeld) return AutoCloseable {}
         val watch = bridge.launchWatch {
             // One delivery at a time, so the listener sees the states in order (the latest one
             // when several changed while it ran); ends after a final state.

@@ -1,18 +1,19 @@
 package dev.redlock.java.internal
 
 import dev.redlock.core.LockLostException
+import dev.redlock.core.RedlockClosedException
 import dev.redlock.core.RedlockConfig
 import dev.redlock.coroutines.InternalRedlockApi
 import dev.redlock.coroutines.Lease
 import dev.redlock.coroutines.LockType
 import dev.redlock.coroutines.Redlock
-import dev.redlock.coroutines.acquire
+import dev.redlock.coroutines.acquireLease
+import dev.redlock.coroutines.closeAfter
 import dev.redlock.coroutines.guard
-import dev.redlock.coroutines.tryAcquire
 import dev.redlock.coroutines.runWithLease
+import dev.redlock.coroutines.workDispatcher
 import dev.redlock.java.LockLease
 import dev.redlock.java.LockOptions
-import java.util.Optional
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.CompletionStage
 import java.util.concurrent.ConcurrentHashMap
@@ -25,41 +26,30 @@ import kotlin.time.toKotlinDuration
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineName
 import kotlinx.coroutines.CoroutineScope
-import kotlinx.coroutines.Job
 import kotlinx.coroutines.CoroutineStart
-import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.cancel
-import kotlinx.coroutines.coroutineScope
-import kotlinx.coroutines.currentCoroutineContext
-import kotlinx.coroutines.isActive
 import kotlinx.coroutines.launch
-import kotlinx.coroutines.runBlocking
-import kotlinx.coroutines.withContext
 
 /**
- * The facade's only contact with the coroutine engine: every Java call becomes one coroutine in
- * [scope] over the one [Redlock], and its outcome is delivered to a `CompletableFuture` on the
- * caller's executor.
+ * The facade's only contact with the coroutine engine, and the same for every kind of lock: every
+ * Java call becomes one coroutine over the one [Redlock] (on its own work pool), with the kind as a
+ * [LockType], and its outcome is delivered to a `CompletableFuture` on the caller's executor.
  *
- * The engine's coroutines run on [Dispatchers.Default] and never run user code; the user's
- * action and every completion the user can observe run on the executor of the call. Signatures
- * here use Java types only, so that the Java half of the facade needs no Kotlin API.
+ * The engine's coroutines never run user code; the user's action and every completion the user
+ * can observe run on the executor of the call. Signatures here use Java types only (and the
+ * engine's [LockType]), so that the Java half of the facade needs no Kotlin API.
  */
 @OptIn(InternalRedlockApi::class)
 internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
     private val redlock = Redlock(config)
 
-    /** Parent of every call and keeper; cancelled by [close]. */
+    /** Parent of every call and keeper; what is left of them when the Redlock closes is cancelled. */
     private val calls = SupervisorJob()
-    private val scope = CoroutineScope(calls + Dispatchers.Default + CoroutineName("redlock-java"))
+    private val scope = CoroutineScope(calls + redlock.workDispatcher + CoroutineName("redlock-java"))
 
-    /** Parent of releases: never cancelled, so that a release runs to its end even during [close]. */
-    private val cleanups = SupervisorJob()
-    private val cleanupScope = CoroutineScope(cleanups + Dispatchers.Default + CoroutineName("redlock-java-release"))
-
-    /** Leases from `acquire` / `tryAcquire` not yet released: [close] releases them. */
+    /** Leases from `acquire` not yet released: their keepers end with them. */
     private val held: MutableSet<BridgedLease> = ConcurrentHashMap.newKeySet()
     private val closed = AtomicBoolean()
 
@@ -70,45 +60,53 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
     class Call<T>(val result: CompletableFuture<T>, val settled: CompletableFuture<Void?>)
 
     /**
-     * `withLock`: [action] runs on [executor], the call's future completes on [executor], the
-     * lease's futures complete on [leaseExecutor].
+     * `withLock` and its siblings: [action] runs on [executor] under a lease of [type], the call's
+     * future completes on [executor], the lease's futures complete on [leaseExecutor]. [call] names
+     * the call in messages.
      */
-    fun <T> withLock(
+    fun <T> withLease(
+        type: LockType,
         options: LockOptions,
         executor: Executor,
         leaseExecutor: Executor,
+        call: String,
         action: Function<in LockLease, out CompletionStage<T>?>,
     ): Call<T> =
         launchCall(executor, null) {
-            section(options, executor, leaseExecutor, action)
+            var bridged: BridgedLease? = null
+            try {
+                redlock.runWithLease(type, options.names(), options.lease(), options.wait(), options.autoRenew(), options.fencingFor(type), call) { lease ->
+                    val facadeLease = BridgedLease(this@EngineBridge, lease, leaseExecutor)
+                    bridged = facadeLease
+                    // Completes lost() while the action runs; the engine's own guard cancels the block.
+                    val watch = launch { facadeLease.onLost(lease.awaitLost()) }
+                    try {
+                        runAction(action, facadeLease, executor, type)
+                    } finally {
+                        watch.cancel()
+                    }
+                }
+            } catch (e: LockLostException) {
+                bridged?.onLost(e)
+                throw e
+            } catch (e: ActionFailure) {
+                for (loss in e.suppressed.filterIsInstance<LockLostException>()) {
+                    bridged?.onLost(loss)
+                    addSuppressedOnce(e.original, loss)
+                }
+                throw e
+            }
         }
 
-    /** `withReadLock`: as [withLock], for the read side of a reader-writer lock. */
-    fun <T> withReadLock(options: LockOptions, executor: Executor, action: Function<in LockLease, out CompletionStage<T>?>): Call<T> =
-        launchCall(executor, null) { section(options, executor, executor, action, LockType.READ) }
-
-    /** `withWriteLock`: as [withLock], for the write side of a reader-writer lock (writer priority on). */
-    fun <T> withWriteLock(options: LockOptions, executor: Executor, action: Function<in LockLease, out CompletionStage<T>?>): Call<T> =
-        launchCall(executor, null) { section(options, executor, executor, action, LockType.write(true)) }
-
-    /** `withPermit`: as [withLock], for one permit of a semaphore; a bad [permits] is thrown at once. */
-    fun <T> withPermit(options: LockOptions, permits: Int, executor: Executor, action: Function<in LockLease, out CompletionStage<T>?>): Call<T> {
-        val type = LockType.permit(permits)
-        return launchCall(executor, null) { section(options, executor, executor, action, type) }
-    }
-
-    /** `acquire`: waits for the lock; a lease the caller no longer wants (cancelled meanwhile) is released. */
-    fun acquire(options: LockOptions, executor: Executor): Call<LockLease> =
-        launchCall(executor, { lease -> (lease as BridgedLease).releaseAsync() }) {
-            val lease = redlock.acquire(*options.names(), leaseTime = options.lease(), waitTime = options.wait(), fencing = options.fencingChoice())
-            adopt(lease, executor, options.autoRenew())
-        }
-
-    /** `tryAcquire`: one attempt; empty on contention. */
-    fun tryAcquire(options: LockOptions, executor: Executor): Call<Optional<LockLease>> =
-        launchCall(executor, { lease -> lease.ifPresent { (it as BridgedLease).releaseAsync() } }) {
-            val lease = redlock.tryAcquire(*options.names(), leaseTime = options.lease(), fencing = options.fencingChoice())
-            if (lease == null) Optional.empty() else Optional.of<LockLease>(adopt(lease, executor, options.autoRenew()))
+    /**
+     * `acquire` (waits) and `tryAcquire` ([once]; null on contention) and their siblings: the
+     * lease is renewed and watched by a keeper job until released; a lease the caller no longer
+     * wants (its future was completed meanwhile) is released.
+     */
+    fun acquire(type: LockType, options: LockOptions, executor: Executor, once: Boolean, call: String): Call<LockLease?> =
+        launchCall(executor, { lease -> (lease as BridgedLease?)?.releaseAsync() }) {
+            val lease = redlock.acquireLease(type, options.names(), options.lease(), options.wait(), once, options.fencingFor(type), call)
+            lease?.let { adopt(it, executor, options.autoRenew()) }
         }
 
     /**
@@ -121,7 +119,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         val result = CompletableFuture<T>()
         val settled = CompletableFuture<Void?>()
         if (closed.get()) {
-            result.completeExceptionally(IllegalStateException(CLOSED))
+            result.completeExceptionally(RedlockClosedException(CLOSED))
             settled.complete(null)
             return Call(result, settled)
         }
@@ -133,8 +131,8 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
                     deliver(result, executor, null, e.original)
                     return@launch
                 } catch (e: CancellationException) {
-                    // The user cancelled the future (then this delivers nothing), or close() cancelled the call.
-                    deliver(result, executor, null, cancellation())
+                    // The user completed the future (then this delivers nothing), or the Redlock closed.
+                    deliver(result, executor, null, if (closed.get()) RedlockClosedException(CLOSED) else cancellation())
                     throw e
                 } catch (e: Throwable) {
                     deliver(result, executor, null, e)
@@ -144,19 +142,19 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         }
         job.invokeOnCompletion { cause ->
             // A call cancelled before it could start (close() raced with it) still gets an answer.
-            if (cause != null && !result.isDone) deliver(result, executor, null, cancellation())
+            if (cause != null && !result.isDone) deliver(result, executor, null, RedlockClosedException(CLOSED))
             settled.complete(null)
         }
         result.whenComplete { _, _ -> job.cancel() }
         return Call(result, settled)
     }
 
-    /** Runs [block] in the scope that releases use; it is never cancelled, and [close] waits for it. */
+    /** Runs [block] (a release) as a coroutine of its own, not cancelled by the caller. */
     fun launchCleanup(block: suspend () -> Unit) {
-        cleanupScope.launch { block() }
+        scope.launch { block() }
     }
 
-    /** Starts a watch of a lease (a state listener): cancelled by its handle or by [close]. */
+    /** Starts a watch of a lease (a state listener): cancelled by its handle, or when the Redlock closes. */
     fun launchWatch(block: suspend () -> Unit): Job = scope.launch { block() }
 
     /** Stops tracking a lease that is being released. */
@@ -165,54 +163,21 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
     }
 
     /**
-     * Closes: cancels every call and keeper and waits for them (the engine releases what they
-     * held), releases the leases still held, waits for every release, then closes the [Redlock].
+     * Closes: the Redlock informs every running section (LockLostException CLOSED) and waiting call
+     * (RedlockClosedException), releases every lease; then what is left of the calls (actions'
+     * stages, keepers, watches) is cancelled and awaited, before the Redlock's threads stop.
      */
     override fun close() {
         if (!closed.compareAndSet(false, true)) return
-        calls.cancel(CancellationException(CLOSED))
-        runBlocking {
-            calls.join()
-            for (lease in held.toList()) lease.releaseAsync()
-            for (release in cleanups.children.toList()) release.join()
+        redlock.closeAfter {
+            calls.cancel(CancellationException(CLOSED))
+            val settled = CompletableFuture<Void?>()
+            calls.invokeOnCompletion { settled.complete(null) }
+            settled
         }
-        redlock.close()
     }
 
     override fun toString(): String = "AsyncRedlock(" + redlock.toString().removePrefix("Redlock(")
-
-    /** `withLock` with renewal: exactly the engine's `withRedlock`, with the action's stage as its block. */
-    private suspend fun <T> section(
-        options: LockOptions,
-        executor: Executor,
-        leaseExecutor: Executor,
-        action: Function<in LockLease, out CompletionStage<T>?>,
-        type: LockType = LockType.MUTEX,
-    ): T {
-        var bridged: BridgedLease? = null
-        try {
-            return redlock.runWithLease(options.names(), options.lease(), options.wait(), options.autoRenew(), options.fencingChoice(), type) { lease ->
-                val facadeLease = BridgedLease(this@EngineBridge, lease, leaseExecutor)
-                bridged = facadeLease
-                // Completes lost() while the action runs; the engine's own guard cancels the block.
-                val watch = launch { facadeLease.onLost(lease.awaitLost()) }
-                try {
-                    runAction(action, facadeLease, executor)
-                } finally {
-                    watch.cancel()
-                }
-            }
-        } catch (e: LockLostException) {
-            bridged?.onLost(e)
-            throw e
-        } catch (e: ActionFailure) {
-            for (loss in e.suppressed.filterIsInstance<LockLostException>()) {
-                bridged?.onLost(loss)
-                addSuppressedOnce(e.original, loss)
-            }
-            throw e
-        }
-    }
 
     /**
      * Calls [action] on [executor] and waits for the stage it returns. Cancelling the wait (loss,
@@ -220,15 +185,16 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
      */
     private suspend fun <T> runAction(
         action: Function<in LockLease, out CompletionStage<T>?>,
-        lease: LockLease,
+        lease: BridgedLease,
         executor: Executor,
+        type: LockType,
     ): T {
         val returned = CompletableFuture<CompletionStage<out T>>()
         try {
             executor.execute {
                 val stage =
                     try {
-                        action.apply(lease)
+                        Nesting.enter(this, type, lease).use { action.apply(lease) }
                     } catch (t: Throwable) {
                         returned.completeExceptionally(t)
                         return@execute
@@ -254,7 +220,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         return stage.awaitCarried()
     }
 
-    /** Wraps a lease of the engine for `acquire`: tracked for close, renewed and watched by a keeper job. */
+    /** Wraps a lease of the engine for `acquire`: tracked, renewed and watched by a keeper job. */
     private fun adopt(lease: Lease, executor: Executor, renew: Boolean): BridgedLease {
         val bridged = BridgedLease(this, lease, executor)
         held += bridged
@@ -266,11 +232,10 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
 
     /** A plain JDK cancellation for the user's future: the coroutine's own one is a kotlinx type. */
     private fun cancellation(): java.util.concurrent.CancellationException =
-        java.util.concurrent.CancellationException(if (closed.get()) CANCELLED_BY_CLOSE else "the call was cancelled")
+        java.util.concurrent.CancellationException("the call was cancelled")
 
     private companion object {
-        const val CLOSED = "this AsyncRedlock is closed"
-        const val CANCELLED_BY_CLOSE = "the AsyncRedlock was closed while this call was running"
+        const val CLOSED = "this AsyncRedlock is closed; create a new one to take locks"
 
         fun LockOptions.names(): Array<String> = resources().toTypedArray()
 
@@ -278,6 +243,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
 
         fun LockOptions.wait(): Duration? = waitTime().orElse(null)?.toKotlinDuration()
 
-        fun LockOptions.fencingChoice(): Boolean? = fencing().orElse(null)
+        /** The fencing choice: the call's, else the config's where the kind can carry a token. */
+        fun LockOptions.fencingFor(type: LockType): Boolean? = fencing().orElse(null) ?: if (type.fenceable) null else false
     }
 }

@@ -1,8 +1,10 @@
-package dev.redlock.coroutines
+package dev.redlock.coroutines.internal
 
+import dev.redlock.core.internal.Failures
 import dev.redlock.core.internal.LockNode
 import java.util.concurrent.CompletableFuture
 import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.future.await
 import kotlinx.coroutines.suspendCancellableCoroutine
 
 /** One master's answer in a fan-out: a value or the failure (already a MasterFailureException). */
@@ -14,33 +16,38 @@ internal class Answer<R>(val node: Int, val value: R?, val failure: Throwable?)
  *
  * Every call is issued before the first suspension, so all masters see the request at the same
  * time. Masters still silent when the outcome is decided are left to their own (bounded) calls:
- * their answer is not needed, and the caller treats them as "possibly applied" for cleanup.
+ * their answer is not needed, and the caller treats them as "possibly applied" for cleanup. Each
+ * call is bounded by its node timeout, so the gathering ends within one node timeout.
  * Cancellation of the caller cancels the gathering at once; the calls already sent stay sent.
- * [observe] sees every answer, including those that arrive after the outcome was decided.
+ *
+ * A master that is the same server as an earlier one ([Masters.duplicateOf]) answers with a
+ * `DUPLICATE` failure instead of its value: one server never makes two votes. [observe] sees every
+ * answer, also those after the outcome was decided, on the thread the answer arrives on (an I/O
+ * or timer thread: it must not block or call user code).
  */
 internal suspend fun <R> fanOut(
-    nodes: List<LockNode>,
+    masters: Masters,
     quorum: Int,
     isYes: (R) -> Boolean,
     observe: ((Answer<R>) -> Unit)? = null,
     call: (LockNode) -> CompletableFuture<R>,
 ): Gathered<R> {
+    val nodes = masters.nodes
     val calls = ArrayList<CompletableFuture<R>>(nodes.size)
     for (node in nodes) calls += call(node)
     // No coroutine per master: each answer is counted where it arrives, and the caller is resumed
-    // once, when the outcome is decided (one thread hop per fan-out, not one per master).
+    // once, when the outcome is decided (one dispatch per fan-out, not one per master).
     val tally = Tally(nodes.size, quorum, isYes)
     val answers = suspendCancellableCoroutine { cont ->
         calls.forEachIndexed { i, sent ->
             sent.whenComplete { value, e ->
-                val answer = if (e == null) Answer(i, value, null) else Answer<R>(i, null, unwrap(e))
-                // Every answer, also those that come after the outcome was decided.
+                val answer = masters.answer(i, value, e)
                 observe?.invoke(answer)
                 tally.add(answer)?.let { decided -> cont.resume(decided) { _, _, _ -> } }
             }
         }
     }
-    return Gathered(answers, calls)
+    return Gathered(masters, answers, calls)
 }
 
 /** Counts the answers of one fan-out; hands out the deciding list once. Thread-safe. */
@@ -60,24 +67,26 @@ private class Tally<R>(private val size: Int, private val quorum: Int, private v
     }
 }
 
-private fun unwrap(e: Throwable): Throwable =
-    if ((e is java.util.concurrent.CompletionException || e is java.util.concurrent.ExecutionException) && e.cause != null) e.cause!! else e
-
 /** The answers that decided a fan-out, and every call sent (to collect the late answers if needed). */
-internal class Gathered<R>(val answers: List<Answer<R>>, private val calls: List<CompletableFuture<R>>) {
+internal class Gathered<R>(private val masters: Masters, val answers: List<Answer<R>>, private val calls: List<CompletableFuture<R>>) {
     /** All answers: the deciding ones plus those of the masters that were still silent, each bounded by its call. */
     suspend fun all(): List<Answer<R>> {
         if (answers.size == calls.size) return answers
         val answered = answers.mapTo(HashSet()) { it.node }
         val late = calls.indices.filter { it !in answered }.map { i ->
             try {
-                Answer(i, calls[i].awaitQuietly(), null)
+                masters.answer(i, calls[i].awaitQuietly(), null)
             } catch (e: CancellationException) {
                 throw e
             } catch (e: Throwable) {
-                Answer<R>(i, null, e)
+                masters.answer<R>(i, null, e)
             }
         }
         return answers + late
     }
 }
+
+/** Awaits a future without letting the caller's cancellation cancel it. */
+internal suspend fun <T> CompletableFuture<T>.awaitQuietly(): T = thenApply { it }.await()
+
+internal fun unwrap(e: Throwable): Throwable = Failures.unwrap(e)

@@ -1,4 +1,4 @@
-package dev.redlock.coroutines
+package dev.redlock.coroutines.internal
 
 import kotlin.random.Random
 import kotlin.time.Duration

@@ -1,4 +1,4 @@
-package dev.redlock.coroutines
+package dev.redlock.coroutines.internal
 
 import dev.redlock.core.RedlockConfig
 import dev.redlock.core.internal.ConfigInternals
@@ -12,6 +12,7 @@ import io.lettuce.core.resource.ClientResources
 import io.lettuce.core.resource.DefaultClientResources
 import io.lettuce.core.resource.Delay
 import java.time.Duration
+import java.util.concurrent.ScheduledExecutorService
 import java.util.concurrent.TimeUnit
 
 /**
@@ -20,7 +21,7 @@ import java.util.concurrent.TimeUnit
  * Redlock; a client or connection the user supplied is never shut down or closed (only the
  * connections the library opened with a user's client are).
  */
-internal class LettuceMasters(config: RedlockConfig) : AutoCloseable {
+internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorService) : AutoCloseable {
     private val specs: List<MasterSpec> = ConfigInternals.masters(config)
 
     /** Created only when some master is given as a URI: user-supplied masters need none of it. */
@@ -44,17 +45,32 @@ internal class LettuceMasters(config: RedlockConfig) : AutoCloseable {
     val nodes: List<LockNode> =
         specs.mapIndexed { i, spec ->
             when (spec.source()) {
-                MasterSpec.Source.CLIENT -> RedisNode(spec.client(), spec.redisUri())
-                MasterSpec.Source.CONNECTION -> RedisNode(spec.connection(), "connection:masters[$i]")
-                else -> RedisNode(client!!, RedisURI.create(spec.uri()))
+                MasterSpec.Source.CLIENT -> RedisNode(spec.client(), spec.redisUri(), timer)
+                MasterSpec.Source.CONNECTION -> RedisNode(spec.connection(), "connection:masters[$i]", timer)
+                else -> RedisNode(client!!, RedisURI.create(spec.uri()), timer)
             }
         }
 
+    /**
+     * Closes the connections and shuts down what the library created. Waits (bounded) for the
+     * client's threads to end, unless called on one of them: it then only starts the shutdown,
+     * since a thread cannot wait for itself to end.
+     */
     override fun close() {
+        if (onClientThread()) {
+            for (node in nodes) node.close()
+            client?.shutdownAsync(0, CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
+            resources?.shutdown(0, CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
+            return
+        }
         for (node in nodes) (node as RedisNode).closeAndWait(CLOSE_TIMEOUT)
         client?.shutdown(Duration.ZERO, CLOSE_TIMEOUT)
         resources?.shutdown(0, CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)?.await(CLOSE_TIMEOUT.toMillis())
     }
+
+    /** Whether the calling thread is a Netty thread (one of ours, or another client's: either way, do not block it). */
+    private fun onClientThread(): Boolean =
+        Thread.currentThread() is io.netty.util.concurrent.FastThreadLocalThread
 
     private companion object {
         val CLOSE_TIMEOUT: Duration = Duration.ofSeconds(2)

@@ -1,4 +1,4 @@
-package dev.redlock.coroutines
+package dev.redlock.coroutines.internal
 
 import dev.redlock.core.internal.LockNode
 import java.util.concurrent.CompletableFuture
@@ -37,7 +37,10 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
     }
 
     /** What woke a waiter. */
-    enum class Signal { NONE, TIMEOUT, RELEASED, PROMOTED }
+    enum class Signal { NONE, TIMEOUT, RELEASED, PROMOTED, CLOSED }
+
+    @Volatile
+    private var closed = false
 
     /** One acquisition waiting for [keys]; [queued] when it waits in its key's queue (exclusive, one key). */
     class Waiter(val keys: Array<String>, val queued: Boolean) {
@@ -49,19 +52,20 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
             doorbell.trySend(Unit)
         }
 
-        /** Takes the pending signal, a release taking precedence over a promotion. */
+        /** Takes the pending signal: closing first, then a release, then a promotion. */
         fun take(): Signal {
             val f = flags.getAndSet(0)
             return when {
+                f and (1 shl Signal.CLOSED.ordinal) != 0 -> Signal.CLOSED.also { flags.set(1 shl Signal.CLOSED.ordinal) }
                 f and (1 shl Signal.RELEASED.ordinal) != 0 -> Signal.RELEASED
                 f and (1 shl Signal.PROMOTED.ordinal) != 0 -> Signal.PROMOTED
                 else -> Signal.NONE
             }
         }
 
-        /** Forgets signals that an attempt about to start makes moot. */
+        /** Forgets signals that an attempt about to start makes moot (not closing). */
         fun clear() {
-            flags.set(0)
+            flags.getAndUpdate { it and (1 shl Signal.CLOSED.ordinal) }
             doorbell.tryReceive()
         }
 
@@ -119,16 +123,18 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
         synchronized(lock) {
             val room = rooms[keys[0]] ?: return null
             if (room.queue.isEmpty()) return null
-            return Waiter(keys, true).also { room.queue.addLast(it) }
+            return Waiter(keys, true).also { room.queue.addLast(it); if (closed) it.ring(Signal.CLOSED) }
         }
     }
 
     /** Registers [keys] as waited for, subscribing to the notices of keys nobody waited for yet. */
     fun join(keys: Array<String>, exclusive: Boolean): Waiter {
         val waiter = Waiter(keys, keys.size == 1 && exclusive)
+        if (closed) return waiter.also { it.ring(Signal.CLOSED) }
         // Subscriptions change under the lock, so that the masters see them in the order the
         // rooms came and went (a room removed and re-created at once must end up subscribed).
         synchronized(lock) {
+            if (closed) return waiter.also { it.ring(Signal.CLOSED) }
             var fresh: ArrayList<Room>? = null
             for (key in keys) {
                 val room = rooms[key] ?: Room(key).also { rooms[key] = it; (fresh ?: ArrayList<Room>(keys.size).also { f -> fresh = f }) += it }
@@ -171,6 +177,17 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
         }
     }
 
+    /** Wakes every waiter with [Signal.CLOSED], now and for good (the Redlock is closing). */
+    fun closeAll() {
+        synchronized(lock) {
+            closed = true
+            for (room in rooms.values) {
+                for (w in room.queue) w.ring(Signal.CLOSED)
+                for (w in room.watchers) w.ring(Signal.CLOSED)
+            }
+        }
+    }
+
     /** A release of [key] was announced (by a master, or by a lease of this process when [releaseId] is its id). */
     fun released(key: String, releaseId: String?) {
         if (rooms[key] == null) return
@@ -195,8 +212,8 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
 
     /** Expected while a master is down; waiters then fall back to timers, so DEBUG, not a warning. */
     private fun subscriptionFailed(what: String, key: String, node: LockNode, e: Throwable) {
-        if (Redlock.LOG.isDebugEnabled) {
-            Redlock.LOG.debug(
+        if (Observer.LOG.isDebugEnabled) {
+            Observer.LOG.debug(
                 "Redlock could not {} the release notices of {} on {} ({}); waiters fall back to the holder's lease time and the retry delay",
                 what, key, node.name(), e.message,
             )

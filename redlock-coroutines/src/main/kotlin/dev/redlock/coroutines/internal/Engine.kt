@@ -1,0 +1,271 @@
+package dev.redlock.coroutines.internal
+
+import dev.redlock.core.LockLostException
+import dev.redlock.core.RedlockClosedException
+import dev.redlock.core.RedlockConfig
+import dev.redlock.core.internal.LockMath
+import dev.redlock.core.internal.LockNode
+import dev.redlock.core.internal.Tokens
+import java.util.concurrent.CompletableFuture
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.Executor
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicBoolean
+import java.util.concurrent.atomic.AtomicInteger
+import kotlin.coroutines.ContinuationInterceptor
+import kotlin.random.Random
+import kotlin.time.Duration
+import kotlin.time.TimeSource
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.CoroutineName
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.currentCoroutineContext
+import kotlinx.coroutines.future.await
+import kotlinx.coroutines.withContext
+
+/**
+ * The machinery behind one `Redlock`: its masters, clock, threads, lease timer, wait rooms,
+ * observer and restart guard, and the operations every kind of lock shares (acquire, release,
+ * close). The public handle `Redlock` holds one; the Java facade reaches it through the same
+ * handle.
+ */
+internal class Engine(
+    val config: RedlockConfig,
+    nodes: List<LockNode>,
+    val timeSource: TimeSource.WithComparableMarks,
+    val random: Random,
+    private val lettuce: LettuceMasters?,
+    private val threads: EngineThreads?,
+    timerDispatcher: CoroutineDispatcher,
+    /** Runs the library's own coroutines, and callers that have no dispatcher of their own. */
+    val workDispatcher: CoroutineDispatcher,
+    offload: Executor,
+) {
+    val observer = Observer(nodes, config.metrics(), offload)
+    val masters = Masters(nodes, observer, timeSource, config.restartGuard().toMillis())
+    val quorum: Int = LockMath.quorum(nodes.size)
+    val defaults: Timing = Timing.of(config)
+
+    /** The library's own coroutines (the lease timer, renewal calls): cancelled by [close]. */
+    val scope = CoroutineScope(SupervisorJob() + workDispatcher + CoroutineName("redlock"))
+    val timer = LeaseTimer(this, timerDispatcher, scope)
+    val rooms = WaitRooms(nodes, config.nodeTimeout())
+
+    /** Sees every answer of an acquire or extend fan-out (on I/O threads): tracks which masters fail. */
+    val acquireAnswers: (Answer<*>) -> Unit = { observe(it, "acquire") }
+    val extendAnswers: (Answer<*>) -> Unit = { observe(it, "extend") }
+
+    /** Leases held in this process (granted, not yet released or lost): what [close] releases. */
+    private val live: MutableSet<RedlockLease> = ConcurrentHashMap.newKeySet()
+    private val closed = AtomicBoolean()
+    private val acquiring = AtomicInteger()
+    private val drained = CompletableFuture<Void?>()
+
+    val isClosed: Boolean get() = closed.get()
+
+    init {
+        if (nodes.size % 2 == 0) {
+            Observer.LOG.warn(
+                "Redlock over {} masters: an even number tolerates no more failed masters ({}) than {} would; an odd number makes the most of every server",
+                nodes.size, nodes.size - quorum, nodes.size - 1,
+            )
+        }
+        val warmUp = config.nodeTimeout().multipliedBy(20)
+        for (node in nodes) {
+            node.warmUp(warmUp).whenComplete { _, e ->
+                if (e != null && !closed.get()) {
+                    Observer.LOG.warn(
+                        "Redlock master {} is not reachable at start-up ({}); locks work while a majority of the {} masters answers",
+                        node.name(), e.message, nodes.size,
+                    )
+                }
+            }
+        }
+    }
+
+    private fun observe(answer: Answer<*>, operation: String) {
+        val failure = answer.failure
+        if (failure == null) observer.answered(answer.node)
+        else observer.failed(answer.node, operation, failure.asMasterFailure(masters.nodes[answer.node]))
+    }
+
+    /**
+     * Runs [block] where user code may run: on the caller's dispatcher, or on the work pool when
+     * the caller has none (or an unconfined one), since the engine's resumptions would otherwise
+     * run the caller's code on a Redis client's I/O thread.
+     */
+    suspend inline fun <T> onCallerSafeThread(crossinline block: suspend () -> T): T {
+        val context = currentCoroutineContext()
+        val interceptor = context[ContinuationInterceptor]
+        val dispatches = interceptor is CoroutineDispatcher && interceptor.isDispatchNeeded(context)
+        return if (dispatches) block() else withContext(workDispatcher) { block() }
+    }
+
+    fun checkOpen() {
+        if (closed.get()) throw closedException()
+    }
+
+    fun closedException() = RedlockClosedException("this Redlock is closed; create a new one to take locks")
+
+    /**
+     * Acquires a lease of [kind] on [resources], waiting up to the wait time unless [once].
+     * Returns null only when [once] and another holder has the lock. See [Acquisition].
+     */
+    suspend fun acquire(
+        resources: Array<out String>,
+        leaseTime: Duration?,
+        waitTime: Duration?,
+        once: Boolean,
+        fencing: Boolean?,
+        kind: LockKind,
+    ): RedlockLease? {
+        checkOpen()
+        val names = checkResources(resources)
+        require(kind.multiResource || names.size == 1) { "a ${kind.what} holds one resource, but ${names.size} were given: $names" }
+        val timing = Timing.of(config, leaseTime, if (once) Duration.ZERO else waitTime, defaults)
+        val fenced = fencing ?: (config.fencing() && kind.fenceable)
+        require(!fenced || kind.fenceable) { "fencing is for locks with one holder at a time (locks and write locks), but was asked for a ${kind.what}" }
+        acquiring.incrementAndGet()
+        try {
+            return Acquisition(this, kind, names, timing, fenced, once).run()
+        } finally {
+            if (acquiring.decrementAndGet() == 0 && closed.get()) drained.complete(null)
+        }
+    }
+
+    /** A lease was granted: it is held in this process until released or lost. */
+    fun adopt(lease: RedlockLease) {
+        live += lease
+        // Closed while the winning attempt was under way: close() may have missed this lease.
+        if (closed.get() && live.remove(lease)) {
+            lease.markLost(LockLostException.Reason.CLOSED, null)
+            lease.markReleased()
+            sendRelease(lease, Tokens.releaseId())
+            throw closedException()
+        }
+    }
+
+    /** The lease was released or lost. */
+    fun forget(lease: RedlockLease) {
+        live -= lease
+    }
+
+    /**
+     * Releases a granted lease on every master (not only the quorum), and hands the lock to the
+     * next waiter of this process at once. Bounded by the node timeout; never throws.
+     */
+    suspend fun releaseEverywhere(lease: RedlockLease) {
+        // Published with the release, so that a waiter hearing it from several masters (and from
+        // this process first) acts on it once.
+        val releaseId = Tokens.releaseId()
+        val done = sendRelease(lease, releaseId)
+        // The release calls are sent: a waiter woken now sends its attempt after them on every
+        // master's connection, and each master runs them in order, so it finds the keys gone
+        // without waiting for the masters' answers or their release notices.
+        for (key in lease.kind.noticeKeys(lease.keys)) rooms.released(key, releaseId)
+        done.await()
+    }
+
+    private fun sendRelease(lease: RedlockLease, releaseId: String): CompletableFuture<Void?> =
+        release(masters.nodes.indices, lease.kind, lease.keys, lease.token, releaseId, lease.timing, warn = true, final = true)
+
+    /**
+     * Sends the release to the [targets] at once; the returned future completes (never fails) when
+     * every master answered or timed out, within the node timeout. Each answer is observed as it
+     * comes; a master that fails keeps the keys until they expire (within the lease time), logged
+     * as a warning when [warn], else at DEBUG. [released] hears each master that answered.
+     */
+    fun release(
+        targets: Iterable<Int>,
+        kind: LockKind,
+        keys: Array<String>,
+        token: String,
+        releaseId: String,
+        timing: Timing,
+        warn: Boolean,
+        final: Boolean,
+        released: ((Int) -> Unit)? = null,
+    ): CompletableFuture<Void?> {
+        val releaseKeys = kind.releaseKeys(keys, final)
+        val args = kind.releaseArgs(keys, token, releaseId, final)
+        val calls = targets.map { i ->
+            masters.nodes[i].release(kind.releaseScript, releaseKeys, args, timing.nodeTimeout).handle { _, e ->
+                if (e == null) {
+                    observer.answered(i)
+                    released?.invoke(i)
+                } else {
+                    val failure = unwrap(e).asMasterFailure(masters.nodes[i])
+                    observer.failed(i, "release", failure)
+                    observer.releaseFailed(keys.toList(), i, failure, timing.lease, warn)
+                }
+                null
+            }
+        }
+        return CompletableFuture.allOf(*calls.toTypedArray()).thenApply { null }
+    }
+
+    /**
+     * Ends everything this engine owns: waiters fail at once with [RedlockClosedException], every
+     * held lease is declared lost with [LockLostException.Reason.CLOSED] (which cancels its
+     * critical section) and released, acquisitions in flight finish their cleanup, and what
+     * [beforeShutdown] returns completes; then the connections and threads are closed. Waits for all that, bounded (about four node timeouts),
+     * unless called on a thread that the shutdown itself needs (a Redis client's I/O thread, or
+     * one of the engine's own), where it only starts it. Idempotent; safe from any thread.
+     */
+    fun close(beforeShutdown: (() -> CompletableFuture<*>)? = null) {
+        if (!closed.compareAndSet(false, true)) return
+        rooms.closeAll()
+        val releases = ArrayList<CompletableFuture<Void?>>()
+        for (lease in live.toList()) {
+            lease.markLost(LockLostException.Reason.CLOSED, null)
+            if (lease.markReleased()) releases += sendRelease(lease, Tokens.releaseId())
+        }
+        if (acquiring.get() == 0) drained.complete(null)
+        var done: CompletableFuture<*> = CompletableFuture.allOf(*releases.toTypedArray(), drained)
+        if (beforeShutdown != null) done = done.handle { _, _ -> null }.thenCompose { beforeShutdown().handle { _, _ -> null } }
+        if (EngineThreads.onIoOrTimerThread() || threads?.isOwnThread() == true) {
+            // Not here: the work below needs this very thread (or the client's threads) to finish.
+            val bounded = CompletableFuture<Void?>()
+            done.whenComplete { _, _ -> bounded.complete(null) }
+            threads?.timer?.schedule({ bounded.complete(null) }, closeBound(), TimeUnit.MILLISECONDS)
+            bounded.whenComplete { _, _ -> shutDown() }
+            return
+        }
+        try {
+            done.get(closeBound(), TimeUnit.MILLISECONDS)
+        } catch (e: InterruptedException) {
+            Thread.currentThread().interrupt()
+        } catch (e: Exception) {
+            // Bounded: what did not finish in time expires on the masters within its lease time.
+        }
+        shutDown()
+    }
+
+    private fun closeBound(): Long = defaults.nodeTimeout.toMillis() * 4 + 500
+
+    private fun shutDown() {
+        scope.cancel()
+        if (lettuce != null) lettuce.close() else masters.nodes.forEach { it.close() }
+        threads?.close()
+    }
+
+    companion object {
+        /** An engine over the masters of [config], with its own client and threads. */
+        fun create(config: RedlockConfig, timeSource: TimeSource.WithComparableMarks): Engine {
+            val threads = EngineThreads()
+            try {
+                val lettuce = LettuceMasters(config, threads.timer)
+                return Engine(config, lettuce.nodes, timeSource, Random.Default, lettuce, threads,
+                    threads.timerDispatcher, threads.workDispatcher, threads.workExecutor)
+            } catch (e: Throwable) {
+                threads.close()
+                throw e
+            }
+        }
+
+        fun checkResources(resources: Array<out String>): List<String> =
+            dev.redlock.core.internal.Checks.resources(resources.asList())
+    }
+}

@@ -1,0 +1,294 @@
+package dev.redlock.coroutines.internal
+
+import dev.redlock.core.LeaseState
+import dev.redlock.core.LockLostException
+import dev.redlock.core.LockNotExtendedException
+import dev.redlock.core.MasterFailureException
+import dev.redlock.core.internal.Checks
+import dev.redlock.core.internal.LockMath
+import dev.redlock.core.internal.Tokens
+import dev.redlock.coroutines.Lease
+import kotlin.time.ComparableTimeMark
+import kotlin.time.Duration
+import kotlin.time.toJavaDuration
+import kotlin.time.toKotlinDuration
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.DisposableHandle
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.awaitCancellation
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.withContext
+
+/**
+ * The one implementation of [Lease]: a small state machine, [State], changed under the lease's
+ * monitor. Extend and release need no further exclusion, since each master runs a lease's
+ * commands in the order they were sent (an extend that arrives after the release finds the keys
+ * gone, and is ignored once released).
+ *
+ * Validity: `validUntil` is measured on the engine's clock from the start of the attempt (or the
+ * extend) that set it. The lease is declared lost [Timing.expiryLead] before it, at the latest,
+ * when no renewal moved it: by the engine's timer, or by whoever reads [isValid] first.
+ */
+internal class RedlockLease(
+    private val engine: Engine,
+    override val resources: List<String>,
+    /** The lease's base keys (its resources' lock keys). */
+    val keys: Array<String>,
+    val token: String,
+    val timing: Timing,
+    /** The start of the attempt that won the lease: hold times and validity are counted from it. */
+    grantedAt: ComparableTimeMark,
+    override val fencingToken: Long?,
+    val kind: LockKind,
+    /** How many masters must confirm a renewal: the quorum the lease was granted with. */
+    val quorum: Int,
+) : Lease {
+    /** Where the lease stands; every change goes through [move]. */
+    sealed class State(
+        /** The end of validity: the current one while held, the last one once ended. */
+        val validUntil: ComparableTimeMark,
+    ) {
+        /** Held; [renewalFailure] is why the last renewal failed (AT_RISK), null after a good one. */
+        class Held(validUntil: ComparableTimeMark, val renewalFailure: Throwable?) : State(validUntil)
+
+        /** Released by its holder (once). */
+        class Released(validUntil: ComparableTimeMark) : State(validUntil)
+
+        /** Lost, for [loss], declared [at]; its keys are still released once. */
+        class Lost(validUntil: ComparableTimeMark, val loss: LockLostException, val at: ComparableTimeMark) : State(validUntil)
+    }
+
+    @Volatile
+    var current: State = State.Held(grantedAt + timing.lease - timing.drift, null)
+        private set
+
+    /** The keys the extend script renews for this lease. */
+    val extendKeys: Array<String> = kind.extendKeys(keys)
+
+    private val grantedAt: ComparableTimeMark = grantedAt
+
+    /** The end of the maximum hold time, when one is configured. */
+    private val holdUntil: ComparableTimeMark? = engine.config.maxHoldTime().orElse(null)?.let { grantedAt + it.toKotlinDuration() }
+
+    /** Completes with the loss, or with null once released: what [awaitLost] and the guards wait for. */
+    private val ended = CompletableDeferred<LockLostException?>()
+
+    /** Whether [release] ran (once); guarded by the monitor. */
+    private var releaseSent = false
+
+    /** Created on first use of [state]'s flow; most leases are never observed this way. */
+    @Volatile
+    private var flow: MutableStateFlow<LeaseState>? = null
+
+    override val isValid: Boolean
+        get() = current is State.Held && checkDeadlines() == null
+
+    override val remaining: Duration
+        get() = (current as? State.Held)?.let { (-it.validUntil.elapsedNow()).coerceAtLeast(Duration.ZERO) } ?: Duration.ZERO
+
+    override val state: StateFlow<LeaseState>
+        get() = flow ?: synchronized(this) { flow ?: MutableStateFlow(publicState(current)).also { flow = it } }
+
+    /** The loss, once the lease is lost. */
+    val loss: LockLostException? get() = (current as? State.Lost)?.loss
+
+    /** Why the last renewal failed, while the lease is held and at risk. */
+    val renewalFailure: Throwable? get() = (current as? State.Held)?.renewalFailure
+
+    val isHeld: Boolean get() = current is State.Held
+
+    /** When the last successful acquisition or extension started: renewals are scheduled from it. */
+    val renewedAt: ComparableTimeMark get() = current.validUntil - timing.lease + timing.drift
+
+    /** The moment the lease is declared lost unless renewed: its validity less the lead, or the end of the maximum hold. */
+    val deadline: ComparableTimeMark
+        get() = (current.validUntil - timing.expiryLead).let { holdUntil?.let { h -> minOf(h, it) } ?: it }
+
+    private fun publicState(s: State): LeaseState = when (s) {
+        is State.Held -> if (s.renewalFailure == null) LeaseState.HELD else LeaseState.AT_RISK
+        is State.Lost -> LeaseState.LOST
+        is State.Released -> LeaseState.RELEASED
+    }
+
+    /** Changes the state; call under the monitor. */
+    private fun move(to: State) {
+        current = to
+        flow?.value = publicState(to)
+    }
+
+    /**
+     * Declares the lease lost if its maximum hold time or its validity (less the lead) has run out;
+     * returns the loss (also an earlier one), or null while it is held or once released.
+     */
+    fun checkDeadlines(): LockLostException? {
+        when (val s = current) {
+            is State.Lost -> return s.loss
+            is State.Released -> return null
+            is State.Held -> {
+                if (holdUntil != null && holdUntil.hasPassedNow()) return markLost(LockLostException.Reason.MAX_HOLD, null)
+                if ((s.validUntil - timing.expiryLead).hasPassedNow()) return markLost(LockLostException.Reason.EXPIRED, s.renewalFailure)
+                return null
+            }
+        }
+    }
+
+    override suspend fun extend() {
+        when (val s = current) {
+            is State.Released -> throw released()
+            is State.Lost -> throw s.loss
+            is State.Held -> Unit
+        }
+        checkDeadlines()?.let { throw it }
+        engine.timer.extendAll(listOf(this))[0]?.let { throw it }
+    }
+
+    private fun released() = IllegalStateException("the lease on $resources was released; acquire it again")
+
+    /**
+     * Applies the outcome of an extend call that started at [start]: [confirmed] masters extended
+     * the lease, [notHeld] no longer hold it, [failures] did not answer. Returns null when the
+     * lease was extended, else why not (never throws).
+     */
+    fun extended(start: ComparableTimeMark, confirmed: Int, notHeld: Int, failures: List<MasterFailureException>): Throwable? =
+        applyExtended(start, confirmed, notHeld, failures).also { engine.observer.renewal(this, it, remaining) }
+
+    private fun applyExtended(start: ComparableTimeMark, confirmed: Int, notHeld: Int, failures: List<MasterFailureException>): Throwable? {
+        val n = engine.masters.size
+        if (LockMath.quorumImpossible(n, quorum, notHeld)) {
+            return markLost(LockLostException.Reason.NOT_HELD, failures.firstOrNull()) ?: released()
+        }
+        if (confirmed >= quorum) {
+            synchronized(this) {
+                when (val s = current) {
+                    is State.Released -> return released()
+                    is State.Lost -> return s.loss
+                    is State.Held -> {
+                        // The quorum may have come back too late: the lease ran out meanwhile.
+                        checkDeadlines()?.let { return it }
+                        val until = start + timing.lease - timing.drift
+                        move(State.Held(maxOf(until, s.validUntil), null))
+                        return null
+                    }
+                }
+            }
+        }
+        val failure = LockNotExtendedException(
+            "Could not extend the ${kind.what} lease on $resources: $confirmed of $n masters confirmed, quorum $quorum" +
+                (if (notHeld > 0) ", $notHeld no longer hold it" else "") +
+                (if (failures.isNotEmpty()) ", ${failures.size} failed: " + failures.joinToString("; ") { it.message ?: it.master() } else "") +
+                "; the lease stays valid for ${Checks.show(remaining.toJavaDuration())}",
+            resources,
+            failures,
+        )
+        synchronized(this) {
+            (current as? State.Held)?.let { move(State.Held(it.validUntil, failure)) }
+        }
+        return failure
+    }
+
+    override suspend fun release() {
+        if (!markReleased()) return
+        // A lost lease may still hold keys on a minority of masters: delete them too, so they do
+        // not keep refusing the next holder until they expire.
+        withContext(NonCancellable) { engine.releaseEverywhere(this@RedlockLease) }
+    }
+
+    /**
+     * Marks the lease released (a lost one stays lost) and ends its life in this process; returns
+     * whether the caller is the one that must now send the release (once per lease).
+     */
+    fun markReleased(): Boolean {
+        val wasHeld: Boolean
+        synchronized(this) {
+            if (releaseSent) return false
+            releaseSent = true
+            val s = current
+            wasHeld = s is State.Held
+            if (s is State.Held) move(State.Released(s.validUntil))
+        }
+        engine.forget(this)
+        if (wasHeld) {
+            engine.observer.leaseEnded(this, grantedAt.elapsedNow(), lost = false)
+            ended.complete(null)
+        }
+        return true
+    }
+
+    override suspend fun awaitLost(): LockLostException {
+        while (true) {
+            when (val s = current) {
+                is State.Lost -> return s.loss
+                is State.Released -> awaitCancellation()
+                is State.Held -> Unit
+            }
+            // Bounded by the deadline, so that a lease off the timer (from acquire) is still
+            // declared lost on time while someone waits for it.
+            val left = -deadline.elapsedNow()
+            if (left <= Duration.ZERO) {
+                checkDeadlines()
+                continue
+            }
+            kotlinx.coroutines.withTimeoutOrNull(left) { ended.await() }?.let { return it }
+        }
+    }
+
+    /**
+     * Guards the lease until it is released or lost: on the engine's timer, renewed if [renew],
+     * declared lost when its validity runs out. Returns the loss, or null once released.
+     * Cancellable; cancelling it takes the lease off the timer and leaves it as it is.
+     */
+    suspend fun guard(renew: Boolean): LockLostException? {
+        val entry = engine.timer.register(this, renew, null)
+        try {
+            return ended.await()
+        } finally {
+            engine.timer.unregister(entry)
+        }
+    }
+
+    /**
+     * Guards the lease, like [guard], without a coroutine of its own: [onLoss] is called (once, on
+     * the thread that finds the loss) if the lease is lost before the returned handle is disposed.
+     * Disposing takes the lease off the timer.
+     */
+    fun guard(renew: Boolean, onLoss: (LockLostException) -> Unit): DisposableHandle {
+        val entry = engine.timer.register(this, renew, onLoss)
+        entry.watch = ended.invokeOnCompletion(entry)
+        return entry
+    }
+
+    /** Marks the lease lost (once) and returns the loss; null if it was released first. */
+    fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? {
+        val found: LockLostException
+        synchronized(this) {
+            val s = current as? State.Held ?: return loss
+            val what = when (reason) {
+                LockLostException.Reason.NOT_HELD -> "a quorum of masters no longer holds it"
+                LockLostException.Reason.EXPIRED -> "its validity ran out before a renewal reached a quorum"
+                LockLostException.Reason.MAX_HOLD ->
+                    "it reached the maximum hold time (maxHoldTime ${Checks.show(engine.config.maxHoldTime().get())}); renewal stopped"
+                LockLostException.Reason.CLOSED -> "the Redlock was closed while it was held; the lease was released"
+            }
+            found = LockLostException("Lost the lock on $resources: $what", resources, reason, cause)
+            move(State.Lost(s.validUntil, found, engine.timeSource.markNow()))
+        }
+        engine.forget(this)
+        engine.observer.loss(this, found)
+        engine.observer.leaseEnded(this, grantedAt.elapsedNow(), lost = true)
+        // Outside the monitor: completing runs the guards' handlers, which cancel the blocks.
+        ended.complete(found)
+        return found
+    }
+
+    override fun toString(): String =
+        "Lease(resources=$resources, token=${Tokens.redact(token)}, state=${publicState(current)}, remaining=$remaining)"
+}
+
+/** Cancels a critical section whose lease was lost; carries the loss to the section's boundary. */
+internal class LeaseLostCancellation(val loss: LockLostException) : CancellationException(loss.message) {
+    init {
+        initCause(loss)
+    }
+}
