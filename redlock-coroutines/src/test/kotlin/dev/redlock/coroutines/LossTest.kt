@@ -75,7 +75,7 @@ class LossTest : FunSpec({
                         inside.complete(Unit)
                         while (true) {
                             delay(2.milliseconds)
-                            if (!lease.isValid && (lease as RedlockLease).lostException == null) uninformed.set(true)
+                            if (!lease.isValid && (lease as dev.redlock.coroutines.internal.RedlockLease).loss == null) uninformed.set(true)
                         }
                     }
                 }
@@ -93,7 +93,7 @@ class LossTest : FunSpec({
             shouldThrow<LockLostException> {
                 // Without renewal, and blocking its thread so that it cannot be cancelled in time.
                 @OptIn(InternalRedlockApi::class)
-                redlock.runWithLease(arrayOf("overrun"), 200.milliseconds, null, renew = false, fencing = null) {
+                redlock.runWithLease(LockType.MUTEX, arrayOf("overrun"), 200.milliseconds, null, renew = false, fencing = null, "withRedlock") {
                     @Suppress("BlockingMethodInNonBlockingContext")
                     Thread.sleep(400)
                     "too late"

@@ -56,7 +56,7 @@ class ObservabilityTest : FunSpec({
                 registry.timerCount("redlock.acquire", "outcome", "contended") shouldBe 1L
                 coroutineScope {
                     val waiter = async { redlock.acquire("metered") }
-                    eventually(what = "the waiter waits") { redlock.rooms.size == 1 }
+                    eventually(what = "the waiter waits") { redlock.engine.rooms.size == 1 }
                     held.release()
                     waiter.await().release()
                 }
@@ -78,7 +78,7 @@ class ObservabilityTest : FunSpec({
                 val held = other.acquire("cancelled")
                 coroutineScope {
                     val waiter = launch { redlock.acquire("cancelled") }
-                    eventually(what = "the waiter waits") { redlock.rooms.size == 1 }
+                    eventually(what = "the waiter waits") { redlock.engine.rooms.size == 1 }
                     waiter.cancel()
                 }
                 held.release()

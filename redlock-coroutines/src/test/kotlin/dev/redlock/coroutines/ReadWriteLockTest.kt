@@ -233,7 +233,7 @@ class ReadWriteLockTest : FunSpec({
         fleet.redlock(1).use { redlock ->
             @OptIn(InternalRedlockApi::class)
             shouldThrow<IllegalArgumentException> {
-                redlock.runWithLease(arrayOf("a", "b"), null, null, renew = true, fencing = null, LockType.READ) { }
+                redlock.runWithLease(LockType.READ, arrayOf("a", "b"), null, null, renew = true, fencing = null, "withReadLock") { }
             }.message shouldBe "a read lock holds one resource, but 2 were given: [a, b]"
         }
     }

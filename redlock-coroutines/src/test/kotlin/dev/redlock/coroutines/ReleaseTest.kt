@@ -62,7 +62,7 @@ class ReleaseTest : FunSpec({
         // Another holder has the key on masters 0 and 1; master 2 is free but paused.
         listOf(0, 1).forEach { fleet.command(it, "SET", "redlock:split", "someone-else", "PX", "60000") }
         fleet.pause(2)
-        fleet.redlock { nodeTimeout(Duration.ofMillis(100)) }.use { redlock ->
+        fleet.redlock { nodeTimeout(Duration.ofMillis(100)).restartGuard(Duration.ofMinutes(1)) }.use { redlock ->
             redlock.tryAcquire("split", leaseTime = 60.seconds) shouldBe null
             fleet.resume(2)
             // Master 2 runs the attempt's acquire and then its cleanup: no key of ours survives,
@@ -75,7 +75,7 @@ class ReleaseTest : FunSpec({
 
     test("a cancelled waiter leaves no keys behind") {
         listOf(0, 1).forEach { fleet.command(it, "SET", "redlock:queue", "someone-else", "PX", "60000") }
-        fleet.redlock { waitTime(Duration.ofSeconds(60)) }.use { redlock ->
+        fleet.redlock { waitTime(Duration.ofSeconds(60)).restartGuard(Duration.ofMinutes(1)) }.use { redlock ->
             coroutineScope {
                 val waiter = async { redlock.acquire("queue", leaseTime = 60.seconds) }
                 delay(150.milliseconds) // several attempts, each granted on master 2 and cleaned up

@@ -9,6 +9,8 @@ import dev.redlock.core.RedlockConfig
 import dev.redlock.core.internal.AcquireReply
 import dev.redlock.core.internal.LockMath
 import dev.redlock.core.internal.LockNode
+import dev.redlock.core.internal.Script
+import dev.redlock.coroutines.internal.retryPause
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
@@ -22,6 +24,7 @@ import java.util.concurrent.CompletableFuture
 import kotlin.random.Random
 import kotlin.time.Duration.Companion.milliseconds
 import kotlinx.coroutines.async
+import kotlinx.coroutines.test.StandardTestDispatcher
 import kotlinx.coroutines.test.TestScope
 import kotlinx.coroutines.test.currentTime
 import kotlinx.coroutines.test.runTest
@@ -51,7 +54,7 @@ class SchedulingTest : FunSpec({
         runTest {
             val nodes = List(3) { FakeNode(this) }
             nodes.forEach { it.hold("redlock:r", "other", 1_500) }
-            val redlock = Redlock(config(retryDelay = Duration.ofSeconds(10)), nodes, testScheduler.timeSource, Random(7))
+            val redlock = virtualRedlock(config(retryDelay = Duration.ofSeconds(10)), nodes)
             redlock.acquire("r")
             // Refused at t = 0 with 1.5 s left (twice: once more when its subscription is in);
             // retried after 1.5 s plus at most 10 % of the retry delay.
@@ -64,7 +67,7 @@ class SchedulingTest : FunSpec({
         runTest {
             val nodes = List(3) { FakeNode(this) }
             nodes.forEach { it.hold("redlock:r", "other", 60_000) }
-            val redlock = Redlock(config(waitTime = Duration.ofSeconds(5)), nodes, testScheduler.timeSource, Random(7))
+            val redlock = virtualRedlock(config(waitTime = Duration.ofSeconds(5)), nodes)
             val e = shouldThrow<LockNotAcquiredException> { redlock.acquire("r") }
             e.isContended shouldBe true
             currentTime shouldBe 5_000L
@@ -74,7 +77,7 @@ class SchedulingTest : FunSpec({
     test("a waiter is woken by the release notice, long before the holder's lease or the retry delay would end") {
         runTest {
             val nodes = List(3) { FakeNode(this) }
-            val redlock = Redlock(config(retryDelay = Duration.ofSeconds(10)), nodes, testScheduler.timeSource, Random(7))
+            val redlock = virtualRedlock(config(retryDelay = Duration.ofSeconds(10)), nodes)
             val holder = redlock.acquire("r")
             val waiter = async { redlock.acquire("r") }
             testScheduler.advanceTimeBy(1_000)
@@ -94,7 +97,7 @@ class SchedulingTest : FunSpec({
             // confirms subscriptions at once, before the waiter's handlers are attached.
             val nodes = List(3) { FakeNode(this) }
             nodes.forEach { it.hold("redlock:r", "other", 60_000); it.dropOnWatch = "redlock:r" }
-            val redlock = Redlock(config(retryDelay = Duration.ofSeconds(10)), nodes, testScheduler.timeSource, Random(7))
+            val redlock = virtualRedlock(config(retryDelay = Duration.ofSeconds(10)), nodes)
             val lease = redlock.acquire("r")
             lease.isValid shouldBe true
             // Acquired right after subscribing, not at the retry delay (5 s or more) or the holder's 60 s.
@@ -107,19 +110,19 @@ class SchedulingTest : FunSpec({
         runTest {
             val nodes = List(3) { FakeNode(this) }
             nodes.forEach { it.hold("redlock:r", "other", 60_000) }
-            val redlock = Redlock(config(retryDelay = Duration.ofSeconds(10)), nodes, testScheduler.timeSource, Random(7))
+            val redlock = virtualRedlock(config(retryDelay = Duration.ofSeconds(10)), nodes)
             val waiter = async { redlock.acquire("r") }
             testScheduler.advanceTimeBy(1_000)
             nodes.all { "redlock:r" in it.watched } shouldBe true
             // The release runs on master 0 first; its notice sends the waiter into an attempt that
             // masters 1 and 2, not yet released, refuse.
-            nodes[0].release(arrayOf("redlock:r"), "other", "release-1", Duration.ofSeconds(1))
+            nodes[0].release(Script.RELEASE, arrayOf("redlock:r"), arrayOf("other", "", "release-1"), Duration.ofSeconds(1))
             testScheduler.runCurrent()
             waiter.isCompleted shouldBe false
             testScheduler.advanceTimeBy(1_000)
             // The same release reaches masters 1 and 2: its notices wake the waiter again.
-            nodes[1].release(arrayOf("redlock:r"), "other", "release-1", Duration.ofSeconds(1))
-            nodes[2].release(arrayOf("redlock:r"), "other", "release-1", Duration.ofSeconds(1))
+            nodes[1].release(Script.RELEASE, arrayOf("redlock:r"), arrayOf("other", "", "release-1"), Duration.ofSeconds(1))
+            nodes[2].release(Script.RELEASE, arrayOf("redlock:r"), arrayOf("other", "", "release-1"), Duration.ofSeconds(1))
             waiter.await().isValid shouldBe true
             currentTime shouldBe 2_000L
         }
@@ -128,7 +131,7 @@ class SchedulingTest : FunSpec({
     test("lease state: HELD, AT_RISK after a failed renewal, HELD after a good one, LOST when validity runs out") {
         runTest {
             val nodes = List(3) { FakeNode(this) }
-            val redlock = Redlock(config(), nodes, testScheduler.timeSource, Random(7))
+            val redlock = virtualRedlock(config(), nodes)
             val lease = redlock.acquire("r")
             lease.state.value shouldBe LeaseState.HELD
             nodes[0].failExtends = true
@@ -154,7 +157,7 @@ class SchedulingTest : FunSpec({
             val nodes = List(3) { FakeNode(this) }
             val config = RedlockConfig.builder().master("redis://fake:1").leaseTime(Duration.ofSeconds(30))
                 .maxHoldTime(Duration.ofSeconds(45)).build()
-            val redlock = Redlock(config, nodes, testScheduler.timeSource, Random(7))
+            val redlock = virtualRedlock(config, nodes)
             val lease = redlock.acquire("r")
             testScheduler.advanceTimeBy(20_000)
             lease.extend() // valid until t = 50 s, but held for at most 45 s
@@ -173,13 +176,17 @@ class SchedulingTest : FunSpec({
         runTest {
             // The first attempt sets the key but its answer and its cleanup are lost.
             val node = FakeNode(this, loseFirstAnswer = true)
-            val redlock = Redlock(config(), listOf(node), testScheduler.timeSource, Random(7))
+            val redlock = virtualRedlock(config(), listOf(node))
             val lease = redlock.acquire("r")
             lease.isValid shouldBe true
             node.acquires shouldBe 2
         }
     }
 })
+
+/** A Redlock over [nodes] whose clock, timer and work all run on the test's virtual time. */
+private fun TestScope.virtualRedlock(config: RedlockConfig, nodes: List<LockNode>): Redlock =
+    Redlock(config, nodes, testScheduler.timeSource, Random(7), StandardTestDispatcher(testScheduler))
 
 private fun config(
     retryDelay: Duration = Duration.ofMillis(200),
@@ -203,12 +210,17 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
     }
 
     override fun name() = "fake"
+    override fun serverId(): String? = null
     override fun warmUp(timeout: Duration) = CompletableFuture.completedFuture<Void>(null)
 
     override fun confirmFence(keys: Array<String>, token: String, fence: Long, timeout: Duration): CompletableFuture<Boolean> =
         CompletableFuture.failedFuture(UnsupportedOperationException("no fencing on the fake"))
 
-    override fun acquire(keys: Array<String>, fencing: Boolean, guard: Boolean, token: String, leaseMillis: Long, timeout: Duration): CompletableFuture<AcquireReply> {
+    /** The mutex's acquire script: args are token, lease time, number of lock keys, fencing and guard flags. */
+    override fun acquire(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<AcquireReply> {
+        val token = args[0]
+        val leaseMillis = args[1].toLong()
+        val keys = keys.copyOf(args[2].toInt()).requireNoNulls()
         acquires++
         val others = keys.mapNotNull { live(it) }.filter { it.token != token }
         if (others.isNotEmpty()) {
@@ -225,14 +237,19 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
 
     var failExtends = false
 
-    override fun extend(keys: Array<String>, leaseArgs: Array<String>, leaseMillis: Long, timeout: Duration): CompletableFuture<BooleanArray> {
+    /** One lease per call here: args are the lease time, the key count and the token. */
+    override fun extend(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<BooleanArray> {
         if (failExtends) return CompletableFuture.failedFuture(MasterFailureException("fake", MasterFailureException.Kind.TIMEOUT, "no answer", null))
-        val held = keys.all { live(it)?.token == leaseArgs[1] }
-        if (held) keys.forEach { this.keys[it] = Entry(leaseArgs[1], now() + leaseMillis) }
+        val leaseMillis = args[0].toLong()
+        val held = keys.all { live(it)?.token == args[2] }
+        if (held) keys.forEach { this.keys[it] = Entry(args[2], now() + leaseMillis) }
         return CompletableFuture.completedFuture(booleanArrayOf(held))
     }
 
-    override fun release(keys: Array<String>, token: String, releaseId: String, timeout: Duration): CompletableFuture<Long> {
+    /** The mutex's release script: args are the token, the channel prefix and the release id. */
+    override fun release(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<Long> {
+        val token = args[0]
+        val releaseId = args[2]
         if (dropNextRelease) {
             dropNextRelease = false
             return CompletableFuture.failedFuture(MasterFailureException("fake", MasterFailureException.Kind.TIMEOUT, "lost release", null))

@@ -80,7 +80,7 @@ class SecureDeploymentTest : FunSpec({
                 w.await()
             }
             waiter.release()
-            redlock.withReadLock("least-rw") { redlock.withReadLock("least-rw") { } }
+            redlock.withReadLock("least-rw") { redlock.withReadLock("least-rw", waitTime = kotlin.time.Duration.ZERO) { } }
             redlock.withWriteLock("least-rw") { it.extend() }
             redlock.withPermit("least-sem", permits = 2) { }
         }

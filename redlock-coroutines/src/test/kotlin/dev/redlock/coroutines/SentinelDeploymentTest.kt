@@ -36,6 +36,7 @@ class SentinelDeploymentTest : FunSpec({
             RedlockConfig.builder()
                 .masters(uris)
                 .leaseTime(Duration.ofSeconds(5))
+                .restartGuard(Duration.ofSeconds(30))
                 .waitTime(Duration.ofSeconds(10))
                 .retryDelay(Duration.ofMillis(20))
                 .build(),
@@ -45,7 +46,7 @@ class SentinelDeploymentTest : FunSpec({
 
     test("a Redlock over 3 Sentinel-managed primaries locks on each group's primary, named by its master id") {
         redlock(sentinels.uris()).use { redlock ->
-            redlock.nodes.map { it.name() } shouldBe
+            redlock.engine.masters.nodes.map { it.name() } shouldBe
                 (0 until 3).map { "group-$it via " + sentinels.sentinelPorts().joinToString(",") { p -> "127.0.0.1:$p" } }
             redlock.withRedlock("sentinel-res") {
                 // Granted once a majority answered; the third primary sets the key a moment later.
@@ -75,7 +76,7 @@ class SentinelDeploymentTest : FunSpec({
                     coroutineScope {
                         val waiter = async { started.complete(Unit); slow.acquire("after") }
                         awaitStart(started, waiter)
-                        eventually(what = "the waiter is subscribed") { slow.rooms.size == 1 }
+                        eventually(what = "the waiter is subscribed") { slow.engine.rooms.size == 1 }
                         delay(100.milliseconds) // the subscription reaches the primary
                         other.tryAcquire("after") shouldBe null
                         lease.release()

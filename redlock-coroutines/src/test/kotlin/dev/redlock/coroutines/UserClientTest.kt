@@ -32,7 +32,7 @@ class UserClientTest : FunSpec({
         val connection: StatefulRedisConnection<String, String> = client.connect(RedisURI.create(fleet.uri(2)))
         try {
             val before = connectedClients(1)
-            val config = RedlockConfig.builder()
+            val config = RedlockConfig.builder().restartGuard(java.time.Duration.ofSeconds(30))
                 .master(fleet.uri(0))
                 .master(client, RedisURI.create(fleet.uri(1)))
                 .master(connection)
@@ -55,7 +55,7 @@ class UserClientTest : FunSpec({
                             redlock.acquire("mixed")
                         }
                         awaitStart(started, waiter)
-                        eventually(what = "the waiter is queued") { redlock.rooms.size == 1 }
+                        eventually(what = "the waiter is queued") { redlock.engine.rooms.size == 1 }
                         holder.release()
                         // Released by another Redlock: woken by the notices of the masters with a notice
                         // connection, long before the holder's 30 s lease or a 10-30 s retry delay.
@@ -77,7 +77,7 @@ class UserClientTest : FunSpec({
     test("masters given only as connections: locks work through them, waiters fall back to the retry delay, and the connections stay open") {
         val connections = (0 until 3).map { client.connect(RedisURI.create(fleet.uri(it))) }
         try {
-            val config = RedlockConfig.builder()
+            val config = RedlockConfig.builder().restartGuard(java.time.Duration.ofSeconds(30))
                 .apply { connections.forEach { master(it) } }
                 .leaseTime(Duration.ofSeconds(5))
                 .retryDelay(Duration.ofMillis(20))
@@ -88,7 +88,7 @@ class UserClientTest : FunSpec({
                     eventually(what = "every master holds the key") { (0 until 3).all { fleet.keys(it) == listOf("redlock:conn") } }
                     coroutineScope {
                         val waiter = async { redlock.acquire("conn", waitTime = 20.seconds) }
-                        eventually(what = "the waiter is queued") { redlock.rooms.size == 1 }
+                        eventually(what = "the waiter is queued") { redlock.engine.rooms.size == 1 }
                         holder.release()
                         // No notice connection: the waiter learns of the release at its next retry.
                         awaitOrDump(waiter, limit = 10.seconds).release()

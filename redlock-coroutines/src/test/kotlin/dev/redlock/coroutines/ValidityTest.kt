@@ -20,7 +20,7 @@ class ValidityTest : FunSpec({
 
     test("validity is the lease time minus drift from before the first request, and extend renews it from its own start") {
         val clock = TestTimeSource()
-        fleet.redlock(timeSource = clock).use { redlock ->
+        fleet.redlock(timeSource = clock) { restartGuard(Duration.ofSeconds(10)) }.use { redlock ->
             val lease = redlock.acquire("v", leaseTime = 10.seconds)
             // drift = 1 % of 10 s + 2 ms
             lease.remaining shouldBe 10.seconds - 102.milliseconds
@@ -39,7 +39,7 @@ class ValidityTest : FunSpec({
 
     test("an attempt whose quorum answers after leaseTime minus drift is not granted") {
         val clock = TestTimeSource()
-        fleet.redlock(timeSource = clock) { nodeTimeout(Duration.ofSeconds(3)) }.use { redlock ->
+        fleet.redlock(timeSource = clock) { leaseTime(Duration.ofSeconds(10)).nodeTimeout(Duration.ofSeconds(3)) }.use { redlock ->
             (0 until 3).forEach(fleet::pause)
             supervisorScope {
                 val attempt = async { redlock.tryAcquire("late", leaseTime = 10.seconds) }

@@ -1,6 +1,6 @@
 package dev.redlock.coroutines
 
-import dev.redlock.core.internal.RedisNode
+import dev.redlock.core.internal.Keys
 import dev.redlock.testing.RedisFleet
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContainExactly
@@ -39,7 +39,7 @@ class WakeUpTest : FunSpec({
 
     fun subscribers(master: Int, key: String): Long {
         @Suppress("UNCHECKED_CAST")
-        val reply = fleet.command(master, "PUBSUB", "NUMSUB", RedisNode.RELEASE_CHANNEL_PREFIX + key) as List<Any>
+        val reply = fleet.command(master, "PUBSUB", "NUMSUB", Keys.RELEASE_CHANNEL_PREFIX + key) as List<Any>
         return reply[1] as Long
     }
 
@@ -69,7 +69,7 @@ class WakeUpTest : FunSpec({
                     }
                     // The last waiter gone, its subscriptions are removed.
                     eventually(what = "subscriptions removed") { (0 until n).all { subscribers(it, "redlock:wake") == 0L } }
-                    waiterSide.rooms.size shouldBe 0
+                    waiterSide.engine.rooms.size shouldBe 0
                 }
             }
         }
@@ -88,7 +88,7 @@ class WakeUpTest : FunSpec({
                 eventually(what = "the first waiter's attempts are done") { fleet.refusals(0) == refusedBefore + 2 }
                 val waiters = listOf(first) + (2..5).map { i ->
                     async { redlock.acquire("queue").also { order += i } }.also {
-                        eventually(what = "waiter $i queued") { redlock.rooms.queued("redlock:queue") == i }
+                        eventually(what = "waiter $i queued") { redlock.engine.rooms.queued("redlock:queue") == i }
                     }
                 }
                 // One subscription per master, however many wait.
@@ -122,11 +122,11 @@ class WakeUpTest : FunSpec({
                 val holder = redlock.acquire("handover")
                 coroutineScope {
                     val waiter = async { redlock.acquire("handover") }
-                    eventually(what = "the waiter queued") { redlock.rooms.queued("redlock:handover") == 1 }
+                    eventually(what = "the waiter queued") { redlock.engine.rooms.queued("redlock:handover") == 1 }
                     // Its first attempt, and the second once its (failed) subscriptions were settled.
                     eventually(what = "the waiter's attempts are done") { deaf.refusals(0) == base + 2 }
                     @Suppress("UNCHECKED_CAST")
-                    val numsub = deaf.command(0, "PUBSUB", "NUMSUB", RedisNode.RELEASE_CHANNEL_PREFIX + "redlock:handover") as List<Any>
+                    val numsub = deaf.command(0, "PUBSUB", "NUMSUB", Keys.RELEASE_CHANNEL_PREFIX + "redlock:handover") as List<Any>
                     numsub[1] shouldBe 0L
                     holder.release()
                     val lease = awaitOrDump(waiter)

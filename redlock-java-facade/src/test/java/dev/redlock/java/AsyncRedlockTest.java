@@ -16,6 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.redlock.core.LockLostException;
+import dev.redlock.core.RedlockClosedException;
 import dev.redlock.core.LockNotAcquiredException;
 import dev.redlock.core.RedlockConfig;
 import dev.redlock.testing.RedisFleet;
@@ -218,16 +219,19 @@ final class AsyncRedlockTest {
   }
 
   @Test
-  void withLock_leaseTimeNotLongerThanTheNodeTimeout_failsTheFuture() {
+  void withLock_leaseTimeShorterThanThreeNodeTimeouts_failsTheFuture() {
     RedlockConfig config =
         RedlockConfig.builder().masters(fleet.uris()).nodeTimeout(Duration.ofMillis(50)).build();
     try (AsyncRedlock redlock = AsyncRedlock.create(config)) {
-      LockOptions tooShort = LockOptions.builder("orders:5").leaseTime(Duration.ofMillis(40)).build();
+      LockOptions tooShort = LockOptions.builder("orders:5").leaseTime(Duration.ofMillis(140)).build();
       IllegalArgumentException e =
           failure(
               redlock.withLock(tooShort, lease -> CompletableFuture.completedFuture(1)),
               IllegalArgumentException.class);
-      assertTrue(e.getMessage().startsWith("leaseTime must be longer"), e.getMessage());
+      assertEquals(
+          "leaseTime must be at least three times the configured nodeTimeout (50ms), so that a renewal is over"
+              + " before the next one is due, but was 140ms",
+          e.getMessage());
     }
   }
 
@@ -569,15 +573,17 @@ final class AsyncRedlockTest {
 
     assertEquals(0, fleet.keyCount(), "close released every lease and waited");
     assertFalse(held.isValid());
-    Throwable cancelled = rawFailure(running);
-    assertEquals(CancellationException.class, cancelled.getClass(), "a plain JDK cancellation");
-    assertEquals("the AsyncRedlock was closed while this call was running", cancelled.getMessage());
+    // The running section is told why: its lease was taken by close(), as a loss.
+    LockLostException lost = assertInstanceOf(LockLostException.class, rawFailure(running));
+    assertEquals(LockLostException.Reason.CLOSED, lost.reason());
     assertTrue(stage.isCancelled());
-    assertInstanceOf(CancellationException.class, rawFailure(waiting));
-    assertInstanceOf(IllegalStateException.class, rawFailure(redlock.acquire("orders:23")));
+    // The waiter and every later call fail at once, saying the AsyncRedlock is closed.
+    assertInstanceOf(RedlockClosedException.class, rawFailure(waiting));
+    assertInstanceOf(RedlockClosedException.class, rawFailure(redlock.acquire("orders:23")));
     assertInstanceOf(
-        IllegalStateException.class,
+        RedlockClosedException.class,
         rawFailure(redlock.withLock("orders:23", l -> CompletableFuture.completedFuture(1))));
+    assertEquals(LockLostException.Reason.CLOSED, assertInstanceOf(LockLostException.class, rawFailure(held.lost())).reason());
     redlock.close(); // idempotent
     held.close(); // a no-op after close
 

@@ -16,6 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.redlock.core.LockLostException;
+import dev.redlock.core.RedlockClosedException;
 import dev.redlock.core.LockNotAcquiredException;
 import dev.redlock.testing.RedisFleet;
 import java.io.IOException;
@@ -209,18 +210,18 @@ final class CriticalSectionTest {
   }
 
   @Test
-  void withLockBlocking_afterClose_throwsIllegalState() {
+  void withLockBlocking_afterClose_throwsRedlockClosed() {
     AsyncRedlock closed = Fleets.open(fleet);
     closed.close();
-    assertThrows(IllegalStateException.class, () -> closed.withLockBlocking("report:9", lease -> 1));
+    assertThrows(RedlockClosedException.class, () -> closed.withLockBlocking("report:9", lease -> 1));
   }
 
   @Test
-  void withLockBlocking_closedDuringTheSection_throwsCancellation() {
+  void withLockBlocking_closedDuringTheSection_throwsLockLostClosed() {
     AsyncRedlock closing = Fleets.open(fleet);
     CompletableFuture<Void> closed = new CompletableFuture<>();
-    assertThrows(
-        CancellationException.class,
+    LockLostException lost = assertThrows(
+        LockLostException.class,
         () ->
             closing.withLockBlocking(
                 "report:10",
@@ -233,6 +234,7 @@ final class CriticalSectionTest {
                   await(closed);
                   return "orphaned";
                 }));
+    assertEquals(LockLostException.Reason.CLOSED, lost.reason());
     assertEquals(0, fleet.keyCount());
   }
 

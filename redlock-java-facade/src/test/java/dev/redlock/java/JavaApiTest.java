@@ -42,12 +42,22 @@ final class JavaApiTest {
   /** Engine operation → the facade method(s) that expose it to Java. */
   private static final Map<String, List<String>> TWINS =
       Map.ofEntries(
-          Map.entry("Redlocks.withRedlock", List.of("AsyncRedlock.withLock", "AsyncRedlock.withLockBlocking")),
-          Map.entry("Redlocks.acquire", List.of("AsyncRedlock.acquire")),
-          Map.entry("Redlocks.tryAcquire", List.of("AsyncRedlock.tryAcquire")),
-          Map.entry("Redlocks.withReadLock", List.of("AsyncRedlock.withReadLock")),
-          Map.entry("Redlocks.withWriteLock", List.of("AsyncRedlock.withWriteLock")),
-          Map.entry("Redlocks.withPermit", List.of("AsyncRedlock.withPermit")),
+          Map.entry("withRedlock", List.of("withLock", "withLockBlocking")),
+          Map.entry("acquire", List.of("acquire")),
+          Map.entry("tryAcquire", List.of("tryAcquire")),
+          Map.entry("withReadLock", List.of("withReadLock")),
+          Map.entry("acquireReadLock", List.of("acquireReadLock")),
+          Map.entry("tryAcquireReadLock", List.of("tryAcquireReadLock")),
+          Map.entry("withWriteLock", List.of("withWriteLock")),
+          Map.entry("acquireWriteLock", List.of("acquireWriteLock")),
+          Map.entry("tryAcquireWriteLock", List.of("tryAcquireWriteLock")),
+          Map.entry("withPermit", List.of("withPermit")),
+          Map.entry("acquirePermit", List.of("acquirePermit")),
+          Map.entry("tryAcquirePermit", List.of("tryAcquirePermit")));
+
+  /** Members of the handle and the lease → their facade twins. */
+  private static final Map<String, List<String>> MEMBER_TWINS =
+      Map.ofEntries(
           Map.entry("Redlock.getConfig", List.of("AsyncRedlock.config")),
           Map.entry("Redlock.close", List.of("AsyncRedlock.close")),
           Map.entry("Redlock.<init>", List.of("AsyncRedlock.create", "AsyncRedlock.builder")),
@@ -59,6 +69,12 @@ final class JavaApiTest {
           Map.entry("Lease.extend", List.of("LockLease.extend")),
           Map.entry("Lease.release", List.of("LockLease.release", "LockLease.close")),
           Map.entry("Lease.awaitLost", List.of("LockLease.lost")));
+
+  /** Kotlin parameters that every call has in another form in Java: the lock's names and its work. */
+  private static final Set<String> STRUCTURAL = Set.of("resources", "resource", "block");
+
+  /** What Java's options offer beyond Kotlin's parameters: executors and switching renewal off. */
+  private static final Set<String> JAVA_ONLY_OPTIONS = Set.of("autoRenew", "executor");
 
   @Test
   void publicTypes_areTheOnesDesigned() throws Exception {
@@ -114,16 +130,111 @@ final class JavaApiTest {
   }
 
   @Test
-  void engineOperations_eachHaveAFacadeTwin() {
-    Set<String> engine = new TreeSet<>();
-    for (Method m : engineClass("dev.redlock.coroutines.Redlocks").getDeclaredMethods()) {
-      // Public operations are the extensions on Redlock; the rest of the file class is internal.
-      if (Modifier.isPublic(m.getModifiers()) && !m.isSynthetic() && !m.getName().endsWith("$default")
-          && m.getParameterCount() > 0 && m.getParameterTypes()[0] == Redlock.class
-          && !m.isAnnotationPresent(dev.redlock.coroutines.InternalRedlockApi.class)) {
-        engine.add("Redlocks." + kotlinName(m.getName()));
+  void engineOperations_eachHaveAFacadeTwin_withTheSameParameters() {
+    Map<String, Method> kotlin = engineOperations();
+    assertEquals(new TreeSet<>(TWINS.keySet()), new TreeSet<>(kotlin.keySet()),
+        "every public engine operation needs a twin in the facade (add it, then to TWINS)");
+    Set<String> options = lockOptionSetters();
+    List<String> problems = new ArrayList<>();
+    for (Map.Entry<String, Method> op : kotlin.entrySet()) {
+      List<String> kotlinParams = kotlinParameters(op.getValue());
+      for (String twin : TWINS.get(op.getKey())) {
+        List<Method> forms = Arrays.stream(AsyncRedlock.class.getMethods())
+            .filter(m -> m.getName().equals(twin)).collect(Collectors.toList());
+        // Every Java twin comes in two forms: with a resource name (defaults), and with LockOptions.
+        if (forms.stream().noneMatch(m -> m.getParameterTypes()[0] == String.class)) {
+          problems.add(twin + " has no form taking a resource name");
+        }
+        List<Method> withOptions = forms.stream()
+            .filter(m -> m.getParameterTypes()[0] == LockOptions.class).collect(Collectors.toList());
+        if (withOptions.size() != 1) {
+          problems.add(twin + " needs exactly one form taking LockOptions, has " + withOptions.size());
+          continue;
+        }
+        List<String> javaParams = Arrays.stream(withOptions.get(0).getParameters()).skip(1)
+            .map(java.lang.reflect.Parameter::getName).collect(Collectors.toList());
+        for (String p : kotlinParams) {
+          if (STRUCTURAL.contains(p)) {
+            continue;
+          }
+          // A per-call option of Kotlin is a LockOptions setting in Java; anything else (permits)
+          // is a parameter of the same name.
+          if (!options.contains(p) && !javaParams.contains(p)) {
+            problems.add(op.getKey() + "(" + p + ") has no twin in " + twin + "(LockOptions, " + javaParams
+                + ") or LockOptions.Builder");
+          }
+        }
+        for (String p : javaParams) {
+          if (!p.equals("action") && !p.equals("section") && !kotlinParams.contains(p)) {
+            problems.add(twin + "(" + p + ") is not a parameter of " + op.getKey() + kotlinParams);
+          }
+        }
       }
     }
+    for (String option : options) {
+      boolean used = JAVA_ONLY_OPTIONS.contains(option)
+          || kotlin.values().stream().anyMatch(m -> kotlinParameters(m).contains(option));
+      if (!used) {
+        problems.add("LockOptions." + option + " matches no parameter of any engine operation");
+      }
+    }
+    assertEquals(List.of(), problems);
+
+    Map<String, String> missing = new TreeMap<>();
+    for (Map.Entry<String, List<String>> twin : MEMBER_TWINS.entrySet()) {
+      for (String facade : twin.getValue()) {
+        String[] parts = facade.split("\\.");
+        Class<?> type = parts[0].equals("AsyncRedlock") ? AsyncRedlock.class : LockLease.class;
+        boolean found = Arrays.stream(type.getMethods())
+            .anyMatch(m -> m.getName().equals(parts[1]) && Modifier.isPublic(m.getModifiers()));
+        if (!found) {
+          missing.put(twin.getKey(), facade);
+        }
+      }
+    }
+    assertEquals(Map.of(), missing);
+    assertEquals(new TreeSet<>(MEMBER_TWINS.keySet()), engineMembers());
+  }
+
+  /** The public lock operations of the engine: its extension functions on Redlock, by name. */
+  private static Map<String, Method> engineOperations() {
+    Map<String, Method> ops = new TreeMap<>();
+    for (String file : List.of("Redlocks", "ReadWriteLocks", "Semaphores")) {
+      for (Method m : engineClass("dev.redlock.coroutines." + file).getDeclaredMethods()) {
+        if (Modifier.isPublic(m.getModifiers()) && !m.isSynthetic() && !m.getName().endsWith("$default")
+            && m.getParameterCount() > 0 && m.getParameterTypes()[0] == Redlock.class
+            && !m.isAnnotationPresent(dev.redlock.coroutines.InternalRedlockApi.class)) {
+          assertTrue(ops.put(kotlinName(m.getName()), m) == null, "overloaded engine operation " + m.getName());
+        }
+      }
+    }
+    return ops;
+  }
+
+  /** An operation's parameters as Kotlin names them (the receiver and the continuation left out). */
+  private static List<String> kotlinParameters(Method m) {
+    List<String> names = new ArrayList<>();
+    for (java.lang.reflect.Parameter p : m.getParameters()) {
+      assertTrue(p.isNamePresent(), "compile the engine with -java-parameters: " + m);
+      String name = p.getName();
+      if (!name.startsWith("$")) {
+        names.add(name);
+      }
+    }
+    return names;
+  }
+
+  /** The settings LockOptions.Builder offers. */
+  private static Set<String> lockOptionSetters() {
+    return Arrays.stream(LockOptions.Builder.class.getDeclaredMethods())
+        .filter(m -> Modifier.isPublic(m.getModifiers()) && m.getReturnType() == LockOptions.Builder.class
+            && !m.getName().equals("resources"))
+        .map(Method::getName)
+        .collect(Collectors.toCollection(TreeSet::new));
+  }
+
+  private static Set<String> engineMembers() {
+    Set<String> engine = new TreeSet<>();
     for (Method m : Redlock.class.getDeclaredMethods()) {
       if (Modifier.isPublic(m.getModifiers()) && !Modifier.isStatic(m.getModifiers()) && !m.isSynthetic()
           && !m.getName().contains("$") && !m.getName().equals("toString")) {
@@ -138,25 +249,7 @@ final class JavaApiTest {
         engine.add("Lease." + kotlinName(m.getName()));
       }
     }
-    assertEquals(
-        new TreeSet<>(TWINS.keySet()),
-        engine,
-        "every public engine operation needs a twin in the facade (add it, then to TWINS)");
-
-    Map<String, String> missing = new TreeMap<>();
-    for (Map.Entry<String, List<String>> twin : TWINS.entrySet()) {
-      for (String facade : twin.getValue()) {
-        String[] parts = facade.split("\\.");
-        Class<?> type = parts[0].equals("AsyncRedlock") ? AsyncRedlock.class : LockLease.class;
-        boolean found =
-            Arrays.stream(type.getMethods())
-                .anyMatch(m -> m.getName().equals(parts[1]) && Modifier.isPublic(m.getModifiers()));
-        if (!found) {
-          missing.put(twin.getKey(), facade);
-        }
-      }
-    }
-    assertEquals(Map.of(), missing);
+    return engine;
   }
 
   @Test
@@ -170,9 +263,13 @@ final class JavaApiTest {
       }
       assertEquals(Set.of(String.class, LockOptions.class), firsts, name);
     }
-    for (String name : List.of("acquire", "tryAcquire")) {
+    for (String name : List.of("acquire", "tryAcquire", "acquireReadLock", "tryAcquireReadLock", "acquireWriteLock", "tryAcquireWriteLock")) {
       assertTrue(AsyncRedlock.class.getMethod(name, String.class) != null);
       assertTrue(AsyncRedlock.class.getMethod(name, LockOptions.class) != null);
+    }
+    for (String name : List.of("acquirePermit", "tryAcquirePermit")) {
+      assertTrue(AsyncRedlock.class.getMethod(name, String.class, int.class) != null);
+      assertTrue(AsyncRedlock.class.getMethod(name, LockOptions.class, int.class) != null);
     }
   }
 

@@ -131,7 +131,7 @@ final class LockOptionsTest {
   @Test
   void toString_showsDefaultsAsDefault() {
     assertEquals(
-        "LockOptions{resources=[a], leaseTime=1500ms, waitTime=default, autoRenew=true, fencing=default, executor=default}",
+        "LockOptions{resources=[a], leaseTime=1500ms, waitTime=default, autoRenew=true, fencing=default, writerPriority=true, executor=default}",
         LockOptions.builder("a").leaseTime(Duration.ofMillis(1500)).build().toString());
   }
 }

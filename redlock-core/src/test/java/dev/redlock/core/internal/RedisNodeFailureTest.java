@@ -233,4 +233,32 @@ final class RedisNodeFailureTest {
     }
     return fail("the node did not come back; failures: " + failures);
   }
+
+  @Test
+  void commandsToAPausedMaster_areBoundedInNumber_andTheRestFailAtOnceAsOverloaded() {
+    await(node.warmUp(TIMEOUT));
+    int calls = RedisNode.REQUEST_QUEUE_SIZE + 4_000;
+    fleet.pause(0);
+    List<CompletableFuture<boolean[]>> sent = new ArrayList<>(calls);
+    try {
+      for (int i = 0; i < calls; i++) {
+        sent.add(MutexCalls.extend(node, keys("redlock:q"), new String[] {"1", "t"}, LEASE, SHORT));
+      }
+      int overloaded = 0;
+      for (CompletableFuture<boolean[]> call : sent) {
+        MasterFailureException e = failureOf(call);
+        if (e.getMessage().contains("too many commands are waiting for this master's reply")) {
+          assertEquals(Kind.UNREACHABLE, e.kind());
+          overloaded++;
+        } else {
+          assertEquals(Kind.TIMEOUT, e.kind(), e.getMessage());
+        }
+      }
+      // Without a bound every command would stay queued for the paused master (and its memory
+      // with it) until it answered: here the connection keeps at most REQUEST_QUEUE_SIZE.
+      assertTrue(overloaded >= calls - RedisNode.REQUEST_QUEUE_SIZE, overloaded + " refused of " + calls);
+    } finally {
+      fleet.resume(0);
+    }
+  }
 }

@@ -78,7 +78,7 @@ internal class Acquisition(
                     val attempt = attempt()
                     if (attempt.granted) grant(attempt)?.let { return it }
                     cleanUp()
-                    fail(attempt)?.let { return null }
+                    if (fail(attempt)) return null
                     last = attempt
                 }
                 val remainingWait = timing.wait - start.elapsedNow()
@@ -131,19 +131,20 @@ internal class Acquisition(
 
     /**
      * After a failed attempt: throws when waiting cannot help (the masters refused for good, the
-     * permits disagree, or a single attempt failed without contention); returns [Unit] when a
-     * single attempt found the lock held (the call then returns null); null to go on waiting.
+     * permits disagree, or a single attempt failed without contention), naming every master's
+     * answer; returns true when a single attempt found the lock held (the call then returns null),
+     * false to go on waiting.
      */
-    private fun fail(attempt: Attempt): Unit? {
+    private suspend fun fail(attempt: Attempt): Boolean {
         attempt.otherPermits?.let { throw permitsDisagree(it) }
         val permanent = attempt.failures.count { it.kind().isPermanent }
         if (LockMath.quorumImpossible(masters.size, quorum, permanent)) {
-            throw notAcquired(attempt, "masters refused the lock permanently")
+            throw notAcquired(attempt.complete(), "masters refused the lock permanently")
         }
-        if (!once) return null
-        if (!attempt.contended) throw notAcquired(attempt, "one attempt failed")
+        if (!once) return false
+        if (!attempt.contended) throw notAcquired(attempt.complete(), "one attempt failed")
         outcome = RedlockMetrics.Outcome.CONTENDED
-        return Unit
+        return true
     }
 
     /** The lease of a granted attempt, once its fencing token (if any) is confirmed; else null. */

@@ -43,8 +43,13 @@ internal class HeldLocks(
     }
 }
 
-/** Fails at once when the calling coroutine's own critical section holds what it asks for. */
-internal suspend fun Engine.refuseNested(kind: LockKind, resources: Array<out String>, call: String) {
+/**
+ * Fails at once when the calling coroutine's own critical section holds what a call that waits
+ * ([waitTime], null: the config's) asks for. A call that makes a single attempt cannot wait for
+ * itself: it is not refused, and finds the lock held.
+ */
+internal suspend fun Engine.refuseNested(kind: LockKind, resources: Array<out String>, waitTime: Duration?, call: String) {
+    if ((waitTime ?: defaults.wait) <= Duration.ZERO) return
     currentCoroutineContext()[HeldLocks]?.refuseNested(this, kind, resources, call)
 }
 
@@ -68,7 +73,7 @@ internal suspend fun <T> Engine.runSection(
     call: String,
     block: suspend CoroutineScope.(Lease) -> T,
 ): T = onCallerSafeThread {
-    refuseNested(kind, resources, call)
+    refuseNested(kind, resources, waitTime, call)
     val lease = acquire(resources, leaseTime, waitTime, once = false, fencing, kind)!!
     try {
         val outer = currentCoroutineContext()[HeldLocks]
@@ -112,6 +117,6 @@ internal suspend fun Engine.acquireFor(
     fencing: Boolean?,
     call: String,
 ): RedlockLease? = onCallerSafeThread {
-    refuseNested(kind, resources, call)
+    refuseNested(kind, resources, if (once) Duration.ZERO else waitTime, call)
     acquire(resources, leaseTime, if (once) Duration.ZERO else waitTime, once, fencing, kind)
 }

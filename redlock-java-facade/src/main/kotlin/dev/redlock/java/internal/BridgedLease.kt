@@ -117,13 +117,9 @@ internal class BridgedLease(
             val keeper = keeper
             bridge.forget(this)
             bridge.launchCleanup {
-                try {
-                    keeper?.cancelAndJoin()
-                    lease.release()
-                } finally {
-                    released.complete(null)
-                }
-            }
+                keeper?.cancelAndJoin()
+                lease.release()
+            }.invokeOnCompletion { released.complete(null) }
         }
         return released
     }

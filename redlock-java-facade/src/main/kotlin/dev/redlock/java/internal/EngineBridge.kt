@@ -149,10 +149,11 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         return Call(result, settled)
     }
 
-    /** Runs [block] (a release) as a coroutine of its own, not cancelled by the caller. */
-    fun launchCleanup(block: suspend () -> Unit) {
-        scope.launch { block() }
-    }
+    /**
+     * Runs [block] (a release) as a coroutine of its own, not cancelled by the caller; once the
+     * AsyncRedlock is closed it does not run at all (closing released every lease already).
+     */
+    fun launchCleanup(block: suspend () -> Unit): Job = scope.launch { block() }
 
     /** Starts a watch of a lease (a state listener): cancelled by its handle, or when the Redlock closes. */
     fun launchWatch(block: suspend () -> Unit): Job = scope.launch { block() }
