@@ -36,7 +36,9 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
   private final Supplier<Duration> connectTimeout;
   private final ScheduledExecutorService timer;
   private final Failures failures;
-  private final ArrayDeque<Pending<C, ?>> waiting = new ArrayDeque<>();
+  private final ArrayDeque<Pending<?>> waiting = new ArrayDeque<>();
+  private final java.util.concurrent.atomic.AtomicInteger outstanding = new java.util.concurrent.atomic.AtomicInteger();
+  private final int maxOutstanding;
   private CompletableFuture<C> connection;
   private boolean closed;
 
@@ -45,7 +47,9 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
       Supplier<CompletableFuture<C>> opener,
       Supplier<Duration> connectTimeout,
       ScheduledExecutorService timer,
-      Failures failures) {
+      Failures failures,
+      int maxOutstanding) {
+    this.maxOutstanding = maxOutstanding;
     this.lock = lock;
     this.opener = opener;
     this.connectTimeout = connectTimeout;
@@ -54,7 +58,7 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
   }
 
   /** A command waiting to be sent, and its caller's result. */
-  private static final class Pending<C, T> implements Runnable {
+  private final class Pending<T> implements Runnable {
     final Function<C, CompletableFuture<T>> command;
     final CompletableFuture<T> result = new CompletableFuture<>();
     final Duration timeout;
@@ -103,16 +107,27 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
         dropped.run(); // the caller gave up before it could be sent: never send it late
         return;
       }
+      if (outstanding.get() >= maxOutstanding) {
+        // A master that does not answer (paused, or far behind) would otherwise make every
+        // command wait in the client's buffers, without bound: refuse at once instead.
+        discard(new MasterFailureException(failures.master(), Kind.UNREACHABLE,
+            "too many commands are waiting for this master's reply (" + maxOutstanding
+                + "); it is paused or overloaded", null));
+        return;
+      }
       sent = true;
+      outstanding.incrementAndGet();
       CompletableFuture<T> reply;
       try {
         reply = command.apply(connection);
       } catch (RuntimeException e) {
+        outstanding.decrementAndGet();
         fail(failures.of(e, timeout));
         return;
       }
       reply.whenComplete(
           (r, e) -> {
+            outstanding.decrementAndGet();
             if (e == null) {
               if (result.complete(r)) {
                 deadline.cancel(false);
@@ -139,7 +154,7 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
    */
   <T> CompletableFuture<T> issue(
       Function<C, CompletableFuture<T>> command, Duration timeout, boolean sendLate, Runnable dropped) {
-    Pending<C, T> p = new Pending<>(command, timeout, sendLate, failures, dropped);
+    Pending<T> p = new Pending<>(command, timeout, sendLate, failures, dropped);
     p.deadline = timer.schedule(p, timeout.toNanos(), TimeUnit.NANOSECONDS);
     synchronized (lock) {
       if (closed) {
@@ -211,13 +226,13 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
       if (opened.isCompletedExceptionally()) {
         Throwable why = opened.handle((x, e) -> e).join();
         MasterFailureException failure = failures.connect(why, connectTimeout.get());
-        for (Pending<C, ?> p; (p = waiting.pollFirst()) != null; ) {
+        for (Pending<?> p; (p = waiting.pollFirst()) != null; ) {
           p.discard(failure);
         }
         return;
       }
       C conn = opened.join();
-      for (Pending<C, ?> p; (p = waiting.pollFirst()) != null; ) {
+      for (Pending<?> p; (p = waiting.pollFirst()) != null; ) {
         p.send(conn);
       }
     }
@@ -232,7 +247,7 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
     synchronized (lock) {
       closed = true;
       MasterFailureException failure = closedFailure();
-      for (Pending<C, ?> p; (p = waiting.pollFirst()) != null; ) {
+      for (Pending<?> p; (p = waiting.pollFirst()) != null; ) {
         p.discard(failure);
       }
       CompletableFuture<C> c = connection;

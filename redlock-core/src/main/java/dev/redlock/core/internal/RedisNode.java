@@ -50,8 +50,9 @@ import java.util.function.Supplier;
  */
 public final class RedisNode implements LockNode {
   /**
-   * The most commands one lock connection keeps awaiting a reply; further commands fail at once
-   * (a paused master would otherwise make every timed-out command stay queued, without bound).
+   * The most commands one lock connection keeps awaiting a reply (sent, or buffered by the client
+   * for a master that does not read them); further commands fail at once: a paused master would
+   * otherwise make every timed-out command stay queued, without bound.
    */
   public static final int REQUEST_QUEUE_SIZE = 16_384;
 
@@ -93,7 +94,7 @@ public final class RedisNode implements LockNode {
         new CommandLine<>(
             lock,
             () -> client.connectAsync(StringCodec.UTF8, uri).toCompletableFuture().thenCompose(this::identify),
-            this::connectTimeout, timer, failures);
+            this::connectTimeout, timer, failures, REQUEST_QUEUE_SIZE);
     this.notices =
         new CommandLine<>(
             lock,
@@ -106,7 +107,7 @@ public final class RedisNode implements LockNode {
                           c.addListener(new NoticeListener());
                           return c;
                         }),
-            this::connectTimeout, timer, failures);
+            this::connectTimeout, timer, failures, REQUEST_QUEUE_SIZE);
   }
 
   /**
@@ -125,7 +126,7 @@ public final class RedisNode implements LockNode {
     this.options = connection::getOptions;
     this.ownsCommandConnection = false;
     this.commands =
-        new CommandLine<>(lock, () -> identify(connection), this::connectTimeout, timer, failures);
+        new CommandLine<>(lock, () -> identify(connection), this::connectTimeout, timer, failures, REQUEST_QUEUE_SIZE);
     this.notices = null;
   }
 

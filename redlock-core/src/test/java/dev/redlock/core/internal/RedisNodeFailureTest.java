@@ -242,7 +242,7 @@ final class RedisNodeFailureTest {
     List<CompletableFuture<boolean[]>> sent = new ArrayList<>(calls);
     try {
       for (int i = 0; i < calls; i++) {
-        sent.add(MutexCalls.extend(node, keys("redlock:q"), new String[] {"1", "t"}, LEASE, SHORT));
+        sent.add(MutexCalls.extend(node, keys("redlock:q"), new String[] {"1", "t"}, LEASE, Duration.ofSeconds(3)));
       }
       int overloaded = 0;
       for (CompletableFuture<boolean[]> call : sent) {
