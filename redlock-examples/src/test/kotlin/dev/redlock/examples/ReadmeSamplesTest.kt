@@ -37,7 +37,8 @@ class ReadmeSamplesTest : FunSpec({
     afterSpec { fleet.close() }
 
     test("every Kotlin and Java block of the README is a compiled sample, shown verbatim") {
-        val blocks = codeBlocks(readme).filter { it.language == "kotlin" || it.language == "java" }
+        // Every Kotlin and Java block; and every other block that names a sample (the quick starts' pom.xml).
+        val blocks = codeBlocks(readme).filter { it.language == "kotlin" || it.language == "java" || it.marker != null }
         blocks.size shouldNotBe 0
         val problems = blocks.mapNotNull { block ->
             val marker = block.marker
