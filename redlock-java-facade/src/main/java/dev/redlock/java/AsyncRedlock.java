@@ -144,11 +144,14 @@ public interface AsyncRedlock extends AutoCloseable {
    *   <li>the exception the action threw, or its stage failed with, unchanged (the same object;
    *       if the lease was lost meanwhile, the {@code LockLostException} is added to it as a
    *       suppressed exception);
-   *   <li>{@link CancellationException} if this {@code AsyncRedlock} is closed meanwhile, or the
-   *       action's stage was cancelled;
-   *   <li>{@link IllegalArgumentException} if the lease time is not longer than the config's
-   *       node timeout and clock drift allowance;
-   *   <li>{@link IllegalStateException} if this {@code AsyncRedlock} is closed.
+   *   <li>{@link LockLostException} with reason {@link LockLostException.Reason#CLOSED} if this
+   *       {@code AsyncRedlock} is closed while the action runs (the stage is cancelled, the lease
+   *       released);
+   *   <li>{@link dev.redlock.core.RedlockClosedException} if this {@code AsyncRedlock} is closed,
+   *       or is closed while the call waits for the lock;
+   *   <li>{@link CancellationException} if the action's stage was cancelled;
+   *   <li>{@link IllegalArgumentException} if the lease time is shorter than three node timeouts,
+   *       not longer than the clock drift allowance, or longer than the restart guard.
    * </ul>
    *
    * <p>The action runs on the call's executor; it should start the work and return its stage
@@ -319,9 +322,12 @@ public interface AsyncRedlock extends AutoCloseable {
    * @throws InterruptedException if the thread is interrupted while waiting for the lock; the
    *     attempt's keys are removed before this is thrown
    * @throws LockNotAcquiredException if the lock was not acquired within the wait time
-   * @throws LockLostException if the lease was lost before the section returned
-   * @throws CancellationException if this {@code AsyncRedlock} was closed meanwhile
-   * @throws IllegalStateException if this {@code AsyncRedlock} is closed
+   * @throws LockLostException if the lease was lost before the section returned (reason {@code
+   *     CLOSED} if this {@code AsyncRedlock} was closed meanwhile)
+   * @throws dev.redlock.core.RedlockClosedException if this {@code AsyncRedlock} is closed
+   * @throws IllegalStateException if the calling thread holds the lock already (in a blocking
+   *     section or an owned {@link RedlockLock} of this {@code AsyncRedlock}): it would wait for
+   *     itself; locks are not reentrant
    * @throws NullPointerException if {@code options} or {@code section} is {@code null}
    */
   <T, X extends Exception> T withLockBlocking(LockOptions options, CriticalSection<T, X> section)
@@ -351,9 +357,9 @@ public interface AsyncRedlock extends AutoCloseable {
    * @param options the resources and per-call settings
    * @return a future of the lease; it fails with {@link LockNotAcquiredException} if the lock was
    *     not acquired within the wait time (it tells contention from masters failing), with {@link
-   *     IllegalArgumentException} if the lease time is not longer than the config's node timeout,
-   *     with {@link IllegalStateException} if this {@code AsyncRedlock} is closed, and with {@link
-   *     CancellationException} if it is closed meanwhile
+   *     IllegalArgumentException} if the lease time is out of range (see {@link
+   *     #withLock(LockOptions, Function)}), and with {@link dev.redlock.core.RedlockClosedException}
+   *     if this {@code AsyncRedlock} is closed, or is closed meanwhile
    * @throws NullPointerException if {@code options} is {@code null}
    */
   CompletableFuture<LockLease> acquire(LockOptions options);
@@ -557,13 +563,17 @@ public interface AsyncRedlock extends AutoCloseable {
   }
 
   /**
-   * Closes this {@code AsyncRedlock} and waits until it is done: cancels every call still
-   * waiting for a lock and every running {@code withLock} (their futures fail with {@link
-   * CancellationException}, their actions' stages are cancelled), releases every lease still
-   * held, then closes the connections to the masters and shuts down the callback pool it owns.
-   * An executor given to the builder or in {@link LockOptions} is never shut down.
+   * Closes this {@code AsyncRedlock} and waits until it is done: every running {@code withLock}
+   * fails with {@link LockLostException} of reason {@link LockLostException.Reason#CLOSED} (its
+   * action's stage is cancelled), every lease from {@code acquire} is lost the same way ({@link
+   * LockLease#lost()} completes), every lease still held is released on every master, every call
+   * still waiting for a lock fails at once with {@link dev.redlock.core.RedlockClosedException};
+   * then the connections to the masters are closed and the threads and callback pool it owns shut
+   * down. An executor given to the builder or in {@link LockOptions} is never shut down. Bounded
+   * (about four node timeouts); safe from any thread.
    *
-   * <p>Idempotent. Calls made after {@code close()} fail with {@link IllegalStateException}.
+   * <p>Idempotent. Calls made after {@code close()} fail with {@link
+   * dev.redlock.core.RedlockClosedException}.
    */
   @Override
   void close();
