@@ -33,7 +33,7 @@ class EngineThreadsTest : FunSpec({
                 if (t is FastThreadLocalThread || t.name.endsWith("-timer")) threads += t.name
                 Thread.sleep(20) // a slow sink: it must not hold up anyone's I/O
             }
-            override fun acquisition(type: String, outcome: Outcome, latency: JavaDuration, waited: JavaDuration) = seen()
+            override fun acquisition(type: String, outcome: RedlockMetrics.Outcome, latency: JavaDuration, waited: JavaDuration) = seen()
             override fun renewal(type: String, extended: Boolean) = seen()
             override fun loss(type: String, reason: LockLostException.Reason) = seen()
             override fun leaseEnded(type: String, held: JavaDuration, lost: Boolean) = seen()

@@ -17,6 +17,9 @@ class SentinelFleetTest :
                 val (primary, replica) = fleet.nodePorts(0)
                 fleet.primaryPort(0) shouldBe primary
                 fleet.command(primary, "SET", "k", "v") shouldBe "OK"
+                // Replication is asynchronous: let "k" reach the replica before cutting it off.
+                val deadline = System.nanoTime() + 10_000_000_000L // a hang guard
+                while (fleet.command(replica, "GET", "k") == null && System.nanoTime() < deadline) Thread.sleep(10)
 
                 fleet.cutReplication(0)
                 fleet.command(primary, "SET", "late", "v") shouldBe "OK"

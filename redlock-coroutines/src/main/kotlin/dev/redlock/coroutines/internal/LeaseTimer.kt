@@ -203,9 +203,12 @@ internal class LeaseTimer(
         }
     }
 
-    /** Drops stale ticks once they outnumber the live entries: memory stays proportional to what is held. */
+    /**
+     * Drops stale ticks once they outnumber the live entries (or nothing is live any more): memory
+     * stays proportional to what is held, whatever the due times of leases that ended.
+     */
     private fun compactIfStale() {
-        if (queue.size > 2 * live + COMPACT_SLACK) {
+        if (queue.size > 2 * live + COMPACT_SLACK || (live == 0 && queue.isNotEmpty())) {
             queue.removeIf { it.seq != it.entry.seq || !it.entry.active }
         }
     }
