@@ -108,7 +108,7 @@ class NewcomerTest : FunSpec({
         fleet.restart(0) // a fresh process: no marker, as a server started by hand
         val redlock = fleet.redlock(1) { leaseTime(JavaDuration.ofSeconds(2)) }
         try {
-            delay(3_100.milliseconds) // up for more than the 2 s guard
+            delay(4_100.milliseconds) // up for more than the 2 s guard, counting the uptime's rounding
             redlock.tryAcquire("uptime").shouldNotBeNull().release()
         } finally {
             redlock.close()
@@ -117,21 +117,22 @@ class NewcomerTest : FunSpec({
 
     test("a master that restarted a moment ago is guarded until it has been up for the guard, counted from its start") {
         fleet.restart(0)
-        delay(1_200.milliseconds)
+        delay(2_200.milliseconds)
         fleet.redlock(1) { leaseTime(JavaDuration.ofSeconds(3)) }.use { redlock ->
             val e = shouldThrow<LockNotAcquiredException> { redlock.tryAcquire("young") }
             // Counted from the server's start (its uptime, in whole seconds), not from this first lock.
             val (amount, unit) = Regex("not counted for ([0-9.]+)(ms|s) more").find(e.message!!)!!.destructured
             val leftMillis = if (unit == "ms") amount.toDouble() else amount.toDouble() * 1000
-            // Up at least a second already: at most 2 s of the 3 s guard remain (the full 3 s if counted from now).
-            (leftMillis <= 2_000.0) shouldBe true
+            // Up more than two seconds already (read as at least one whole second of uptime, less
+            // the second of rounding): less than the full 3 s remain, which counting from now would give.
+            (leftMillis < 3_000.0) shouldBe true
             redlock.acquire("young", waitTime = 5.seconds).release()
         }
     }
 
     test("with the defaults, the first lock on a master started by hand a moment ago succeeds") {
         fleet.restart(0)
-        delay(1_500.milliseconds)
+        delay(2_500.milliseconds)
         // Default lease, wait and guard (10 s each): the master counts once up for 10 s, within the wait.
         Redlock(RedlockConfig.builder().master(fleet.uri(0)).build()).use { redlock ->
             redlock.withRedlock("first") { "locked" } shouldBe "locked"

@@ -122,7 +122,8 @@ final class NewcomerJavaTest {
       assertEquals(LeaseState.RELEASED, lease.state());
       List<WeakReference<Consumer<LeaseState>>> listeners = new ArrayList<>();
       for (int i = 0; i < 100; i++) {
-        Consumer<LeaseState> listener = s -> { };
+        int n = i; // captured, so that each listener is an object of its own (not a cached lambda)
+        Consumer<LeaseState> listener = s -> assertTrue(n >= 0);
         listeners.add(new WeakReference<>(listener));
         // Not closed: the lease ended, the watch should end with it (a collector waiting for a
         // change that never comes would hold the listener as long as the AsyncRedlock lives).

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.platform.engine.discovery.DiscoverySelectors.selectClass;
 
+import dev.redlock.core.RedlockClosedException;
 import dev.redlock.java.AsyncRedlock;
 import dev.redlock.testing.RedisFleet;
 import java.util.concurrent.ExecutionException;
@@ -57,7 +58,7 @@ final class ExtensionLifecycleTest {
     } catch (Exception e) {
       failure = e;
     }
-    assertInstanceOf(IllegalStateException.class, failure);
+    assertInstanceOf(RedlockClosedException.class, failure);
   }
 
   private static Throwable failureOf(Event event) {

@@ -1,5 +1,6 @@
 package dev.redlock.kotest
 
+import dev.redlock.core.RedlockClosedException
 import dev.redlock.coroutines.tryAcquire
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.Spec
@@ -38,14 +39,14 @@ class ExtensionLifecycleTest :
         }
 
         suspend fun assertClosed(redlock: dev.redlock.coroutines.Redlock) {
-            shouldThrow<IllegalStateException> { redlock.tryAcquire("after:close") }.message shouldContain "closed"
+            shouldThrow<RedlockClosedException> { redlock.tryAcquire("after:close") }.message shouldContain "closed"
         }
 
         test("the fleet is reset after each leaf test, a test's Redlocks closed after it, the spec's after the spec") {
             val listener = run(ResetCase::class)
             listener.tests.filterValues { !it.isSuccess } shouldBe emptyMap()
             listener.tests.size shouldBe 5 // four leaves and their container
-            Recorded.seen.single().shouldBeInstanceOf<IllegalStateException>() // closed between the tests
+            Recorded.seen.single().shouldBeInstanceOf<RedlockClosedException>() // closed between the tests
             assertStopped()
             Recorded.specRedlocks.forEach { assertClosed(it) }
             Recorded.testRedlocks.forEach { assertClosed(it) }

@@ -31,7 +31,9 @@ local function data_since(millis)
       return millis
     end
   end
-  return millis - uptime * 1000
+  -- Whole seconds of the server's wall clock on both ends: the uptime may read up to a second
+  -- more than the time since the start. One second less is never later than the start.
+  return millis - math.max(0, uptime - 1) * 1000
 end
 local function boot_age(marker, millis)
   local created = tonumber(redis.call('GET', marker) or '')
