@@ -110,6 +110,9 @@ class CheckReport(
         append(", ${fenceInversions.size} fencing inversion(s)")
         if (closes.isNotEmpty()) append(", ${closes.size} close(s) with ${closeProblems.size} problem(s)")
         if (orphans.isNotEmpty()) append(", ${orphans.size} ORPHAN KEY(S)")
+        for (f in faults.filter { it.kind in FaultKind.EDGES }) {
+            append("\n  fault ${f.kind} on ${f.target} at ${ms(f.start - origin)}: ${f.note}")
+        }
         append("\n  overrun past validity (sections that reached its end), p50 / p99 / max: ${distribution(overruns)}")
         append("\n  cancellation latency (loss declared -> block stopped), p50 / p99 / max: ${distribution(cancelLatencies)}")
         for ((a, b) in fenceInversions.take(3)) {
