@@ -112,7 +112,8 @@ class ChaosTest :
             }
 
             for ((index, family) in families.withIndex()) {
-                test("N=$n, edge ${family.name}: ${family.label}: no overlap, no section past its validity uninformed, by any margin") {
+                // Named so that a family, an N or both can be picked: -Dkotest.filter.tests='*edge close*', '*edge*N=3*'.
+                test("edge ${family.name} N=$n: ${family.label}: no overlap, no section past its validity uninformed, by any margin") {
                     val result = runScenario(
                         Scenario(
                             name = "edge-${family.name}", masters = n, seed = 3000L + 10 * index + n, faults = family.faults, inOrder = true,
