@@ -4,6 +4,7 @@ import dev.redlock.core.internal.Script
 import dev.redlock.coroutines.Redlock
 import dev.redlock.coroutines.tryAcquire
 import dev.redlock.coroutines.withRedlock
+import dev.redlock.testing.ProxiedCommand
 import java.time.Duration as JavaDuration
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.atomic.AtomicBoolean
@@ -339,10 +340,10 @@ class Injector(
             cluster.fleet.command(m, "SCRIPT", "FLUSH")
             for (script in RELOADED_AT_ONCE) cluster.fleet.command(m, "SCRIPT", "LOAD", script.text())
         }
+        // The reload: the acquire script's text on its way to the master (SCRIPT LOAD, or EVAL should the library send it so).
         val acquireText = Script.ACQUIRE.text()
-        val armed = probeProxy.onNextCommand({ c ->
-            c.name == "SCRIPT" && c.argument(0).equals("LOAD", ignoreCase = true) && c.argument(1)?.let { acquireText.startsWith(it) } == true
-        }) {
+        val shortest = minOf(acquireText.length, ProxiedCommand.PART_LIMIT)
+        val armed = probeProxy.onNextCommand({ c -> c.arguments.any { it.length >= shortest && acquireText.startsWith(it) } }) {
             if (paused) {
                 cluster.fleet.pause(m)
             } else {
