@@ -3,8 +3,8 @@ package dev.redlock.chaos
 import java.util.Locale
 
 /**
- * Two sections on the same resource that overlapped while both holders believed their leases
- * valid: a mutual-exclusion (safety) violation.
+ * Two sections on the same resource that overlapped while both holders held the lock as far as
+ * they could tell (see [Section.believedEnd]): a mutual-exclusion (safety) violation.
  *
  * @property overlapStart when the overlap began
  * @property overlapNanos how long both believed they held the lock
@@ -19,13 +19,16 @@ data class Violation(
     val keyLossBefore: FaultEvent?,
 ) {
     fun describe(origin: Long): String =
-        "resource '${first.resource}': ${first.id} (${first.client}) believed valid over " +
+        "resource '${first.resource}': ${first.id} (${first.client}) held it over " +
             "${span(first.start, first.believedEnd, origin)}, ${second.id} (${second.client}) over " +
             "${span(second.start, second.believedEnd, origin)}: both for ${ms(overlapNanos)}" +
             (keyLossBefore?.let { " after ${it.kind} on ${it.target} at ${ms(it.start - origin)}" } ?: "")
 }
 
-/** A section whose block ran all its steps past the end of its believed validity, uninformed. */
+/**
+ * A guarded section whose block ran past its validity before it stopped or was told: its
+ * [overrunNanos] ([Section.overrunNanos]) is positive, by however little.
+ */
 data class MissedLoss(val section: Section, val overrunNanos: Long)
 
 /**
@@ -42,11 +45,29 @@ data class Reacquire(val event: ClientEvent, val resource: String, val delayNano
 data class Recovery(val fault: FaultEvent, val nanos: Long)
 
 /**
+ * A `close()` judged against the sections of its client: [running] are the sections whose block
+ * was running when `close()` was called; [problems] says, one line each, what did not go as
+ * `close()` promises (every running section told `LockLostException(CLOSED)` by the time `close()`
+ * returns, waiters and later calls failed with `RedlockClosedException`, the keys released).
+ */
+class CloseReport(val record: CloseRecord, val running: List<Section>, val problems: List<String>) {
+    /** For each running section: from the call of `close()` to the moment its block stopped. */
+    val sectionStops: List<Long>
+        get() = running.map { it.end - record.start }
+
+    /** For each waiter: from the call of `close()` to the moment its call ended. */
+    val waiterEnds: List<Long>
+        get() = record.waiters.map { it.second - record.start }
+}
+
+/**
  * What the [Checker] found in one history.
  *
- * @property cancelLatencies for each lost section (not frozen): from the moment the lease stopped
- *   being valid to its holder (the earlier of its believed validity and the declared loss) until the
- *   block stopped running
+ * @property overruns [Section.overrunNanos] of every guarded section that reached the end of its
+ *   validity (its loss declared as EXPIRED, or any positive overrun), holders frozen at that moment
+ *   apart: negative when the loss was declared ahead of the validity's end
+ * @property cancelLatencies for each section (not frozen) whose block still ran when the loss was
+ *   declared: from the declaration until the block stopped. Reported, never counted as overrun.
  * @property detectionDelays for each loss declared as "no longer held": from the fault that
  *   destroyed the keys until the holder declared the loss
  * @property longestStallNanos the longest time between two consecutive section starts
@@ -57,6 +78,7 @@ class CheckReport(
     val violations: List<Violation>,
     val missedLosses: List<MissedLoss>,
     val pausedOverruns: List<PausedOverrun>,
+    val overruns: List<Long>,
     val cancelLatencies: List<Long>,
     val detectionDelays: List<Long>,
     val reacquires: List<Reacquire>,
@@ -64,12 +86,19 @@ class CheckReport(
     val longestStallNanos: Long,
     /** Pairs (earlier, later) of holders of one resource whose fencing tokens do not grow. */
     val fenceInversions: List<Pair<Section, Section>> = emptyList(),
+    val closes: List<CloseReport> = emptyList(),
+    val orphans: List<OrphanKey> = emptyList(),
 ) {
-    /** The lost sections whose block took longest to stop after the loss, slowest first. */
+    /** The sections whose block took longest to stop after the loss was declared, slowest first. */
     val slowestCancels: List<Pair<Section, Long>>
-        get() = sections.filter { it.outcome == Outcome.LOST && it !in pausedOverruns.map(PausedOverrun::section) }
-            .map { it to (it.end - minOf(it.validUntil, it.lossDeclaredAt ?: it.validUntil)) }
-            .sortedByDescending { it.second }
+        get() {
+            val frozen = pausedOverruns.map(PausedOverrun::section).toSet()
+            return sections.filter { it !in frozen }.mapNotNull { s -> s.cancelLatencyNanos?.let { s to it } }.sortedByDescending { it.second }
+        }
+
+    /** Every problem the `close()` faults found, with the client. */
+    val closeProblems: List<String>
+        get() = closes.flatMap { c -> c.problems.map { "close of ${c.record.client}: $it" } }
 
     val outcomes: Map<Outcome, Int> = sections.groupingBy { it.outcome }.eachCount().toSortedMap()
 
@@ -79,36 +108,55 @@ class CheckReport(
         append(", ${violations.size} violation(s), ${missedLosses.size} missed loss(es)")
         if (pausedOverruns.isNotEmpty()) append(", ${pausedOverruns.size} paused overrun(s)")
         append(", ${fenceInversions.size} fencing inversion(s)")
+        if (closes.isNotEmpty()) append(", ${closes.size} close(s) with ${closeProblems.size} problem(s)")
+        if (orphans.isNotEmpty()) append(", ${orphans.size} ORPHAN KEY(S)")
+        for (f in faults.filter { it.kind in FaultKind.EDGES }) {
+            append("\n  fault ${f.kind} on ${f.target} at ${ms(f.start - origin)}: ${f.note}")
+        }
+        append("\n  overrun past validity (sections that reached its end), p50 / p99 / max: ${distribution(overruns)}")
+        append("\n  cancellation latency (loss declared -> block stopped), p50 / p99 / max: ${distribution(cancelLatencies)}")
         for ((a, b) in fenceInversions.take(3)) {
             append("\n  FENCING INVERSION on '${a.resource}': ${a.id} token ${a.fence} then ${b.id} token ${b.fence}")
         }
         for (v in violations.take(5)) append("\n  VIOLATION ").append(v.describe(origin))
-        for ((s, nanos) in slowestCancels.filter { it.second > SLOW_CANCEL_NANOS }.take(3)) {
-            append("\n  slow cancel: ${s.id} (${s.client}) on '${s.resource}', ${s.lossReason}: block stopped ${ms(nanos)} after the loss ")
-            append("(validity ${ms(s.validUntil - origin)}, declared ${s.lossDeclaredAt?.let { ms(it - origin) } ?: "-"}, end ${ms(s.end - origin)})")
+        for (m in missedLosses.sortedByDescending { it.overrunNanos }.take(5)) {
+            val s = m.section
+            append("\n  MISSED LOSS ${s.id} (${s.client}) on '${s.resource}': ${s.outcome}${s.lossReason?.let { " $it" } ?: ""}, ")
+            append("validity ended ${ms(s.validUntil - origin)}, loss declared ${s.lossDeclaredAt?.let { ms(it - origin) } ?: "never"}, ")
+            append("block stopped ${ms(s.end - origin)}: ran ${ms(m.overrunNanos)} past its validity, uninformed")
         }
-        for (m in missedLosses.take(5)) {
-            append("\n  MISSED LOSS ${m.section.id} (${m.section.client}) on '${m.section.resource}': ran ")
-            append("${ms(m.overrunNanos)} past its validity, uninformed")
+        for ((s, nanos) in slowestCancels.filter { it.second > SLOW_CANCEL_NANOS }.take(3)) {
+            append("\n  slow cancel: ${s.id} (${s.client}) on '${s.resource}', ${s.lossReason}: block stopped ${ms(nanos)} after the loss was declared")
+        }
+        for (c in closes) {
+            append("\n  close of ${c.record.client} at ${ms(c.record.start - origin)} (returned after ${ms(c.record.end - c.record.start)}): ")
+            append("${c.running.size} running section(s) ${c.running.map { "${it.outcome}${it.lossReason?.let { r -> "/$r" } ?: ""}" }}, ")
+            append("stopped ${c.sectionStops.map { ms(it) }} after close(); waiters ${c.record.waiters.map { "${it.first} after ${ms(it.second - c.record.start)}" }}; ")
+            append("call after close: ${c.record.callAfter}; keys left ${c.record.keysLeft}")
+            for (p in c.problems) append("\n    CLOSE PROBLEM: $p")
+        }
+        for (o in orphans.take(5)) {
+            append("\n  ORPHAN KEY on master ${o.master}: '${o.resource}' held by nobody at ${ms(o.at - origin)}, ${o.pttlMillis} ms left (${o.note})")
         }
     }
 }
 
 /**
  * Checks a history of critical sections for mutual exclusion and for losses the library missed,
- * and measures liveness. Pure: it looks only at the recorded times.
- *
- * @param cancelGraceNanos how far past its validity a block may finish its last step before that
- *   counts as a missed loss: the guard that cancels the block and the block's own timer can fall due
- *   together, and either may run first (cooperative cancellation, on threads that a loaded machine
- *   may not schedule at once). Every overrun is still measured; the default is 50 ms.
+ * and measures liveness. Pure: it looks only at the recorded times, which are the library's own
+ * exact figures (`Lease.times()`), so no margin is allowed anywhere: a guarded block that stopped
+ * (or was told) even a microsecond after its validity ended is a [MissedLoss], unless its holder
+ * was frozen (SIGSTOP) at that moment. How long the block took to stop once told is the
+ * cancellation latency, measured apart and never counted as overrun.
  */
-class Checker(private val cancelGraceNanos: Long = 50_000_000) {
+class Checker {
 
     fun check(
         sections: List<Section>,
         faults: List<FaultEvent> = emptyList(),
         clientEvents: List<ClientEvent> = emptyList(),
+        closes: List<CloseRecord> = emptyList(),
+        orphans: List<OrphanKey> = emptyList(),
     ): CheckReport {
         val sorted = sections.sortedBy { it.start }
         val frozen = clientEvents.filter { it.kind == ClientEvent.Kind.FROZEN }
@@ -118,19 +166,21 @@ class Checker(private val cancelGraceNanos: Long = 50_000_000) {
 
         val missed = ArrayList<MissedLoss>()
         val paused = ArrayList<PausedOverrun>()
+        val overruns = ArrayList<Long>()
         val cancel = ArrayList<Long>()
         for (s in sorted) {
+            if (!s.endKnown) continue
+            val overrun = s.overrunNanos
             // Frozen when its validity ran out: the overrun is the pause's, not the library's.
-            val freeze = frozen.firstOrNull { it.client == s.client && it.start <= s.validUntil + cancelGraceNanos && it.end >= s.validUntil && it.start < s.end }
-            if (freeze != null && s.end > s.validUntil) {
+            val freeze = frozen.firstOrNull { it.client == s.client && it.start <= s.validUntil && it.end >= s.validUntil && it.start < s.end }
+            if (freeze != null && overrun > 0) {
                 paused += PausedOverrun(s, freeze, s.end - freeze.end, s.bodyCompleted)
                 continue
             }
-            if (s.guarded && s.bodyCompleted && s.end > s.validUntil + cancelGraceNanos) missed += MissedLoss(s, s.end - s.validUntil)
-            if (s.outcome == Outcome.LOST) {
-                val lostAt = minOf(s.validUntil, s.lossDeclaredAt ?: s.validUntil)
-                cancel += maxOf(0L, s.end - lostAt)
-            }
+            s.cancelLatencyNanos?.let { cancel += it }
+            if (!s.guarded) continue
+            if (overrun > 0) missed += MissedLoss(s, overrun)
+            if (overrun > 0 || s.lossReason == LOSS_EXPIRED) overruns += overrun
         }
 
         val detection = sorted.filter { it.outcome == Outcome.LOST && it.lossReason == "NOT_HELD" && it.lossDeclaredAt != null }
@@ -155,9 +205,37 @@ class Checker(private val cancelGraceNanos: Long = 50_000_000) {
         val stall = starts.zipWithNext { a, b -> b - a }.maxOrNull() ?: 0L
 
         return CheckReport(
-            sorted, faults.sortedBy { it.start }, violations, missed, paused, cancel, detection, reacquires, recoveries, stall,
-            fenceInversions(sorted),
+            sorted, faults.sortedBy { it.start }, violations, missed, paused, overruns, cancel, detection, reacquires, recoveries, stall,
+            fenceInversions(sorted), closes.sortedBy { it.start }.map { judgeClose(it, sorted) }, orphans.sortedBy { it.at },
         )
+    }
+
+    /** What `close()` promises for the sections, waiters and keys of its client; see [CloseReport]. */
+    private fun judgeClose(c: CloseRecord, sorted: List<Section>): CloseReport {
+        val running = sorted.filter { it.client == c.client && it.start <= c.start && it.end >= c.start }
+        val problems = ArrayList<String>()
+        if (running.none { it.id == c.probeSection }) problems += "its probe section ${c.probeSection} was not running at close(): the fault tested nothing"
+        for (s in running) {
+            val declared = s.lossDeclaredAt
+            when {
+                s.outcome == Outcome.UNFINISHED -> problems += "section ${s.id} never ended"
+                s.outcome == Outcome.FAILED -> problems += "section ${s.id} ended with ${s.lossReason} instead of LockLostException(CLOSED)"
+                s.outcome == Outcome.LOST && s.lossReason != "CLOSED" && (declared == null || declared >= c.start) ->
+                    problems += "section ${s.id} ended with LockLostException(${s.lossReason}) instead of CLOSED"
+                s.outcome == Outcome.COMPLETED && declared != null && declared <= s.end ->
+                    problems += "withRedlock of section ${s.id} returned normally though the loss was declared while its block ran"
+            }
+            if (s.end > c.end && (declared == null || declared > c.end)) {
+                problems += "section ${s.id}'s block ran on ${ms(s.end - c.end)} after close() returned, not told by then " +
+                    "(loss declared ${declared?.let { "${ms(it - c.end)} after close() returned" } ?: "never"}, ${s.outcome})"
+            }
+        }
+        for ((what, at) in c.waiters) {
+            if (what != CLOSED_EXCEPTION) problems += "a waiter ended with $what ${ms(at - c.start)} after close() was called, not RedlockClosedException"
+        }
+        if (c.callAfter != CLOSED_EXCEPTION) problems += "a call on the closed Redlock ended with ${c.callAfter}, not RedlockClosedException"
+        if (c.keysLeft > 0) problems += "${c.keysLeft} lock key(s) of its probe section still on the masters when close() returned"
+        return CloseReport(c, running, problems)
     }
 
     /**
@@ -178,7 +256,7 @@ class Checker(private val cancelGraceNanos: Long = 50_000_000) {
         return found
     }
 
-    /** Sweeps each resource's sections in start order against those still believed valid. */
+    /** Sweeps each resource's sections in start order against those still held (see [Section.believedEnd]). */
     private fun findOverlaps(sorted: List<Section>, keyLosses: List<FaultEvent>): List<Violation> {
         val found = ArrayList<Violation>()
         for ((_, onResource) in sorted.groupBy { it.resource }) {
@@ -202,15 +280,28 @@ class Checker(private val cancelGraceNanos: Long = 50_000_000) {
     private companion object {
         /** The earlier holder's keys were set while it acquired, shortly before its block started. */
         const val LOOKBACK_NANOS = 1_000_000_000L
+        const val LOSS_EXPIRED = "EXPIRED"
+        const val CLOSED_EXCEPTION = "RedlockClosedException"
     }
 }
 
 private const val SLOW_CANCEL_NANOS = 50_000_000L
 
-internal fun ms(nanos: Long): String = String.format(Locale.ROOT, "%.1f ms", nanos / 1e6)
+internal fun ms(nanos: Long): String = when {
+    // Overruns of a fraction of a millisecond are the point now: show them.
+    nanos != 0L && Math.abs(nanos) < 1_000_000 -> String.format(Locale.ROOT, "%.3f ms", nanos / 1e6)
+    else -> String.format(Locale.ROOT, "%.1f ms", nanos / 1e6)
+}
 
 internal fun span(from: Long, to: Long, origin: Long): String =
     String.format(Locale.ROOT, "[%.1f, %.1f] ms", (from - origin) / 1e6, (to - origin) / 1e6)
+
+/** `p50 / p99 / max (n=...)` of [values] in milliseconds, or `- (none)`. */
+fun distribution(values: List<Long>, p99: Boolean = true): String {
+    if (values.isEmpty()) return "- (none)"
+    val parts = listOfNotNull(percentile(values, 50.0), if (p99) percentile(values, 99.0) else null, values.max())
+    return parts.joinToString(" / ") { ms(it) } + " (n=${values.size})"
+}
 
 /** The [p]-th percentile (0..100) of [values] by nearest rank; null for none. */
 fun percentile(values: List<Long>, p: Double): Long? {

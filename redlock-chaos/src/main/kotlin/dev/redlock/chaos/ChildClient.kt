@@ -53,15 +53,16 @@ object ChildClientMain {
 
     /** Writes section events as lines; every line is flushed at once, so a SIGKILL loses nothing written. */
     private class LineSink(private val out: PrintStream) : SectionSink {
-        override fun begin(id: String, client: String, resource: String, start: Long, validUntil: Long) =
-            line("B $id $client $resource $start $validUntil")
+        override fun begin(id: String, client: String, resource: String, start: Long, validUntil: Long, requestedLease: Long) =
+            line("B $id $client $resource $start $validUntil $requestedLease")
 
         override fun valid(id: String, validUntil: Long) = line("V $id $validUntil")
 
-        override fun ended(id: String, end: Long, bodyCompleted: Boolean) = line("E $id $end ${if (bodyCompleted) 1 else 0}")
+        override fun ended(id: String, end: Long, bodyCompleted: Boolean, validUntil: Long, lossDeclaredAt: Long?) =
+            line("E $id $end ${if (bodyCompleted) 1 else 0} $validUntil ${lossDeclaredAt ?: "-"}")
 
         override fun outcome(id: String, outcome: Outcome, lossReason: String?, lossDeclaredAt: Long?) =
-            line("O $id $outcome ${lossReason ?: "-"} ${lossDeclaredAt ?: -1}")
+            line("O $id $outcome ${lossReason ?: "-"} ${lossDeclaredAt ?: "-"}")
 
         override fun notAcquired(client: String, kind: String) = line("N $client $kind")
 
@@ -109,10 +110,10 @@ class ChildClient private constructor(
         val f = line.split(' ')
         when (f[0]) {
             "READY" -> ready.countDown()
-            "B" -> sink.begin(f[1], f[2], f[3], f[4].toLong(), f[5].toLong())
+            "B" -> sink.begin(f[1], f[2], f[3], f[4].toLong(), f[5].toLong(), f[6].toLong())
             "V" -> sink.valid(f[1], f[2].toLong())
-            "E" -> sink.ended(f[1], f[2].toLong(), f[3] == "1")
-            "O" -> sink.outcome(f[1], Outcome.valueOf(f[2]), f[3].takeIf { it != "-" }, f[4].toLong().takeIf { it >= 0 })
+            "E" -> sink.ended(f[1], f[2].toLong(), f[3] == "1", f[4].toLong(), f[5].takeIf { it != "-" }?.toLong())
+            "O" -> sink.outcome(f[1], Outcome.valueOf(f[2]), f[3].takeIf { it != "-" }, f[4].takeIf { it != "-" }?.toLong())
             "N" -> sink.notAcquired(f[1], f[2])
             "F" -> sink.fence(f[1], f[2].toLong())
         }

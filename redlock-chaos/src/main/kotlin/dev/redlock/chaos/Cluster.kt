@@ -9,7 +9,8 @@ import java.util.logging.Logger
 /**
  * N real masters and, in front of each, one [TcpProxy] per side: clients are split into [sides]
  * groups, each reaching every master through its own proxy, so that a network fault can cut some
- * clients off a master while others still reach it (an asymmetric partition).
+ * clients off a master while others still reach it (an asymmetric partition). One more proxy per
+ * master, [probeProxies], serves only the probe client of the faults that need one.
  */
 class ChaosCluster(val masters: Int, val sides: Int = 2) : AutoCloseable {
     val fleet: RedisFleet = RedisFleet.builder().masters(masters).commandTimeout(JavaDuration.ofSeconds(3)).start()
@@ -17,10 +18,14 @@ class ChaosCluster(val masters: Int, val sides: Int = 2) : AutoCloseable {
     /** `proxies[side][master]`. */
     val proxies: List<List<TcpProxy>>
 
+    /** `probeProxies[master]`: used by a fault's own probe client only. */
+    val probeProxies: List<TcpProxy>
+
     init {
         val started = ArrayList<TcpProxy>()
         try {
             proxies = List(sides) { List(masters) { m -> TcpProxy.start("127.0.0.1", fleet.port(m)).also { started += it } } }
+            probeProxies = List(masters) { m -> TcpProxy.start("127.0.0.1", fleet.port(m)).also { started += it } }
         } catch (e: Throwable) {
             started.forEach { runCatching { it.close() } }
             fleet.close()
@@ -31,12 +36,15 @@ class ChaosCluster(val masters: Int, val sides: Int = 2) : AutoCloseable {
     /** The URIs clients of [side] use: one proxy per master. */
     fun uris(side: Int): List<String> = proxies[side % sides].map { it.uri() }
 
+    /** The URIs of a fault's probe client. */
+    fun probeUris(): List<String> = probeProxies.map { it.uri() }
+
     /**
      * Undoes every fault still in force: heals the proxies, continues paused masters, restarts
      * killed ones and resets their memory limit. Each step is tried even if another fails.
      */
     fun restore() {
-        for (p in proxies.flatten()) {
+        for (p in proxies.flatten() + probeProxies) {
             p.latency = JavaDuration.ZERO
             if (p.isBlackHoled) {
                 p.resetConnections()
@@ -55,7 +63,7 @@ class ChaosCluster(val masters: Int, val sides: Int = 2) : AutoCloseable {
 
     override fun close() {
         var failure: Throwable? = null
-        for (p in proxies.flatten()) {
+        for (p in proxies.flatten() + probeProxies) {
             try {
                 p.close()
             } catch (e: Throwable) {

@@ -136,16 +136,15 @@ private suspend fun clockRun(control: Control, h: Redlock, c: Redlock, timing: T
     }
     val lease = h.acquire("x", leaseTime = timing.lease)
     val start = System.nanoTime()
-    // Not under withRedlock: H watches its own clock, as a caller of acquire() does.
-    history.beginUnguarded("H", "H", "x", start, believedValidUntil(lease, rate) ?: start)
+    // Not under withRedlock: H watches its own clock, as a caller of acquire() does. Its validity,
+    // on its own clock, is converted to real time: that is until when H believes it holds the lock.
+    history.beginUnguarded("H", "H", "x", start, leaseFigures(lease, rate).first)
     coroutineScope {
         val contender = async { runSection(c, "C", "C", "x", timing, List(10) { 30.milliseconds }, 1.0, history) }
-        while (true) {
-            val v = believedValidUntil(lease, rate) ?: break
-            history.valid("H", v)
-            delay(5.milliseconds)
-        }
-        history.ended("H", System.nanoTime(), bodyCompleted = true)
+        while (lease.remaining > Duration.ZERO) delay(5.milliseconds)
+        val end = System.nanoTime()
+        val (validUntil, declared) = leaseFigures(lease, rate)
+        history.ended("H", end, bodyCompleted = true, validUntil = validUntil, lossDeclaredAt = declared)
         lease.release()
         history.outcome("H", Outcome.COMPLETED, null, null)
         contender.await()

@@ -20,6 +20,22 @@ enum class FaultKind(val label: String, val breaksAssumptions: Boolean, val keyL
     FLUSHALL("FLUSHALL on a master", true, keyLoss = true),
     EVICTION("lock keys evicted on a master under maxmemory with allkeys-lru", true, keyLoss = true),
     SLOW_CLOCK("a client whose clock runs at 0.9x real time", true),
+
+    // Faults aimed at the edges: they start at the moment that matters (TcpProxy.onNextCommand).
+    RENEWAL_LATENCY("proxy latency (up to a few node timeouts) that starts exactly when a renewal is sent to some masters", false),
+    RENEWAL_BLACK_HOLE("a black hole that starts exactly when a renewal is sent to some masters, then reset and healed", false),
+    CLOSE_CLIENT("close() of a client's Redlock in the middle of its sections and of its waits", false),
+    SCRIPT_FLUSH_PAUSED_MASTER("SCRIPT FLUSH on a master, SIGSTOP of it exactly when an acquire's script reload reaches it, SIGCONT later", false),
+    SCRIPT_FLUSH_SLOW_MASTER("SCRIPT FLUSH on a master, proxy latency (beyond the node timeout) to it from an acquire's script reload on", false),
+    /**
+     * Restarting masters at once breaks the assumption that a crashed master stays down for a
+     * lease; the restart guard stands in for it, and the library promises that no lease outlasts
+     * the guard (rule 15), so under this fault it must keep mutual exclusion.
+     */
+    RESTART_GUARDED_LONG_LEASE(
+        "a majority of masters restarted at once (empty) just after a client was granted a per-call lease longer than the restart guard",
+        false, keyLoss = true,
+    ),
     ;
 
     companion object {
@@ -28,6 +44,10 @@ enum class FaultKind(val label: String, val breaksAssumptions: Boolean, val keyL
 
         /** The faults a scheduled run can inject (the slow clock is a property of a client, not an event). */
         val SCHEDULABLE: List<FaultKind> = entries.filter { it != SLOW_CLOCK }
+
+        /** The faults aimed at the edges (a renewal in flight, close(), a script reload, a lease beyond the guard). */
+        val EDGES: List<FaultKind> =
+            listOf(RENEWAL_LATENCY, RENEWAL_BLACK_HOLE, CLOSE_CLIENT, SCRIPT_FLUSH_PAUSED_MASTER, SCRIPT_FLUSH_SLOW_MASTER, RESTART_GUARDED_LONG_LEASE)
     }
 }
 

@@ -1,15 +1,29 @@
 package dev.redlock.chaos
 
+import dev.redlock.core.internal.Script
+import dev.redlock.coroutines.Redlock
+import dev.redlock.coroutines.tryAcquire
+import dev.redlock.coroutines.withRedlock
+import dev.redlock.testing.ProxiedCommand
 import java.time.Duration as JavaDuration
+import java.util.concurrent.CompletableFuture
+import java.util.concurrent.atomic.AtomicBoolean
+import java.util.concurrent.atomic.AtomicInteger
 import kotlin.random.Random
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.nanoseconds
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.future.await
+import kotlinx.coroutines.joinAll
 import kotlinx.coroutines.sync.Mutex
 import kotlinx.coroutines.sync.withLock
 import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeoutOrNull
 
 /**
  * The child clients of a run: started up front, replaced when a fault kills one.
@@ -86,6 +100,9 @@ class ChildPool(
  * Injects one fault at a time on a [ChaosCluster], records it in [history], and returns it.
  * Targets and durations are drawn from [random], so a run replays from its seed. Masters and
  * proxies busy with another fault are not chosen; a fault with no free target is skipped (null).
+ *
+ * [locals] are the run's clients in this JVM, for [FaultKind.CLOSE_CLIENT]. The script-reload
+ * faults use a probe client of their own (created on first use, closed by [close]).
  */
 class Injector(
     private val cluster: ChaosCluster,
@@ -93,12 +110,19 @@ class Injector(
     private val timing: Timing,
     private val children: ChildPool?,
     private val random: Random,
-) {
+    private val locals: LocalClients? = null,
+) : AutoCloseable {
     private val busy = Mutex()
     private val busyMasters = HashSet<Int>()
     private val busyProxies = HashSet<Pair<Int, Int>>()
     private val busyChildren = HashSet<String>()
     private val lease = timing.lease
+    private val quorum = cluster.masters / 2 + 1
+
+    /** How many faults of the kinds that name things (probe resources, sections) ran so far. */
+    private val serial = AtomicInteger()
+
+    @Volatile private var probe: Redlock? = null
 
     private suspend fun <T> io(block: () -> T): T = withContext(Dispatchers.IO) { block() }
 
@@ -184,10 +208,227 @@ class Injector(
                 history.record(ClientEvent(child.name, ClientEvent.Kind.KILLED, child.killedAt, child.killedAt))
                 FaultEvent(kind, child.name, child.killedAt, child.killedAt, "pid ${child.pid}")
             }
+            FaultKind.RENEWAL_LATENCY, FaultKind.RENEWAL_BLACK_HOLE -> onProxyGroup { sides, masters -> renewalFault(kind, sides, masters) }
+            FaultKind.CLOSE_CLIENT -> onLocalClient { client -> closeClient(client) }
+            FaultKind.SCRIPT_FLUSH_PAUSED_MASTER, FaultKind.SCRIPT_FLUSH_SLOW_MASTER -> onMasterAndProxies { m -> scriptReloadFault(kind, m) }
+            FaultKind.RESTART_GUARDED_LONG_LEASE -> onMasters(quorum) { masters -> restartAfterLongGrant(kind, masters) }
             FaultKind.SLOW_CLOCK -> throw IllegalArgumentException("SLOW_CLOCK is a client setting (Scenario.slowClients), not an injected event")
         }
         event?.let(history::record)
         return event
+    }
+
+    /**
+     * Latency or a black hole on the proxies of [sides] to [masters], each starting exactly when
+     * the next renewal (the extend script's EVALSHA) passes that proxy, and lasting about a lease
+     * from the first one: renewals are then in flight, or failing, when validities run out.
+     */
+    private suspend fun renewalFault(kind: FaultKind, sides: List<Int>, masters: List<Int>): FaultEvent {
+        val target = "sides $sides -> masters $masters"
+        val extend = Script.EXTEND.sha()
+        val added = timing.nodeTimeout * (0.5 + random.nextDouble() * 3.5)
+        val span = between(0.7, 1.2)
+        val proxies = sides.flatMap { side -> masters.map { cluster.proxies[side][it] } }
+        val armedAt = now()
+        val armed = proxies.map { p ->
+            if (kind == FaultKind.RENEWAL_LATENCY) {
+                p.latencyFromNextCommand(JavaDuration.ofNanos(added.inWholeNanoseconds)) { it.isEvalSha(extend) }
+            } else {
+                p.blackHoleFromNextCommand { it.isEvalSha(extend) }
+            }
+        }
+        // Renewals go out every lease/3 for every section still running; a few leases is plenty.
+        val fired = withTimeoutOrNull(lease * 4) { CompletableFuture.anyOf(*armed.map { it.fired }.toTypedArray()).await() } != null
+        if (!fired) {
+            armed.forEach { it.cancel() }
+            return FaultEvent(kind, target, armedAt, now(), "no renewal passed within 4 leases")
+        }
+        val start = armed.filter { it.isFired }.minOf { it.firedAtNanos }
+        delay(span - (now() - start).nanoseconds)
+        // A fault cancelled in time never acted; one that fired meanwhile is undone like the others.
+        val acted = armed.zip(proxies).filter { (a, _) -> !a.cancel() }.map { it.second }
+        for (p in acted) {
+            if (kind == FaultKind.RENEWAL_LATENCY) {
+                p.latency = JavaDuration.ZERO
+            } else {
+                p.resetConnections()
+                p.heal()
+            }
+        }
+        val what = if (kind == FaultKind.RENEWAL_LATENCY) "+${added.inWholeMilliseconds} ms each way" else "black hole"
+        return FaultEvent(kind, target, start, now(), "$what from the next renewal on ${acted.size} of ${proxies.size} proxies, for ${span.inWholeMilliseconds} ms")
+    }
+
+    /**
+     * Closes [client]'s `Redlock` while it runs a section of its own on a resource nobody else
+     * uses (a probe section, two leases long) and two more calls of it wait for that resource,
+     * besides whatever its worker is doing. Records what `close()` did in a [CloseRecord]; the
+     * client is replaced by a fresh one afterwards.
+     */
+    private suspend fun closeClient(client: LocalClients.Client): FaultEvent = coroutineScope {
+        val index = serial.incrementAndGet()
+        val redlock = client.redlock
+        val resource = "close-${client.name}-$index"
+        val probeId = "${client.name}#close$index"
+        val steps = List(((lease * 2) / PROBE_STEP).toInt()) { PROBE_STEP }
+        val holder = async { runSection(redlock, probeId, client.name, resource, timing, steps, client.settings.clockRate, history) }
+        withTimeoutOrNull(lease * 2) { while (!history.isRunning(probeId) && !holder.isCompleted) delay(1.milliseconds) }
+        val waiters = List(2) { async { waitFor(redlock, resource) } }
+        // A waiter is waiting once its first attempt was refused: one round trip.
+        delay(WAITERS_SETTLE)
+        locals!!.retire(client)
+        val start = now()
+        io { redlock.close() }
+        val end = now()
+        val key = "${Timing.KEY_PREFIX}$resource"
+        val keysLeft = io { (0 until cluster.masters).count { m -> runCatching { cluster.fleet.command(m, "EXISTS", key) == 1L }.getOrDefault(false) } }
+        val callAfter = withTimeoutOrNull(lease) {
+            try {
+                redlock.tryAcquire("after-close-$index")?.release()
+                "acquired"
+            } catch (e: CancellationException) {
+                throw e
+            } catch (e: Exception) {
+                e.javaClass.simpleName
+            }
+        } ?: "no answer within a lease"
+        val bound = timing.wait + lease * 3
+        withTimeoutOrNull(bound) { waiters.joinAll() }
+        val waited = waiters.map { w -> if (w.isCompleted) w.await() else "still waiting ${bound.inWholeMilliseconds} ms after close()" to now() }
+        waiters.forEach { it.cancel() }
+        if (withTimeoutOrNull(bound) { holder.join() } == null) holder.cancel()
+        locals.replace(client)
+        history.record(CloseRecord(client.name, start, end, waited, callAfter, keysLeft, probeId))
+        FaultEvent(FaultKind.CLOSE_CLIENT, client.name, start, end, "close() returned after ${ms(end - start)}")
+    }
+
+    /** One call that waits for [resource] on [redlock]: how it ended (simple class name, or `acquired`) and when. */
+    private suspend fun waitFor(redlock: Redlock, resource: String): Pair<String, Long> =
+        try {
+            redlock.withRedlock(resource, leaseTime = lease, waitTime = timing.wait) { }
+            "acquired" to now()
+        } catch (e: CancellationException) {
+            throw e
+        } catch (e: Exception) {
+            e.javaClass.simpleName to now()
+        }
+
+    /**
+     * SCRIPT FLUSH on master [m], and every script but the acquire script loaded again at once (as
+     * the other clients' calls would do); then a probe client, on proxies of its own, makes one
+     * attempt on a resource nobody else uses, and exactly when its reload of the acquire script
+     * passes, the master is stopped (SIGSTOP) or every proxy to it slowed down, for a while. The
+     * probe's call to [m] times out meanwhile, and its release goes out (at once if the attempt
+     * failed, after two node timeouts if the other masters granted it); a reloaded acquire that
+     * runs after that release leaves a key held by nobody, found once all is over: an [OrphanKey]. So that the
+     * probe is the first to find the acquire script gone, the other clients reach [m] 50 ms late
+     * from just before the flush until the reload passes. The other clients' own reloads meet the
+     * stopped or slow master as well.
+     */
+    private suspend fun scriptReloadFault(kind: FaultKind, m: Int): FaultEvent = coroutineScope {
+        val index = serial.incrementAndGet()
+        val probe = probe()
+        val paused = kind == FaultKind.SCRIPT_FLUSH_PAUSED_MASTER
+        val span = if (paused) (timing.nodeTimeout * (2.0 + random.nextDouble() * 4.0)).coerceAtMost(lease * 0.8) else between(0.3, 0.8)
+        val added = timing.nodeTimeout * (1.5 + random.nextDouble() * 2.5)
+        val sideProxies = (0 until cluster.sides).map { cluster.proxies[it][m] }
+        val probeProxy = cluster.probeProxies[m]
+        val holdBack = JavaDuration.ofMillis(HOLD_BACK.inWholeMilliseconds)
+        val start = now()
+        sideProxies.forEach { it.latency = holdBack }
+        io {
+            cluster.fleet.command(m, "SCRIPT", "FLUSH")
+            for (script in RELOADED_AT_ONCE) cluster.fleet.command(m, "SCRIPT", "LOAD", script.text())
+        }
+        // The reload: the acquire script's text on its way to the master (SCRIPT LOAD, or EVAL should the library send it so).
+        val acquireText = Script.ACQUIRE.text()
+        val shortest = minOf(acquireText.length, ProxiedCommand.PART_LIMIT)
+        val armed = probeProxy.onNextCommand({ c -> c.arguments.any { it.length >= shortest && acquireText.startsWith(it) } }) {
+            if (paused) {
+                cluster.fleet.pause(m)
+            } else {
+                (sideProxies + probeProxy).forEach { it.latency = JavaDuration.ofNanos(added.inWholeNanoseconds) }
+            }
+        }
+        val resource = "probe-$index"
+        val attempt = async {
+            try {
+                // Granted by a quorum without [m]: held past [m]'s node timeout, as a short section would be.
+                probe.tryAcquire(resource)?.let { lease ->
+                    delay(timing.nodeTimeout * 2)
+                    lease.release()
+                    "acquired"
+                } ?: "refused"
+            } catch (e: CancellationException) {
+                throw e
+            } catch (e: Exception) {
+                e.javaClass.simpleName
+            }
+        }
+        withTimeoutOrNull(lease) { armed.fired.await() }
+        armed.cancel()
+        // Stopped: the others' commands wait at the master. Not fired: nothing more to hold back.
+        if (paused || !armed.isFired) sideProxies.forEach { it.latency = JavaDuration.ZERO }
+        val note: String
+        if (armed.isFired) {
+            delay(span - (now() - armed.firedAtNanos).nanoseconds)
+            if (paused) io { cluster.fleet.resume(m) } else (sideProxies + probeProxy).forEach { it.latency = JavaDuration.ZERO }
+            note = (if (paused) "paused" else "+${added.inWholeMilliseconds} ms each way") + " for ${span.inWholeMilliseconds} ms from the probe's reload"
+        } else {
+            note = "no script reload from the probe reached the master within a lease"
+        }
+        val end = now()
+        val outcome = withTimeoutOrNull(timing.wait + lease) { attempt.await() } ?: "probe still running".also { attempt.cancel() }
+        // Whatever the probe's attempt sent has been answered or given up by now; its release too.
+        delay(timing.nodeTimeout * 2 + ORPHAN_SETTLE)
+        val key = "${Timing.KEY_PREFIX}$resource"
+        for (master in 0 until cluster.masters) {
+            val pttl = io { runCatching { cluster.fleet.command(master, "PTTL", key) as Long }.getOrDefault(-2L) }
+            if (pttl != -2L) history.record(OrphanKey(master, resource, now(), pttl, "after $kind on master $m; the probe's attempt: $outcome"))
+        }
+        FaultEvent(kind, "master $m", start, end, "$note; probe $outcome")
+    }
+
+    /** The probe client of the script-reload faults: proxies of its own, connected and scripts loaded before first use. */
+    private suspend fun probe(): Redlock {
+        probe?.let { return it }
+        val created = io { Redlock(timing.config(cluster.probeUris())) }
+        probe = created
+        runCatching { created.tryAcquire("probe-warm-up")?.release() }
+        return created
+    }
+
+    /**
+     * Waits (up to a few leases) for a section that asked for a per-call lease longer than the
+     * restart guard to begin, and right then restarts [masters] (a majority) at once, empty: the
+     * guard keeps their votes out for its own length only, shorter than that lease. Restarts
+     * anyway if no such section begins (the library refuses such leases at the call).
+     */
+    private suspend fun restartAfterLongGrant(kind: FaultKind, masters: List<Int>): FaultEvent {
+        val longer = (lease * 2).inWholeNanoseconds
+        val before = history.runningWithLease(longer).map { it.first }.toSet()
+        val refusedBefore = history.refusals
+        var refused = false
+        val granted = withTimeoutOrNull(lease * 3) {
+            var found: Triple<String, String, Long>? = null
+            while (found == null && !refused) {
+                found = history.runningWithLease(longer).firstOrNull { it.first !in before }
+                // Such leases are refused at the call: restart now, the point is then the others' leases.
+                refused = found == null && history.refusals > refusedBefore
+                if (found == null && !refused) delay(1.milliseconds)
+            }
+            found
+        }
+        val start = now()
+        io {
+            val failures = java.util.concurrent.ConcurrentLinkedQueue<Throwable>()
+            masters.map { m -> kotlin.concurrent.thread(name = "chaos-restart-$m") { runCatching { cluster.fleet.restart(m) }.onFailure { failures += it } } }
+                .forEach { it.join() }
+            failures.firstOrNull()?.let { throw it }
+        }
+        val note = granted?.let { (id, client, at) -> "${ms(start - at)} after $id ($client) began under a per-call lease beyond the guard" }
+            ?: if (refused) "leases beyond the guard were refused at the call" else "no section under a lease beyond the guard began within 3 leases"
+        return FaultEvent(kind, "masters $masters", start, now(), note)
     }
 
     private suspend fun onMaster(action: suspend (Int) -> FaultEvent): FaultEvent? {
@@ -200,6 +441,83 @@ class Injector(
             return action(m)
         } finally {
             busy.withLock { busyMasters -= m }
+        }
+    }
+
+    /** [count] free masters at once (all of them busy for the fault), or null if not that many are free. */
+    private suspend fun onMasters(count: Int, action: suspend (List<Int>) -> FaultEvent): FaultEvent? {
+        val chosen = busy.withLock {
+            val free = (0 until cluster.masters).filter { it !in busyMasters }
+            if (free.size < count) return null
+            free.shuffled(random).take(count).sorted().also { busyMasters += it }
+        }
+        try {
+            return action(chosen)
+        } finally {
+            busy.withLock { busyMasters -= chosen.toSet() }
+        }
+    }
+
+    /** A free master with every proxy in front of it free as well. */
+    private suspend fun onMasterAndProxies(action: suspend (Int) -> FaultEvent): FaultEvent? {
+        val m = busy.withLock {
+            val free = (0 until cluster.masters).filter { m -> m !in busyMasters && (0 until cluster.sides).none { (it to m) in busyProxies } }
+            if (free.isEmpty()) return null
+            free[random.nextInt(free.size)].also { m ->
+                busyMasters += m
+                (0 until cluster.sides).forEach { busyProxies += it to m }
+            }
+        }
+        try {
+            return action(m)
+        } finally {
+            busy.withLock {
+                busyMasters -= m
+                (0 until cluster.sides).forEach { busyProxies -= it to m }
+            }
+        }
+    }
+
+    /**
+     * The proxies of one side, or both, to several masters: a majority more often than not (a
+     * fault on a minority leaves a quorum that renews), or the only one.
+     */
+    private suspend fun onProxyGroup(action: suspend (List<Int>, List<Int>) -> FaultEvent): FaultEvent? {
+        val (sides, masters) = busy.withLock {
+            val count = if (random.nextDouble() < 0.7) quorum else random.nextInt(1, quorum + 1)
+            val masters = (0 until cluster.masters).shuffled(random).take(count).sorted()
+            val sides = if (random.nextDouble() < 0.3) (0 until cluster.sides).toList() else listOf(random.nextInt(cluster.sides))
+            val pairs = sides.flatMap { s -> masters.map { s to it } }
+            if (pairs.any { it in busyProxies }) return null
+            busyProxies += pairs
+            sides to masters
+        }
+        try {
+            return action(sides, masters)
+        } finally {
+            busy.withLock { sides.forEach { s -> masters.forEach { busyProxies -= s to it } } }
+        }
+    }
+
+    /**
+     * A client in this JVM for [action], preferably one inside a section (waiting up to a lease
+     * for one); null if the run has none.
+     */
+    private suspend fun onLocalClient(action: suspend (LocalClients.Client) -> FaultEvent): FaultEvent? {
+        val pool = locals ?: return null
+        val deadline = now() + lease.inWholeNanoseconds
+        var client: LocalClients.Client? = null
+        while (client == null) {
+            val live = busy.withLock { pool.live().filter { it.name !in busyChildren } }
+            if (live.isEmpty()) return null
+            client = live.firstOrNull { history.openSectionOf(it.name) != null } ?: if (now() > deadline) live[random.nextInt(live.size)] else null
+            if (client == null) delay(2.milliseconds)
+        }
+        busy.withLock { busyChildren += client.name }
+        try {
+            return action(client)
+        } finally {
+            busy.withLock { busyChildren -= client.name }
         }
     }
 
@@ -252,9 +570,31 @@ class Injector(
         return null
     }
 
+    /** Closes the probe client, if one was made. */
+    override fun close() {
+        probe?.let { runCatching { it.close() } }
+    }
+
     private companion object {
         /** Time for the parent to read what a child wrote just before it stopped. */
         val DRAIN: Duration = 30.milliseconds
+
+        /** The probe section of a close() fault checks in this often. */
+        val PROBE_STEP: Duration = 25.milliseconds
+
+        /** Time for the waiters of a close() fault to reach their wait. */
+        val WAITERS_SETTLE: Duration = 40.milliseconds
+
+        /** After the probe's call and its release have been answered: time for anything later to land. */
+        val ORPHAN_SETTLE: Duration = 100.milliseconds
+
+        /** How late the other clients reach a master while a probe's reload is set up. */
+        val HOLD_BACK: Duration = 50.milliseconds
+
+        /** The scripts the other clients would have loaded again before the probe's acquire reloads its own. */
+        val RELOADED_AT_ONCE: List<Script> = listOf(
+            Script.EXTEND, Script.RELEASE, Script.FENCE, Script.RW_ACQUIRE, Script.SEMAPHORE_ACQUIRE, Script.SHARED_EXTEND, Script.SHARED_RELEASE,
+        )
     }
 }
 

@@ -1,6 +1,5 @@
 package dev.redlock.chaos
 
-import dev.redlock.coroutines.Redlock
 import java.util.concurrent.atomic.AtomicBoolean
 import kotlin.random.Random
 import kotlin.time.Duration
@@ -10,13 +9,12 @@ import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.async
-import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.joinAll
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withContext
-import kotlinx.coroutines.withTimeoutOrNull
 
 /**
  * One bounded, seeded chaos run: [clients] clients in this JVM and [childClients] in their own
@@ -26,6 +24,11 @@ import kotlinx.coroutines.withTimeoutOrNull
  * random from [faults]. Either way at most [maxFaults], with gaps drawn from [gap], and at most
  * [maxConcurrentFaults] at a time. The run ends after [duration] or [maxSections] sections, and at
  * the latest once the last fault of an [inOrder] run is over plus [settle].
+ *
+ * Of the clients in this JVM, the first [slowClients] run on a clock at 0.9x; the next
+ * [renewingClients] run sections of at least one lease, so that they renew (what the renewal faults
+ * aim at); the next [longLeaseClients] ask for a per-call lease of [longLeaseFactor] config leases,
+ * longer than the restart guard (what [FaultKind.RESTART_GUARDED_LONG_LEASE] aims at).
  *
  * Everything random (clients' resources and section lengths, fault kinds, targets and durations)
  * comes from [seed]: a failing run is replayed by running the same scenario with the same seed.
@@ -40,6 +43,9 @@ data class Scenario(
     val clients: Int = 8,
     val childClients: Int = 1,
     val slowClients: Int = 0,
+    val renewingClients: Int = 0,
+    val longLeaseClients: Int = 0,
+    val longLeaseFactor: Int = 4,
     val resources: Int = 3,
     val maxFaults: Int = Int.MAX_VALUE,
     val maxSections: Int = Int.MAX_VALUE,
@@ -53,7 +59,10 @@ data class Scenario(
     init {
         require(masters in 1..15) { "masters expected in 1..15, but was $masters" }
         require(clients + childClients >= 1) { "at least one client expected, but clients=$clients and childClients=$childClients" }
-        require(slowClients <= clients) { "slowClients expected at most clients ($clients), but was $slowClients" }
+        require(slowClients + renewingClients + longLeaseClients <= clients) {
+            "slowClients + renewingClients + longLeaseClients expected at most clients ($clients), but was " +
+                "$slowClients + $renewingClients + $longLeaseClients"
+        }
         require(FaultKind.SLOW_CLOCK !in faults) { "faults must not hold SLOW_CLOCK; set slowClients instead" }
     }
 
@@ -74,6 +83,10 @@ class ScenarioResult(
     val notAcquired: Map<String, Long>,
     val keysLeftAfterLease: Map<Int, List<String>>,
 ) {
+    /** Calls refused at the call (`IllegalArgumentException`, say a lease longer than the restart guard). */
+    val refusals: Long
+        get() = notAcquired["refused"] ?: 0L
+
     fun summary(): String =
         "${scenario.replayHint()}: ${elapsed.inWholeMilliseconds} ms, " + report.summary(origin) +
             (if (notAcquired.isNotEmpty()) "\n  not acquired: $notAcquired" else "") +
@@ -93,64 +106,70 @@ fun runScenario(scenario: Scenario, log: (String) -> Unit = ::println): Scenario
     ChaosCluster(scenario.masters).use { cluster ->
         ChildPool(cluster, history, timing, resources, scenario.seed, scenario.replaceKilledChildren).use { children ->
             children.start(scenario.childClients)
-            val redlocks = ArrayList<Redlock>()
-            try {
-                val workers = List(scenario.clients) { i ->
-                    val rate = if (i < scenario.slowClients) 0.9 else 1.0
-                    redlocks += Redlock(timing.config(cluster.uris(i)), clockFor(rate))
-                    WorkerSettings("c$i", resources, scenario.seed * 31 + i, timing, clockRate = rate)
-                }
-                return runBlocking(Dispatchers.Default) {
-                    run(scenario, cluster, children, redlocks, workers, history)
-                }
-            } finally {
-                redlocks.forEach { runCatching { it.close() } }
-            }
+            return runBlocking(Dispatchers.Default) { run(scenario, cluster, children, resources, history) }
         }
     }
+}
+
+/** The settings of in-process client [i] of [scenario] (see [Scenario] for the kinds of client). */
+private fun workerSettings(scenario: Scenario, i: Int, resources: List<String>): WorkerSettings {
+    val timing = scenario.timing
+    val renewing = i >= scenario.slowClients && i < scenario.slowClients + scenario.renewingClients
+    val long = i >= scenario.slowClients + scenario.renewingClients && i < scenario.slowClients + scenario.renewingClients + scenario.longLeaseClients
+    return WorkerSettings(
+        "c$i", resources, scenario.seed * 31 + i, timing,
+        clockRate = if (i < scenario.slowClients) 0.9 else 1.0,
+        minSectionMillis = if (renewing) timing.lease.inWholeMilliseconds else 0,
+        longLease = if (long) timing.lease * scenario.longLeaseFactor else null,
+    )
 }
 
 private suspend fun run(
     scenario: Scenario,
     cluster: ChaosCluster,
     children: ChildPool,
-    redlocks: List<Redlock>,
-    workers: List<WorkerSettings>,
+    resources: List<String>,
     history: History,
 ): ScenarioResult {
     val timing = scenario.timing
     val random = Random(scenario.seed)
-    val injector = Injector(cluster, history, timing, children, random)
     val origin = System.nanoTime()
     val deadline = origin + scenario.duration.inWholeNanoseconds
     val stop = AtomicBoolean(false)
     val stopNow = { stop.get() || System.nanoTime() > deadline || history.begun >= scenario.maxSections }
-    return withContext(Dispatchers.Default) {
-        val workerJobs = workers.mapIndexed { i, w -> launch { runWorker(redlocks[i], w, history, stopNow) } }
-        val faultsDone = async { injectFaults(scenario, injector, random, stopNow) }
-        // The run ends by time or count, or once an in-order schedule is done and has settled.
-        while (!stopNow()) {
-            if (scenario.inOrder && faultsDone.isCompleted) {
-                delay(scenario.settle)
-                break
+    return coroutineScope {
+        val locals = LocalClients(this, cluster, history, stopNow)
+        try {
+            Injector(cluster, history, timing, children, random, locals).use { injector ->
+                for (i in 0 until scenario.clients) locals.start(workerSettings(scenario, i, resources), side = i)
+                val faultsDone = async { injectFaults(scenario, injector, random, stopNow) }
+                // The run ends by time or count, or once an in-order schedule is done and has settled.
+                while (!stopNow()) {
+                    if (scenario.inOrder && faultsDone.isCompleted) {
+                        delay(scenario.settle)
+                        break
+                    }
+                    delay(20.milliseconds)
+                }
+                stop.set(true)
+                faultsDone.await()
             }
-            delay(20.milliseconds)
+            withContext(Dispatchers.IO) { cluster.restore() }
+            // Sections in flight finish on their own (bounded by the wait time and the longest section).
+            locals.awaitWorkers(timing.wait + timing.lease * (3 + scenario.longLeaseFactor))
+            withContext(Dispatchers.IO) { children.close() }
+            history.closeOpen()
+            val elapsed = (System.nanoTime() - origin).nanoseconds
+            locals.close()
+            // Every key has a time to live of at most one lease (the longest one granted): none may outlive it.
+            val longest = maxOf(timing.lease.inWholeNanoseconds, history.sections().maxOfOrNull { it.requestedLease } ?: 0L)
+            delay(longest.nanoseconds + 200.milliseconds)
+            val left = withContext(Dispatchers.IO) { cluster.lockKeys() }
+            val report = Checker().check(history.sections(), history.faults(), history.clientEvents(), history.closes(), history.orphans())
+            ScenarioResult(scenario, report, origin, elapsed, history.notAcquiredCounts(), left)
+        } finally {
+            locals.close()
         }
-        stop.set(true)
-        faultsDone.await()
-        withContext(Dispatchers.IO) { cluster.restore() }
-        // Sections in flight finish on their own (bounded by the wait time and the longest section).
-        val finished = withTimeoutOrNull(timing.wait + timing.lease * 3) { workerJobs.joinAll() }
-        if (finished == null) workerJobs.forEach { it.cancelAndJoin() }
-        withContext(Dispatchers.IO) { children.close() }
-        history.closeOpen()
-        val elapsed = (System.nanoTime() - origin).nanoseconds
-        redlocks.forEach { runCatching { it.close() } }
-        // Every key has a time to live of at most one lease: none may outlive it.
-        delay(timing.lease + 200.milliseconds)
-        val left = withContext(Dispatchers.IO) { cluster.lockKeys() }
-        val report = Checker().check(history.sections(), history.faults(), history.clientEvents())
-        ScenarioResult(scenario, report, origin, elapsed, history.notAcquiredCounts(), left)
     }
 }
 

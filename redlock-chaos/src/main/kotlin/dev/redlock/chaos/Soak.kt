@@ -77,11 +77,15 @@ object Soak {
                 val index = rounds.size
                 val mixed = faults.size > 1
                 val needsChildren = faults.any { it == FaultKind.PAUSED_HOLDER || it == FaultKind.HOLDER_CRASH }
+                // The edge faults aim at renewals in flight and at leases beyond the restart guard: give them some.
+                val renewing = faults.any { it == FaultKind.RENEWAL_LATENCY || it == FaultKind.RENEWAL_BLACK_HOLE || it == FaultKind.SCRIPT_FLUSH_PAUSED_MASTER }
+                val longLeases = FaultKind.RESTART_GUARDED_LONG_LEASE in faults
                 rounds += Round(
                     index,
                     Scenario(
                         name = "soak-$index-$name", masters = n, seed = seed * 1000 + index, faults = faults,
                         clients = 8, childClients = if (needsChildren) 2 else 0, resources = 4,
+                        renewingClients = if (renewing) 2 else 0, longLeaseClients = if (longLeases) (if (mixed) 1 else 2) else 0,
                         duration = roundLength, gap = if (mixed) 100.milliseconds..600.milliseconds else 200.milliseconds..900.milliseconds,
                         maxConcurrentFaults = if (mixed) 2 else 1, timing = timing, replaceKilledChildren = true,
                     ),
@@ -173,6 +177,7 @@ class SoakReport(
         summary()
         safety()
         losses()
+        edges()
         liveness()
         brokenAssumptions()
         controlsAndReplay()
@@ -193,10 +198,14 @@ class SoakReport(
         line("| faults injected | ${faults.size} |")
         line("| **violations where the assumptions hold** | **${safe.sumOf { it.report.violations.size }}** (expected 0) in ${safe.size} rounds, ${safe.sumOf { it.report.sections.size }} sections |")
         line("| violations where the assumptions were deliberately broken | ${broken.sumOf { it.report.violations.size }} in ${broken.size} rounds, ${broken.sumOf { it.report.sections.size }} sections |")
-        line("| missed losses (a block ran on past its validity, uninformed) | ${all.sumOf { it.report.missedLosses.size }} (expected 0) |")
+        line("| missed losses (a guarded block ran past its validity before it stopped or was told, by any margin) | ${all.sumOf { it.report.missedLosses.size }} (expected 0) |")
+        line("| overrun past validity (min(block stopped, loss declared) - validity end), sections that reached the end of their validity, p50 / p99 / max | ${distribution(all.flatMap { it.report.overruns })} |")
+        line("| cancellation latency (loss declared -> block stopped), p50 / p99 / max | ${distribution(all.flatMap { it.report.cancelLatencies })} |")
+        line("| `close()` of a client mid-section: closes, problems found | ${all.sumOf { it.report.closes.size }}, ${all.sumOf { it.report.closeProblems.size }} (expected 0) |")
+        line("| lock keys held by nobody after a script reload met a stopped or slow master (orphans) | ${all.sumOf { it.report.orphans.size }} (expected 0) |")
+        line("| calls refused at the call (a per-call lease beyond the restart guard) | ${all.sumOf { it.refusals }} |")
         line("| fencing inversions (a later holder with a token not larger than an earlier one's), over ${all.sumOf { r -> r.report.sections.count { it.fence != null } }} fenced sections | ${safe.sumOf { it.report.fenceInversions.size }} where the assumptions hold (expected 0), ${broken.sumOf { it.report.fenceInversions.size }} where they were broken |")
         line("| losses detected (`LockLostException`) | ${sections.count { it.outcome == Outcome.LOST }} |")
-        line("| time from loss to cancelled block, p50 / p99 / max | ${dist(all.flatMap { it.report.cancelLatencies })} |")
         line("| time to reacquire after the holder died, p50 / max | ${dist(reacquireDelays(), p99 = false)} |")
         line("| longest recovery after a fault ended | ${longestRecovery()} |")
         line("| lock keys left one lease after the clients stopped | ${all.sumOf { r -> r.keysLeftAfterLease.values.sumOf { it.size } }} (expected 0) |")
@@ -218,24 +227,30 @@ class SoakReport(
     private fun StringBuilder.safety() {
         line("## Safety")
         line()
-        line("A violation is two critical sections on one resource that overlapped while both holders believed their " +
-            "leases valid. A missed loss is a section whose block ran all its steps past its validity without being cancelled.")
+        line("A violation is two critical sections on one resource that overlapped while both holders held the lock as far " +
+            "as they could tell (until the block stopped, the validity ended or the library declared the loss, whichever came " +
+            "first). A missed loss is a guarded section (under `withRedlock`, holder not frozen) whose block was still running, " +
+            "not told, after the exact end of its validity: `min(block stopped, loss declared) - validity end > 0`, by any margin.")
         line()
         val v = safe.flatMap { r -> r.report.violations.map { r to it } }
         val m = all.flatMap { r -> r.report.missedLosses.map { r to it } }
         line("- Where the assumptions hold (${safe.size} rounds): **${v.size} violation(s)**, ${m.count { it.first in safe }} missed loss(es).")
         for ((r, violation) in v.take(10)) line("  - ${r.scenario.replayHint()}: ${violation.describe(r.origin)}")
-        line("- Missed losses in all rounds: ${m.size}.")
-        for ((r, miss) in m.take(10)) {
-            line("  - ${r.scenario.replayHint()}: ${miss.section.id} on '${miss.section.resource}' ran ${ms(miss.overrunNanos)} past its validity")
+        line("- Missed losses in all rounds: ${m.size}; overrun ${distribution(m.map { it.second.overrunNanos })}.")
+        for ((r, miss) in m.sortedByDescending { it.second.overrunNanos }.take(10)) {
+            val s = miss.section
+            line("  - ${r.scenario.replayHint()}: ${s.id} on '${s.resource}' (${s.outcome}${s.lossReason?.let { " $it" } ?: ""}) ran ${ms(miss.overrunNanos)} " +
+                "past its validity (loss declared ${s.lossDeclaredAt?.let { "${ms(it - s.validUntil)} after it" } ?: "never"})")
         }
-        val maxOverrun = all.flatMap { r ->
-            val frozen = r.report.pausedOverruns.map { it.section }.toSet()
-            r.report.sections.filter { it.guarded && it.bodyCompleted && it !in frozen }.map { it.end - it.validUntil }
-        }.maxOrNull()
-        if (maxOverrun != null) {
-            line("- Latest a completed block (not frozen) ended relative to its validity, any round: " +
-                if (maxOverrun <= 0) "every one ended within its validity (${ms(-maxOverrun)} before it, at the closest)." else "${ms(maxOverrun)} after it.")
+        line()
+        line("Overrun and cancellation latency by kind of round (all N), for the sections that reached the end of their validity:")
+        line()
+        line("| round faults | sections | overrun p50 / p99 / max | missed | cancellation latency p50 / p99 / max |")
+        line("| --- | --- | --- | --- | --- |")
+        for ((kind, rounds) in ok.groupBy { it.second.scenario.name.substringAfter('-').substringAfter('-') }) {
+            val reports = rounds.map { it.second.report }
+            line("| $kind | ${reports.sumOf { it.sections.size }} | ${distribution(reports.flatMap { it.overruns })} | " +
+                "${reports.sumOf { it.missedLosses.size }} | ${distribution(reports.flatMap { it.cancelLatencies })} |")
         }
         line()
     }
@@ -248,7 +263,8 @@ class SoakReport(
         line("| --- | --- |")
         line("| losses declared: validity ran out before a renewal got through (EXPIRED) | ${lost.count { it.lossReason == "EXPIRED" }} |")
         line("| losses declared: a quorum no longer holds the keys (NOT_HELD) | ${lost.count { it.lossReason == "NOT_HELD" }} |")
-        line("| loss to cancelled block (the block's end minus the earlier of its validity and the declared loss), p50 / p99 / max | ${dist(all.flatMap { it.report.cancelLatencies })} |")
+        line("| cancellation latency: loss declared to block stopped (never counted as overrun), p50 / p99 / max | ${distribution(all.flatMap { it.report.cancelLatencies })} |")
+        line("| losses declared because the Redlock was closed (CLOSED) | ${lost.count { it.lossReason == "CLOSED" }} |")
         line("| key-destroying fault to declared NOT_HELD loss, p50 / p99 / max | ${dist(all.flatMap { it.report.detectionDelays })} |")
         val paused = all.flatMap { it.report.pausedOverruns }
         line("| holders frozen across the end of their validity (SIGSTOP of a client JVM) | ${paused.size} |")
@@ -257,7 +273,7 @@ class SoakReport(
         line()
         val slow = all.flatMap { r -> r.report.slowestCancels.take(3).map { r to it } }.sortedByDescending { it.second.second }.take(5)
         if (slow.isNotEmpty()) {
-            line("Slowest cancellations after a loss (a client named `child...` runs in its own JVM, the others in the soak's):")
+            line("Slowest cancellations after the loss was declared (a client named `child...` runs in its own JVM, the others in the soak's):")
             line()
             for ((r, pair) in slow) {
                 val (sec, nanos) = pair
@@ -270,6 +286,42 @@ class SoakReport(
             "(`withRedlock` still throws `LockLostException`). This is the pause the library cannot see " +
             "(the GC-pause pitfall in `withRedlock`'s documentation): a protected resource must check the lease, or " +
             "better a fencing token, before acting.")
+        line()
+    }
+
+    private fun StringBuilder.edges() {
+        line("## Faults aimed at the edges")
+        line()
+        line("Each starts at the moment that matters: the proxy acts on the next renewal (the extend script's EVALSHA) or on a " +
+            "probe's reload of the acquire script (`TcpProxy.onNextCommand`); `close()` comes while its client runs a section " +
+            "and has waiters; masters restart right after a lease beyond the restart guard was granted.")
+        line()
+        val byKind = all.flatMap { it.report.faults }.filter { it.kind in FaultKind.EDGES }.groupBy { it.kind }
+        line("| fault | injected | acted at the edge |")
+        line("| --- | --- | --- |")
+        for (kind in FaultKind.EDGES) {
+            val events = byKind[kind].orEmpty()
+            val acted = events.count { e -> listOf("no renewal passed", "no script reload", "no section under a lease").none { e.note.contains(it) } }
+            line("| ${kind.label} | ${events.size} | $acted |")
+        }
+        line()
+        val closes = all.flatMap { it.report.closes }
+        line("- `close()`: ${closes.size} closes; running sections ${closes.sumOf { it.running.size }}, ended " +
+            closes.flatMap { c -> c.running }.groupingBy { "${it.outcome}${it.lossReason?.let { r -> " $r" } ?: ""}" }.eachCount().toSortedMap() +
+            "; block stopped after `close()` was called ${distribution(closes.flatMap { it.sectionStops }, p99 = false)}; " +
+            "waiters ${closes.flatMap { it.record.waiters }.groupingBy { it.first }.eachCount().toSortedMap()}, ended after " +
+            "${distribution(closes.flatMap { it.waiterEnds }, p99 = false)}; calls after `close()` ${closes.groupingBy { it.record.callAfter }.eachCount().toSortedMap()}; " +
+            "keys left when `close()` returned ${closes.sumOf { it.record.keysLeft }}.")
+        val problems = all.flatMap { r -> r.report.closeProblems.map { r to it } }
+        line("- `close()` problems: ${problems.size} (expected 0).")
+        for ((r, p) in problems.take(8)) line("  - ${r.scenario.replayHint()}: $p")
+        val orphans = all.flatMap { r -> r.report.orphans.map { r to it } }
+        line("- Keys held by nobody after a reload met a stopped or slow master: ${orphans.size} (expected 0).")
+        for ((r, o) in orphans.take(5)) line("  - ${r.scenario.replayHint()}: master ${o.master}, '${o.resource}', ${o.pttlMillis} ms left (${o.note})")
+        val longRounds = all.filter { it.scenario.longLeaseClients > 0 }
+        line("- Per-call leases beyond the restart guard: ${longRounds.sumOf { it.refusals }} calls refused at the call, " +
+            "${longRounds.sumOf { r -> r.report.sections.count { it.requestedLease > 0 } }} sections ran under such a lease, " +
+            "${longRounds.sumOf { it.report.violations.size }} violation(s) in those ${longRounds.size} rounds.")
         line()
     }
 
@@ -333,15 +385,16 @@ class SoakReport(
     private fun StringBuilder.rounds() {
         line("## Rounds")
         line()
-        line("| # | N | faults | sections | faults injected | violations | missed | lost | keys left |")
-        line("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        line("| # | N | faults | sections | faults injected | violations | missed | max overrun | lost | keys left |")
+        line("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for ((round, result) in results) {
             val s = round.scenario
             val faults = if (s.faults.size > 2) (if (s.assumptionsHold) "mix of safe faults" else "mix of all faults") else s.faults.joinToString { it.name }
             result.onSuccess { r ->
                 line("| ${round.index} | ${s.masters} | $faults | ${r.report.sections.size} | ${r.report.faults.size} | " +
-                    "${r.report.violations.size} | ${r.report.missedLosses.size} | ${r.report.outcomes[Outcome.LOST] ?: 0} | ${r.keysLeftAfterLease.values.sumOf { it.size }} |")
-            }.onFailure { e -> line("| ${round.index} | ${s.masters} | $faults | failed: ${e.toString().replace('|', '/')} | | | | | |") }
+                    "${r.report.violations.size} | ${r.report.missedLosses.size} | ${r.report.overruns.maxOrNull()?.let { ms(it) } ?: "-"} | " +
+                    "${r.report.outcomes[Outcome.LOST] ?: 0} | ${r.keysLeftAfterLease.values.sumOf { it.size }} |")
+            }.onFailure { e -> line("| ${round.index} | ${s.masters} | $faults | failed: ${e.toString().replace('|', '/')} | | | | | | |") }
         }
         line()
     }
@@ -358,9 +411,21 @@ class SoakReport(
             "wait ${t.wait.inWholeMilliseconds} ms); a section lasts 2-40 ms mostly, up to 300 ms often, and up to 1.5 leases " +
             "now and then (renewed meanwhile).")
         line("- Every section records, on one monotonic clock (`System.nanoTime`, CLOCK_MONOTONIC, shared by the child " +
-            "JVMs), when its block started and stopped, and until when its holder believed the lease valid: `now + " +
-            "lease.remaining` sampled at the start, after every step (at most 50 ms apart) and at the end. The checker " +
-            "compares the spans `[start, min(end, believed validity)]` of every pair of sections on a resource.")
+            "JVMs), when its block started and when it stopped (the first thing its `finally` does), and the library's own " +
+            "exact figures for the lease (`Lease.times()`, read right after): the end of its validity and the moment the loss " +
+            "was declared. No sampling, so no margin: overrun = `min(block stopped, loss declared) - validity end`, and any " +
+            "positive overrun of a guarded section whose holder was not frozen is a missed loss. The time from the declared " +
+            "loss to the block's stop is the cancellation latency, reported apart. The checker compares the spans " +
+            "`[start, min(stopped, validity end, loss declared)]` of every pair of sections on a resource.")
+        line("- Edge faults: `TcpProxy.onNextCommand` arms an action that runs exactly when the next matching client command " +
+            "passes the proxy, before the command can reach the master (the bytes before it are handed on first): latency or " +
+            "a black hole from the next renewal on (on a majority of masters, mostly), SIGSTOP or latency from a probe's reload " +
+            "of the acquire script right after SCRIPT FLUSH (a key left on the probe's resource afterwards is held by nobody). " +
+            "`close()` is called while its client runs a probe section and two more calls wait for it; the section must end " +
+            "with `LockLostException(CLOSED)` declared before `close()` returns, waiters and later calls with " +
+            "`RedlockClosedException`, and no key may be left. Masters restart at once right after a client was granted a " +
+            "per-call lease of ${all.firstOrNull { it.scenario.longLeaseClients > 0 }?.scenario?.longLeaseFactor ?: Scenario("x", 1, 0, emptyList()).longLeaseFactor} leases (beyond the restart guard, which defaults to one lease): the library must refuse " +
+            "such a lease at the call, or cover it.")
         line("- The paused holder is a client in its own JVM stopped with SIGSTOP for 1.2-2 leases while it holds a " +
             "lock, then continued with SIGCONT: the whole process stops, its renewals and timers with it, as in a long GC " +
             "pause or a suspended VM; a pause inside one JVM (a blocked thread) would leave the library's own threads " +
@@ -374,7 +439,9 @@ class SoakReport(
             "and a holder that works until its own clock says the lease is over.")
         line("- Violations are counted apart for rounds whose faults keep the assumptions (kill and restart after " +
             "more than one lease, SIGSTOP of a master, latency, black holes, resets, SCRIPT FLUSH, paused and crashed " +
-            "holders) and rounds that also restart masters at once, FLUSHALL or evict keys.")
+            "holders, and the edge faults; a majority restarted at once counts as keeping them there, because the restart " +
+            "guard stands in for the assumption and the library promises that no lease outlasts it) and rounds that also " +
+            "restart masters at once without that promise, FLUSHALL or evict keys.")
         line()
     }
 
@@ -391,11 +458,7 @@ class SoakReport(
         return if (failed == 0) "" else ", **$failed failed**"
     }
 
-    private fun dist(values: List<Long>, p99: Boolean = true): String {
-        if (values.isEmpty()) return "- (none)"
-        val parts = listOfNotNull(percentile(values, 50.0), if (p99) percentile(values, 99.0) else null, values.max())
-        return parts.joinToString(" / ") { ms(it) } + " (n=${values.size})"
-    }
+    private fun dist(values: List<Long>, p99: Boolean = true): String = distribution(values, p99)
 
     private fun fmt(minutes: Double): String = if (minutes == Math.floor(minutes)) minutes.toLong().toString() else String.format(Locale.ROOT, "%.2f", minutes)
 

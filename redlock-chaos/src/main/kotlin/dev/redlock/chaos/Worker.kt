@@ -2,13 +2,16 @@ package dev.redlock.chaos
 
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
+import dev.redlock.core.RedlockClosedException
 import dev.redlock.core.RedlockConfig
+import dev.redlock.coroutines.InternalRedlockApi
 import dev.redlock.coroutines.Lease
 import dev.redlock.coroutines.Redlock
+import dev.redlock.coroutines.times
 import dev.redlock.coroutines.withRedlock
-import java.util.concurrent.atomic.AtomicLong
 import kotlin.random.Random
 import kotlin.time.AbstractLongTimeSource
+import kotlin.time.ComparableTimeMark
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.DurationUnit
@@ -16,12 +19,7 @@ import kotlin.time.ExperimentalTime
 import kotlin.time.TimeSource
 import kotlin.time.toJavaDuration
 import kotlinx.coroutines.CancellationException
-import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.Job
-import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
-import kotlinx.coroutines.launch
-import kotlinx.coroutines.withTimeoutOrNull
 
 /**
  * Timing shared by every client of a run.
@@ -65,6 +63,10 @@ data class Timing(
  *
  * @property clockRate the rate of this client's clock against real time (1.0 normal; 0.9 runs slow)
  * @property minSectionMillis the shortest critical section this client runs
+ * @property longLease when set, every section of this client asks for this per-call lease time
+ *   (longer than the restart guard, which defaults to the config's lease time) and lasts at least two
+ *   of the config's leases; a call the library refuses (`IllegalArgumentException`) counts as
+ *   `refused`
  */
 data class WorkerSettings(
     val name: String,
@@ -74,6 +76,7 @@ data class WorkerSettings(
     val clockRate: Double = 1.0,
     val maxSections: Int = Int.MAX_VALUE,
     val minSectionMillis: Long = 0,
+    val longLease: Duration? = null,
 )
 
 /** A monotonic clock that runs at [rate] times real time: the "slow client clock" fault. */
@@ -93,8 +96,8 @@ fun clockFor(rate: Double): TimeSource.WithComparableMarks = if (rate == 1.0) Ti
 
 /**
  * The steps of one critical section: mostly short (a few ms to 40 ms), some longer (up to 300 ms),
- * a few longer than the lease so that they need renewals. Steps are at most 50 ms, so the believed
- * validity is sampled at least that often.
+ * a few longer than the lease so that they need renewals; at least [minMillis]. Steps are at most
+ * 50 ms, so the block stops within that of its own end.
  */
 fun sectionSteps(random: Random, lease: Duration, minMillis: Long = 0): List<Duration> {
     val roll = random.nextDouble()
@@ -116,14 +119,20 @@ fun sectionSteps(random: Random, lease: Duration, minMillis: Long = 0): List<Dur
 private const val MAX_STEP_MILLIS = 50L
 
 /**
- * The holder's belief, from [lease]: `now + remaining` in real time, or null when nothing remains.
- * `remaining` is read before `now`, so the belief is never understated.
+ * A mark of the Redlock's time source as a `System.nanoTime()` reading: exact for the monotonic
+ * source (the same clock), and scaled back to real time for a client whose clock runs at [clockRate].
+ * The mark's distance from now and the real clock are read back to back (tens of nanoseconds apart).
  */
-fun believedValidUntil(lease: Lease, clockRate: Double): Long? {
-    val remaining = lease.remaining
-    val now = System.nanoTime()
-    if (remaining <= Duration.ZERO) return null
-    return now + (remaining.inWholeNanoseconds / clockRate).toLong()
+fun realNanos(mark: ComparableTimeMark, clockRate: Double): Long {
+    val elapsed = mark.elapsedNow().inWholeNanoseconds
+    return System.nanoTime() - (elapsed / clockRate).toLong()
+}
+
+/** The exact figures of [lease] in real time: the end of its validity, and when its loss was declared (null if not). */
+@OptIn(InternalRedlockApi::class)
+fun leaseFigures(lease: Lease, clockRate: Double): Pair<Long, Long?> {
+    val times = lease.times()
+    return realNanos(times.validUntil, clockRate) to times.lossDeclaredAt?.let { realNanos(it, clockRate) }
 }
 
 /**
@@ -132,22 +141,29 @@ fun believedValidUntil(lease: Lease, clockRate: Double): Long? {
  */
 suspend fun runWorker(redlock: Redlock, settings: WorkerSettings, sink: SectionSink, stop: () -> Boolean): Int {
     val random = Random(settings.seed)
+    val lease = settings.timing.lease
     var started = 0
     var n = 0
     while (!stop() && started < settings.maxSections) {
         val resource = settings.resources[random.nextInt(settings.resources.size)]
-        val steps = sectionSteps(random, settings.timing.lease, settings.minSectionMillis)
-        if (runSection(redlock, "${settings.name}#${n++}", settings.name, resource, settings.timing, steps, settings.clockRate, sink) != null) started++
-        delay(random.nextLong(0, 3))
+        val long = settings.longLease
+        val steps = sectionSteps(random, lease, if (long != null) maxOf(settings.minSectionMillis, lease.inWholeMilliseconds * 2) else settings.minSectionMillis)
+        val outcome = runSection(redlock, "${settings.name}#${n++}", settings.name, resource, settings.timing, steps, settings.clockRate, sink, long)
+        if (outcome != null && outcome != Outcome.REFUSED) started++
+        // A refused call returns at once: do not spin on it.
+        delay(if (outcome == Outcome.REFUSED) random.nextLong(40, 80) else random.nextLong(0, 3))
     }
     return started
 }
 
 /**
- * One critical section under `withRedlock`: waits for the lock on [resource], then runs [steps]
- * (suspending for each), sampling the believed validity at the start, after every step and at the
- * end, and reports it all to [sink] under [id]. Returns the outcome, or null if the lock was not
- * acquired. Cancellable.
+ * One critical section under `withRedlock`: waits for the lock on [resource] (asking for
+ * [leaseTime], or the config's lease time when null), then runs [steps] (suspending for each), and
+ * reports it all to [sink] under [id]: when the block began and stopped, and the lease's exact
+ * validity and loss declaration (`Lease.times()`) read first thing in the block's `finally` and
+ * again after `withRedlock` returned or threw. Returns the outcome, null if the lock was not
+ * acquired, or [Outcome.REFUSED] when the call was refused with `IllegalArgumentException` before
+ * any wait. Cancellable.
  */
 suspend fun runSection(
     redlock: Redlock,
@@ -158,54 +174,49 @@ suspend fun runSection(
     steps: List<Duration>,
     clockRate: Double,
     sink: SectionSink,
-): Outcome? = coroutineScope {
-    val declaredAt = AtomicLong(-1)
-    var watcher: Job? = null
-    var begun = false
+    leaseTime: Duration? = null,
+): Outcome? {
+    var held: Lease? = null
+    fun declaredNow(): Long? = held?.let { leaseFigures(it, clockRate).second }
     try {
-        redlock.withRedlock(resource, leaseTime = timing.lease, waitTime = timing.wait) { lease ->
+        redlock.withRedlock(resource, leaseTime = leaseTime ?: timing.lease, waitTime = timing.wait) { lease ->
             val start = System.nanoTime()
-            begun = true
-            sink.begin(id, client, resource, start, believedValidUntil(lease, clockRate) ?: start)
+            held = lease
+            sink.begin(id, client, resource, start, leaseFigures(lease, clockRate).first, leaseTime?.inWholeNanoseconds ?: 0)
             lease.fencingToken?.let { sink.fence(id, it) }
-            // Outside the block's scope, so that the loss that cancels the block does not cancel it.
-            watcher = this@coroutineScope.launch(Dispatchers.Default) {
-                lease.awaitLost()
-                declaredAt.set(System.nanoTime())
-            }
             var completed = false
             try {
                 for (step in steps) {
                     delay(step)
-                    believedValidUntil(lease, clockRate)?.let { sink.valid(id, it) }
+                    sink.valid(id, leaseFigures(lease, clockRate).first)
                 }
                 completed = true
             } finally {
-                believedValidUntil(lease, clockRate)?.let { sink.valid(id, it) }
-                sink.ended(id, System.nanoTime(), completed)
+                // The block stops here: read the clock first, then the library's exact figures.
+                val end = System.nanoTime()
+                val (validUntil, declared) = leaseFigures(lease, clockRate)
+                sink.ended(id, end, completed, validUntil, declared)
             }
         }
-        sink.outcome(id, Outcome.COMPLETED, null, null)
-        Outcome.COMPLETED
+        sink.outcome(id, Outcome.COMPLETED, null, declaredNow())
+        return Outcome.COMPLETED
     } catch (e: LockLostException) {
-        // The watcher resumes on another thread when the loss is declared: give it a moment.
-        withTimeoutOrNull(1_000) { watcher?.join() }
-        sink.outcome(id, Outcome.LOST, e.reason().name, declaredAt.get().takeIf { it >= 0 })
-        Outcome.LOST
+        sink.outcome(id, Outcome.LOST, e.reason().name, declaredNow())
+        return Outcome.LOST
     } catch (e: LockNotAcquiredException) {
         sink.notAcquired(client, if (e.isContended) "contended" else "failed")
-        null
+        return null
     } catch (e: CancellationException) {
         throw e
     } catch (e: Exception) {
-        if (begun) {
-            sink.outcome(id, Outcome.FAILED, e.javaClass.simpleName, null)
-            Outcome.FAILED
-        } else {
-            sink.notAcquired(client, "error")
-            null
+        if (held != null) {
+            sink.outcome(id, Outcome.FAILED, e.javaClass.simpleName, declaredNow())
+            return Outcome.FAILED
         }
-    } finally {
-        watcher?.cancel()
+        return when (e) {
+            is RedlockClosedException -> null.also { sink.notAcquired(client, "closed") }
+            is IllegalArgumentException -> Outcome.REFUSED.also { sink.notAcquired(client, "refused") }
+            else -> null.also { sink.notAcquired(client, "error") }
+        }
     }
 }

@@ -4,17 +4,32 @@ import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldBeEmpty
 import io.kotest.matchers.collections.shouldContainAll
+import io.kotest.matchers.collections.shouldHaveSize
 import io.kotest.matchers.ints.shouldBeGreaterThan
+import io.kotest.matchers.longs.shouldBeGreaterThan
 import io.kotest.matchers.maps.shouldBeEmpty
 import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldNotContain
+import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
+
+/** One family of edge faults for the short tier: its faults in order, and the clients they aim at. */
+private data class EdgeFamily(
+    val name: String,
+    val label: String,
+    val faults: List<FaultKind>,
+    val renewingClients: Int = 0,
+    val longLeaseClients: Int = 0,
+)
 
 /**
  * The short tier: for N = 1, 3 and 5 masters, 8 clients in this JVM and one in its own take locks
  * on 3 resources while every fault is injected in turn (seeded, so a failure replays from the seed
  * it prints). Where the Redlock assumptions hold, the checker must find no overlap and no missed
  * loss; the faults that destroy keys run apart, and only the absence of missed losses is required
- * there (the negative controls show that they do break mutual exclusion).
+ * there (the negative controls show that they do break mutual exclusion). The faults aimed at the
+ * edges run a family at a time (`edge ...`), with the promises of `close()`, the script reload and
+ * the restart guard checked besides. The checker allows no margin anywhere.
  */
 class ChaosTest :
     FunSpec({
@@ -31,8 +46,26 @@ class ChaosTest :
         )
         val keyLossInOrder = listOf(FaultKind.RESTART_EMPTY_AT_ONCE, FaultKind.FLUSHALL, FaultKind.EVICTION)
 
+        // Faults aimed at the edges, a family per run: each fault starts at the moment that matters.
+        val families = listOf(
+            EdgeFamily(
+                "renewal", "latency or a black hole that starts exactly when a renewal is sent",
+                listOf(FaultKind.RENEWAL_LATENCY, FaultKind.RENEWAL_BLACK_HOLE, FaultKind.RENEWAL_LATENCY, FaultKind.RENEWAL_BLACK_HOLE),
+                renewingClients = 3,
+            ),
+            EdgeFamily("close", "close() of a client's Redlock in the middle of its sections and waits", listOf(FaultKind.CLOSE_CLIENT, FaultKind.CLOSE_CLIENT)),
+            EdgeFamily(
+                "reload", "SCRIPT FLUSH, then the master stopped or slowed exactly at the script reload",
+                listOf(FaultKind.SCRIPT_FLUSH_PAUSED_MASTER, FaultKind.SCRIPT_FLUSH_SLOW_MASTER), renewingClients = 2,
+            ),
+            EdgeFamily(
+                "long-lease", "per-call leases longer than the restart guard, a majority of masters restarted at once",
+                listOf(FaultKind.RESTART_GUARDED_LONG_LEASE, FaultKind.RESTART_GUARDED_LONG_LEASE), longLeaseClients = 2,
+            ),
+        )
+
         test("the short tier covers every fault the suite can inject") {
-            (safeInOrder + keyLossInOrder).toSet() shouldBe FaultKind.SCHEDULABLE.toSet()
+            (safeInOrder + keyLossInOrder + families.flatMap { it.faults }).toSet() shouldBe FaultKind.SCHEDULABLE.toSet()
         }
 
         for (n in listOf(1, 3, 5)) {
@@ -75,6 +108,52 @@ class ChaosTest :
                     result.keysLeftAfterLease.shouldBeEmpty()
                     result.report.faults.map { it.kind } shouldBe keyLossInOrder
                     result.report.outcomes[Outcome.UNFINISHED] shouldBe null
+                }
+            }
+
+            for ((index, family) in families.withIndex()) {
+                // Named so that a family, an N or both can be picked: -Dkotest.filter.tests='*edge close*', '*edge*N=3*'.
+                test("edge ${family.name} N=$n: ${family.label}: no overlap, no section past its validity uninformed, by any margin") {
+                    val result = runScenario(
+                        Scenario(
+                            name = "edge-${family.name}", masters = n, seed = 3000L + 10 * index + n, faults = family.faults, inOrder = true,
+                            childClients = 0, renewingClients = family.renewingClients, longLeaseClients = family.longLeaseClients,
+                            gap = 100.milliseconds..300.milliseconds, duration = 40.seconds,
+                        )
+                    )
+                    println(result.summary())
+                    val report = result.report
+                    withClue(result.summary()) {
+                        report.violations.shouldBeEmpty()
+                        report.missedLosses.shouldBeEmpty()
+                        report.fenceInversions.shouldBeEmpty()
+                        report.outcomes[Outcome.UNFINISHED] shouldBe null
+                        report.faults.map { it.kind } shouldBe family.faults
+                        when (family.name) {
+                            "renewal" -> {
+                                // Each fault met a renewal: it tested what it claims.
+                                report.faults.forEach { it.note shouldNotContain "no renewal passed" }
+                            }
+                            "close" -> {
+                                report.closes shouldHaveSize family.faults.size
+                                report.closeProblems.shouldBeEmpty()
+                                // The other clients carried on after each close.
+                                for (c in report.closes) {
+                                    report.sections.count { it.client != c.record.client && it.start > c.record.end } shouldBeGreaterThan 0
+                                }
+                            }
+                            "reload" -> {
+                                report.faults.forEach { it.note shouldNotContain "no script reload" }
+                                report.orphans.shouldBeEmpty()
+                            }
+                            "long-lease" -> {
+                                // Refused at the call (the guard must cover every lease granted): none ran, each was counted.
+                                report.sections.filter { it.requestedLease > 0 }.map { it.id }.shouldBeEmpty()
+                                result.refusals shouldBeGreaterThan 0L
+                            }
+                        }
+                        result.keysLeftAfterLease.shouldBeEmpty()
+                    }
                 }
             }
         }

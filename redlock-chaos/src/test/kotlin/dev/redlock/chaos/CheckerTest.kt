@@ -5,7 +5,12 @@ import io.kotest.matchers.collections.shouldBeEmpty
 import io.kotest.matchers.collections.shouldContainExactly
 import io.kotest.matchers.collections.shouldHaveSize
 import io.kotest.matchers.nulls.shouldBeNull
+import io.kotest.matchers.longs.shouldBeGreaterThanOrEqual
+import io.kotest.matchers.longs.shouldBeLessThanOrEqual
 import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldContain
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.TimeSource
 
 /** Milliseconds as the checker's nanoseconds, for readable synthetic histories. */
 private fun ms(value: Long): Long = value * 1_000_000
@@ -28,7 +33,7 @@ private fun section(
 
 class CheckerTest :
     FunSpec({
-        val checker = Checker(cancelGraceNanos = ms(25))
+        val checker = Checker()
 
         test("fencing: tokens that grow from holder to holder pass; a later holder with a smaller or equal token is reported") {
             val growing = listOf(
@@ -113,27 +118,49 @@ class CheckerTest :
             report.violations.single().overlapNanos shouldBe ms(50)
         }
 
-        test("a block that ran all its steps past its validity is a missed loss; within the grace it is not") {
+        test("a guarded block that ran past its validity, uninformed, is a missed loss by however little; one told at or before it is not") {
             val report = checker.check(
                 listOf(
                     section("late", start = 0, end = 700, validUntil = 500),
-                    section("close", resource = "s", start = 0, end = 520, validUntil = 500),
-                    section("cancelled", resource = "t", start = 0, end = 700, validUntil = 500, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED"),
+                    section("oneMs", resource = "s", start = 0, end = 501, validUntil = 500),
+                    // A microsecond: the figures are the library's own, so no margin is needed, or allowed.
+                    Section("oneMicro", "oneMicro", "s2", 0, ms(500) + 1_000, ms(500), true, Outcome.COMPLETED),
+                    section("declaredLate", resource = "t", start = 0, end = 700, validUntil = 500, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 501),
+                    section("declaredOnTime", resource = "v", start = 0, end = 700, validUntil = 500, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 500),
+                    section("declaredAhead", resource = "w", start = 0, end = 503, validUntil = 500, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 497),
+                    section("endedInTime", resource = "x", start = 0, end = 499, validUntil = 500),
+                    // Stopped before its validity ended; the loss was declared later still: nothing ran uninformed.
+                    section("endedBeforeLateNews", resource = "y", start = 0, end = 450, validUntil = 500, outcome = Outcome.LOST, lossReason = "NOT_HELD", lossDeclaredAt = 600),
                     section("unguarded", resource = "u", start = 0, end = 700, validUntil = 500, guarded = false),
                 )
             )
-            report.missedLosses.map { it.section.id } shouldContainExactly listOf("late")
-            report.missedLosses.single().overrunNanos shouldBe ms(200)
+            report.missedLosses.map { it.section.id to it.overrunNanos } shouldContainExactly listOf(
+                "late" to ms(200), "oneMs" to ms(1), "oneMicro" to 1_000L, "declaredLate" to ms(1),
+            )
+            // The overrun distribution covers every section that reached the end of its validity.
+            report.overruns.sorted() shouldBe listOf(ms(-3), 0L, 1_000L, ms(1), ms(1), ms(200))
         }
 
-        test("cancel latency runs from the earlier of believed validity and declared loss to the block's end") {
+        test("cancellation latency runs from the declared loss to the block's end and is never counted as overrun") {
             val report = checker.check(
                 listOf(
-                    section("expired", start = 0, end = 530, validUntil = 500, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 501),
+                    section("expired", start = 0, end = 530, validUntil = 500, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 499),
                     section("notHeld", resource = "s", start = 0, end = 310, validUntil = 900, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "NOT_HELD", lossDeclaredAt = 300),
+                    // Told in time, but the block took 400 ms to stop: slow, not a missed loss.
+                    section("slowToStop", resource = "t", start = 0, end = 900, validUntil = 500, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 500),
                 )
             )
-            report.cancelLatencies.sorted() shouldBe listOf(ms(10), ms(30))
+            report.cancelLatencies.sorted() shouldBe listOf(ms(10), ms(31), ms(400))
+            report.missedLosses.shouldBeEmpty()
+            report.overruns.sorted() shouldBe listOf(ms(-1), 0L)
+            report.slowestCancels.first().first.id shouldBe "slowToStop"
+        }
+
+        test("a holder's span ends where the library declared its loss: a successor after the declaration is no violation, one before it is") {
+            val holder = section("a", start = 0, end = 310, validUntil = 900, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "NOT_HELD", lossDeclaredAt = 300)
+            checker.check(listOf(holder, section("b", start = 305, end = 400, validUntil = 1300))).violations.shouldBeEmpty()
+            val v = checker.check(listOf(holder, section("c", start = 299, end = 400, validUntil = 1300))).violations.single()
+            v.overlapNanos shouldBe ms(1)
         }
 
         test("a loss declared as not held is timed from the key-destroying fault before it") {
@@ -177,13 +204,86 @@ class CheckerTest :
             reacquire.leaseLeftNanos shouldBe ms(900)
         }
 
-        test("a short freeze early in a section that is lost later is no paused overrun: the loss is timed as usual") {
-            val report = checker.check(
-                listOf(section("p", client = "child0", start = 50, end = 1450, validUntil = 1000, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 1001)),
+        test("a short freeze early in a section that is lost later is no paused overrun: the loss is judged as usual") {
+            val onTime = checker.check(
+                listOf(section("p", client = "child0", start = 50, end = 1450, validUntil = 1000, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 1000)),
                 clientEvents = listOf(ClientEvent("child0", ClientEvent.Kind.FROZEN, ms(100), ms(130))),
             )
-            report.pausedOverruns.shouldBeEmpty()
-            report.cancelLatencies shouldBe listOf(ms(450))
+            onTime.pausedOverruns.shouldBeEmpty()
+            onTime.missedLosses.shouldBeEmpty()
+            onTime.cancelLatencies shouldBe listOf(ms(450))
+            val late = checker.check(
+                listOf(section("p", client = "child0", start = 50, end = 1450, validUntil = 1000, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "EXPIRED", lossDeclaredAt = 1002)),
+                clientEvents = listOf(ClientEvent("child0", ClientEvent.Kind.FROZEN, ms(100), ms(130))),
+            )
+            late.pausedOverruns.shouldBeEmpty()
+            late.missedLosses.single().overrunNanos shouldBe ms(2)
+        }
+
+        test("close(): sections told CLOSED before it returned, waiters and later calls failed with RedlockClosedException, no key left: no problem") {
+            val close = CloseRecord("c1", ms(500), ms(505), listOf("RedlockClosedException" to ms(502), "RedlockClosedException" to ms(503)), "RedlockClosedException", 0, "c1#close1")
+            val report = checker.check(
+                listOf(
+                    section("c1#close1", client = "c1", start = 100, end = 506, validUntil = 1200, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "CLOSED", lossDeclaredAt = 504),
+                    section("c1#7", client = "c1", resource = "s", start = 450, end = 503, validUntil = 1450, bodyCompleted = false, outcome = Outcome.LOST, lossReason = "CLOSED", lossDeclaredAt = 502),
+                    // Finished before the close: not the close's business.
+                    section("c1#6", client = "c1", resource = "s", start = 300, end = 440, validUntil = 1300),
+                    section("c2#3", client = "c2", resource = "t", start = 400, end = 900, validUntil = 1400),
+                ),
+                closes = listOf(close),
+            )
+            val judged = report.closes.single()
+            judged.problems.shouldBeEmpty()
+            judged.running.map { it.id } shouldContainExactly listOf("c1#close1", "c1#7")
+            judged.sectionStops shouldBe listOf(ms(6), ms(3))
+            judged.waiterEnds shouldBe listOf(ms(2), ms(3))
+            report.missedLosses.shouldBeEmpty()
+        }
+
+        test("close() that leaves a section running uninformed, lets a waiter wait out its time, fails a later call otherwise and leaves a key is reported on each count") {
+            // What close() did before the fixes of issue 12: the renewal timer stopped, nothing else.
+            val close = CloseRecord("c1", ms(500), ms(505), listOf("LockNotAcquiredException" to ms(3500)), "IllegalStateException", 1, "c1#close1")
+            val report = checker.check(
+                listOf(
+                    section("c1#close1", client = "c1", start = 100, end = 2100, validUntil = 1200, outcome = Outcome.FAILED, lossReason = "IllegalStateException"),
+                    section("c1#8", client = "c1", resource = "s", start = 480, end = 520, validUntil = 1480, lossDeclaredAt = null),
+                ),
+                closes = listOf(close),
+            )
+            val problems = report.closes.single().problems
+            problems shouldHaveSize 6
+            problems.count { it.contains("after close() returned, not told") } shouldBe 2
+            problems.count { it.contains("instead of LockLostException(CLOSED)") } shouldBe 1
+            problems.count { it.contains("a waiter ended with LockNotAcquiredException") } shouldBe 1
+            problems.count { it.contains("ended with IllegalStateException, not RedlockClosedException") } shouldBe 1
+            problems.count { it.contains("1 lock key(s)") } shouldBe 1
+            // The section that ran on is a missed loss as well, once past its validity.
+            report.missedLosses.single().overrunNanos shouldBe ms(900)
+            report.closeProblems.first() shouldContain "close of c1: "
+        }
+
+        test("a close() whose probe section was not running when it was called tested nothing, and says so") {
+            val close = CloseRecord("c1", ms(500), ms(505), emptyList(), "RedlockClosedException", 0, "c1#close1")
+            val report = checker.check(
+                listOf(section("c1#close1", client = "c1", start = 100, end = 400, validUntil = 1100)),
+                closes = listOf(close),
+            )
+            report.closes.single().problems.single() shouldContain "tested nothing"
+        }
+
+        test("a lease's marks become real times, also from a clock that runs slow") {
+            val clock = ScaledTimeSource(0.9)
+            val before = System.nanoTime()
+            // 900 ms on a clock at 0.9x are 1000 ms of real time.
+            val mark = clock.markNow() + 900.milliseconds
+            val real = realNanos(mark, 0.9)
+            val after = System.nanoTime()
+            (real - before) shouldBeGreaterThanOrEqual ms(1000) - 1_000
+            (real - after) shouldBeLessThanOrEqual ms(1000) + 1_000
+            val monotonic = TimeSource.Monotonic.markNow() + 250.milliseconds
+            val exact = realNanos(monotonic, 1.0)
+            (exact - after) shouldBeGreaterThanOrEqual ms(250) - 1_000
+            (exact - System.nanoTime()) shouldBeLessThanOrEqual ms(250)
         }
 
         test("a freeze shorter than what the lease had left counts for no reacquisition") {
@@ -242,8 +342,9 @@ class CheckerTest :
             val history = History()
             history.begin("a", "c0", "r", ms(0), ms(1000))
             history.valid("a", ms(1200))
-            history.valid("a", ms(1100)) // an older belief never shortens a newer one
-            history.ended("a", ms(400), bodyCompleted = true)
+            // The exact figure read when the block stopped is the one that counts.
+            history.ended("a", ms(400), bodyCompleted = true, validUntil = ms(1150), lossDeclaredAt = null)
+            history.valid("a", ms(1300))
             history.outcome("a", Outcome.COMPLETED, null, null)
             history.begin("b", "child", "r", ms(500), ms(1500))
             history.openSectionOf("child") shouldBe ("r" to ms(500))
@@ -256,6 +357,11 @@ class CheckerTest :
                 Triple("b", Outcome.DIED, ms(600)),
                 Triple("c", Outcome.UNFINISHED, history.sections()[2].end),
             )
-            history.sections()[0].validUntil shouldBe ms(1200)
+            history.sections()[0].validUntil shouldBe ms(1150)
+            // A loss declared after the block's end is taken from the outcome.
+            history.begin("d", "c2", "q", ms(0), ms(1000))
+            history.ended("d", ms(200), bodyCompleted = true, validUntil = ms(1000), lossDeclaredAt = null)
+            history.outcome("d", Outcome.LOST, "NOT_HELD", ms(250))
+            history.sections().single { it.id == "d" }.lossDeclaredAt shouldBe ms(250)
         }
     })

@@ -2,6 +2,7 @@ package dev.redlock.chaos
 
 import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.collections.shouldBeEmpty
 import io.kotest.matchers.shouldBe
 import kotlin.time.Duration.Companion.seconds
 
@@ -23,7 +24,7 @@ class ControlsTest :
                         val v = result.report.violations.first()
                         setOf(v.first.client, v.second.client) shouldBe setOf("H", "C")
                     }
-                    result.report.missedLosses.isEmpty() shouldBe true
+                    result.report.missedLosses.shouldBeEmpty()
                 }
             }
         }

@@ -8,12 +8,15 @@ import java.net.InetSocketAddress
 import java.net.ServerSocket
 import java.net.Socket
 import java.time.Duration
+import java.util.concurrent.CompletableFuture
 import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.ConcurrentLinkedQueue
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicBoolean
 import java.util.concurrent.locks.ReentrantLock
 import java.util.concurrent.locks.LockSupport
+import java.util.function.Predicate
 import kotlin.concurrent.thread
 import kotlin.concurrent.withLock
 
@@ -28,6 +31,8 @@ import kotlin.concurrent.withLock
  *     proxy.blackHole()                      // connections stay open, nothing gets through
  *     proxy.heal()                           // traffic flows again
  *     proxy.resetConnections()               // every connection ends with a TCP RST
+ *     // The next renewal a client sends starts a 300 ms latency (it is delayed itself):
+ *     proxy.latencyFromNextCommand(Duration.ofMillis(300)) { it.isEvalSha(extendSha) }
  * }
  * ```
  *
@@ -41,6 +46,10 @@ import kotlin.concurrent.withLock
  *   but not connected to the target until [heal].
  * - [resetConnections] closes every proxied connection on both sides with a TCP RST;
  *   [closeConnections] closes them with a FIN.
+ * - [onNextCommand] arms an action (any of the above, or anything else, such as pausing the
+ *   server) that runs exactly when the next command matching a predicate passes from a client
+ *   towards the server, before that command can run there; [latencyFromNextCommand],
+ *   [blackHoleFromNextCommand] and [resetOnNextCommand] arm the proxy's own faults that way.
  *
  * Dropped bytes are gone for good, so a connection that carried traffic during a black hole no
  * longer carries a coherent byte stream (a Redis client may pair a later reply with an earlier
@@ -71,6 +80,9 @@ public class TcpProxy private constructor(
     @Volatile private var epoch = 0L
 
     @Volatile private var latencyNanos = 0L
+
+    /** Armed by [onNextCommand], in arming order; each fires once. */
+    private val armed = ConcurrentLinkedQueue<ArmedFault>()
 
     private val acceptor: Thread = thread(name = "tcp-proxy-accept-${server.localPort}", isDaemon = true, start = false) { acceptLoop() }
 
@@ -145,6 +157,69 @@ public class TcpProxy private constructor(
     }
 
     /**
+     * Arms [action] to run once, exactly when the next command that [matcher] accepts passes from
+     * a client towards the server, on any connection of this proxy.
+     *
+     * The proxy reads the commands clients send (RESP arrays, as client libraries send them, and
+     * inline commands). When a command's last byte has been read and [matcher] accepts it, the
+     * bytes before that command are handed on as usual (and written to the server, at their due
+     * time under any latency in force, before the action runs), then [action] runs on the thread
+     * that reads that connection, and only then are the command's bytes (and everything after
+     * them) handed on, under whatever faults are in force by then. So a fault that [action] switches on
+     * applies to that command itself (a latency delays it, a black hole drops it, a reset loses
+     * it), and the server cannot run the command before [action] has returned (a command that
+     * spans several reads may have its first bytes at the server already, but the server waits
+     * for its last byte). The command's reply, and everything after, is subject to the same faults.
+     *
+     * [action] holds up that connection's traffic while it runs, nothing else; it should be quick
+     * (sending a signal to a process is fine). Several armed faults may fire on the same command,
+     * in the order they were armed. A command that [matcher] or [action] throws on still passes;
+     * the exception completes [ArmedFault.fired] exceptionally. Commands whose first bytes were read
+     * before this call may or may not count as "next". A connection whose bytes are not RESP is
+     * forwarded as usual, and its commands never fire anything.
+     *
+     * @return the armed fault: whether and when it fired, and the command it fired on; [ArmedFault.cancel]
+     *   disarms it. Closing the proxy disarms everything still armed.
+     */
+    public fun onNextCommand(matcher: Predicate<ProxiedCommand>, action: Runnable): ArmedFault {
+        val fault = ArmedFault(matcher, action, armed::remove)
+        armed += fault
+        if (closed.get()) fault.cancel()
+        return fault
+    }
+
+    /** [onNextCommand] for the next command of any kind. */
+    public fun onNextCommand(action: Runnable): ArmedFault = onNextCommand({ true }, action)
+
+    /**
+     * Arms a [latency] of [added] that starts with the next command [matcher] accepts (that
+     * command is the first one delayed) and stays in force until [latency] is set again.
+     *
+     * @throws IllegalArgumentException if [added] is negative.
+     */
+    @JvmOverloads
+    public fun latencyFromNextCommand(added: Duration, matcher: Predicate<ProxiedCommand> = Predicate { true }): ArmedFault {
+        require(!added.isNegative) { "latency expected to be zero or positive, but was $added" }
+        return onNextCommand(matcher) { latency = added }
+    }
+
+    /**
+     * Arms a [blackHole] that starts with the next command [matcher] accepts (that command is the
+     * first one dropped) and lasts until [heal].
+     */
+    @JvmOverloads
+    public fun blackHoleFromNextCommand(matcher: Predicate<ProxiedCommand> = Predicate { true }): ArmedFault =
+        onNextCommand(matcher) { blackHole() }
+
+    /**
+     * Arms a [resetConnections] on the next command [matcher] accepts: that command never reaches
+     * the server, and every connection of the proxy ends with an RST at that moment.
+     */
+    @JvmOverloads
+    public fun resetOnNextCommand(matcher: Predicate<ProxiedCommand> = Predicate { true }): ArmedFault =
+        onNextCommand(matcher) { resetConnections() }
+
+    /**
      * Stops listening and resets every proxied connection. Idempotent; after close, [port] and
      * [uri] still answer but nothing is forwarded.
      */
@@ -156,6 +231,7 @@ public class TcpProxy private constructor(
             // Closing is all that matters; the acceptor ends on its own.
         }
         heal() // wakes connections waiting for the black hole to end, so that they see the close
+        armed.toList().forEach { it.cancel() }
         resetConnections()
         acceptor.join(JOIN_MILLIS)
     }
@@ -191,7 +267,7 @@ public class TcpProxy private constructor(
         return !gone()
     }
 
-    private class Chunk(val bytes: ByteArray, val length: Int, val dueNanos: Long, val epoch: Long)
+    private class Chunk(val bytes: ByteArray, val offset: Int, val length: Int, val dueNanos: Long, val epoch: Long, val seq: Long = 0)
 
     /** One client connection and its connection to the target. */
     private inner class Connection(private val client: Socket) {
@@ -199,13 +275,19 @@ public class TcpProxy private constructor(
 
         @Volatile private var upstream: Socket? = null
         private val toUpstream = LinkedBlockingQueue<Chunk>()
+
+        /** How many chunks the client's side queued ([Chunk.seq] of the last one); its reader's only. */
+        private var queued = 0L
+
+        /** The [Chunk.seq] of the last client chunk written to the server or dropped. */
+        @Volatile private var handedOn = 0L
         private val toClient = LinkedBlockingQueue<Chunk>()
         private val name = "tcp-proxy-${server.localPort}-${client.port}"
 
         fun start() {
             guarded { client.tcpNoDelay = true }
             // Reads from the client start at once, so that bytes sent during a black hole are dropped.
-            thread(name = "$name-c2u-read", isDaemon = true) { guarded { pump(client.getInputStream(), toUpstream) } }
+            thread(name = "$name-c2u-read", isDaemon = true) { guarded { pump(client.getInputStream(), toUpstream, CommandReader()) } }
             thread(name = "$name-connect", isDaemon = true) { guarded { connectThenRead() } }
         }
 
@@ -242,9 +324,11 @@ public class TcpProxy private constructor(
 
         /**
          * Reads chunks from [input] and queues them with their due time. An end of stream queues
-         * [EOF], once any black hole is over (a closing peer is traffic too).
+         * [EOF], once any black hole is over (a closing peer is traffic too). With [commands] (the
+         * client's side), a chunk is split where a command that fires an armed fault begins, and
+         * the fault's action runs between the two parts.
          */
-        private fun pump(input: InputStream, queue: LinkedBlockingQueue<Chunk>) {
+        private fun pump(input: InputStream, queue: LinkedBlockingQueue<Chunk>, commands: CommandReader? = null) {
             while (!done.get()) {
                 val buffer = ByteArray(BUFFER_BYTES)
                 val n = input.read(buffer)
@@ -252,10 +336,42 @@ public class TcpProxy private constructor(
                     if (awaitForwarding(::isGone)) queue.put(EOF)
                     return
                 }
-                // Read the epoch first: a black hole starting now makes the chunk stale at once.
-                val readEpoch = epoch
-                if (!blackHoled) queue.put(Chunk(buffer, n, System.nanoTime() + latencyNanos, readEpoch))
+                if (commands == null || !commands.usable) {
+                    enqueue(queue, buffer, 0, n)
+                    continue
+                }
+                var from = 0
+                commands.feed(buffer, n) { start, _, command ->
+                    val firing = if (armed.isEmpty()) emptyList() else armed.filter { it.claimFor(command) }
+                    if (firing.isNotEmpty()) {
+                        val cut = maxOf(start, from)
+                        if (cut > from) enqueue(queue, buffer, from, cut - from)?.let(::awaitHandedOn)
+                        from = cut
+                        firing.forEach { it.fire(command) }
+                    }
+                }
+                if (n > from && !done.get()) enqueue(queue, buffer, from, n - from)
             }
+        }
+
+        /** Queues a chunk unless a black hole is in force; returns it if queued. */
+        private fun enqueue(queue: LinkedBlockingQueue<Chunk>, buffer: ByteArray, offset: Int, length: Int): Chunk? {
+            // Read the epoch first: a black hole starting now makes the chunk stale at once.
+            val readEpoch = epoch
+            if (blackHoled) return null
+            val chunk = Chunk(buffer, offset, length, System.nanoTime() + latencyNanos, readEpoch, ++queued)
+            queue.put(chunk)
+            return chunk
+        }
+
+        /**
+         * Waits until the client's [chunk] has been handed on to the server (or dropped), so that a
+         * fault that starts with the next command does not reach back to the bytes before it.
+         * Bounded: a connection still waiting for its server, or gone, is not waited for.
+         */
+        private fun awaitHandedOn(chunk: Chunk) {
+            val deadline = chunk.dueNanos + HAND_ON_WAIT_NANOS
+            while (handedOn < chunk.seq && !done.get() && System.nanoTime() < deadline) LockSupport.parkNanos(HAND_ON_POLL_NANOS)
         }
 
         /** Writes queued chunks to [output] once due, dropping those that fall due in a black hole. */
@@ -271,9 +387,10 @@ public class TcpProxy private constructor(
                 }
                 if (done.get()) return
                 if (!blackHoled && chunk.epoch == epoch) {
-                    output.write(chunk.bytes, 0, chunk.length)
+                    output.write(chunk.bytes, chunk.offset, chunk.length)
                     output.flush()
                 }
+                if (queue === toUpstream) handedOn = chunk.seq
             }
         }
 
@@ -306,8 +423,8 @@ public class TcpProxy private constructor(
         private const val BUFFER_BYTES = 16 * 1024
         private const val CONNECT_TIMEOUT_MILLIS = 5_000
         private const val JOIN_MILLIS = 5_000L
-        private val EOF = Chunk(ByteArray(0), 0, 0, 0)
-        private val CLOSED = Chunk(ByteArray(0), 0, 0, 0)
+        private val EOF = Chunk(ByteArray(0), 0, 0, 0, 0)
+        private val CLOSED = Chunk(ByteArray(0), 0, 0, 0, 0)
 
         /**
          * Starts a proxy on a free loopback port that forwards to [targetHost]:[targetPort].
@@ -331,5 +448,81 @@ public class TcpProxy private constructor(
 
         private const val BACKLOG = 128
         private const val WAKE_MILLIS = 20L
+        private const val HAND_ON_WAIT_NANOS = 1_000_000_000L
+        private const val HAND_ON_POLL_NANOS = 20_000L
+    }
+}
+
+/**
+ * An action armed on a [TcpProxy] by [TcpProxy.onNextCommand]: it fires once, on the first
+ * matching command, or never if cancelled first.
+ */
+public class ArmedFault internal constructor(
+    private val matcher: Predicate<ProxiedCommand>,
+    private val action: Runnable,
+    private val disarm: (ArmedFault) -> Unit,
+) {
+    private val claimed = java.util.concurrent.atomic.AtomicBoolean(false)
+
+    /**
+     * Completes with the command the fault fired on, once its action has run; completes
+     * exceptionally if the matcher or the action threw; is cancelled by [cancel] or by closing the
+     * proxy before it fired.
+     */
+    public val fired: CompletableFuture<ProxiedCommand> = CompletableFuture()
+
+    /** `System.nanoTime()` just before the action ran, or -1 while it has not fired; `firedAtNanos()` from Java. */
+    @Volatile public var firedAtNanos: Long = -1L
+        @JvmName("firedAtNanos") get
+        private set
+
+    /** Whether the fault fired (its action started). */
+    public val isFired: Boolean
+        get() = firedAtNanos >= 0
+
+    /**
+     * Claims the fault for [command] if it is still armed and [command] matches; a matcher that
+     * throws claims it too and fails [fired]. Returns whether the caller is to [fire] it.
+     */
+    internal fun claimFor(command: ProxiedCommand): Boolean {
+        if (claimed.get()) return false
+        val matches = try {
+            matcher.test(command)
+        } catch (e: Throwable) {
+            if (claimed.compareAndSet(false, true)) {
+                disarm(this)
+                fired.completeExceptionally(e)
+            }
+            return false
+        }
+        if (!matches || !claimed.compareAndSet(false, true)) return false
+        disarm(this)
+        return true
+    }
+
+    /** Runs the action of a fault claimed for [command]. */
+    internal fun fire(command: ProxiedCommand) {
+        firedAtNanos = System.nanoTime()
+        try {
+            action.run()
+            fired.complete(command)
+        } catch (e: Throwable) {
+            fired.completeExceptionally(e)
+        }
+    }
+
+    /** Disarms the fault if it has not fired yet; returns whether it was disarmed by this call. */
+    public fun cancel(): Boolean {
+        if (!claimed.compareAndSet(false, true)) return false
+        disarm(this)
+        fired.cancel(false)
+        return true
+    }
+
+    /** Whether it fired, and on what, for logs. */
+    override fun toString(): String = when {
+        isFired -> "ArmedFault(fired on ${fired.getNow(null) ?: "a command"})"
+        fired.isCancelled -> "ArmedFault(cancelled)"
+        else -> "ArmedFault(armed)"
     }
 }
