@@ -261,4 +261,38 @@ final class RedisNodeFailureTest {
       fleet.resume(0);
     }
   }
+
+  @Test
+  void release_supersedesAnAcquireWhoseScriptIsStillBeingReloaded() throws Exception {
+    try (dev.redlock.testing.TcpProxy proxy = dev.redlock.testing.TcpProxy.start("127.0.0.1", fleet.port(0))) {
+      RedisNode viaProxy = new RedisNode(client, RedisURI.create(proxy.uri()), NodeCalls.TIMER);
+      try {
+        await(viaProxy.warmUp(TIMEOUT));
+        // The master forgets the scripts (a restart, SCRIPT FLUSH); the release script is known
+        // again at once (another client reloaded it), the acquire script is not.
+        fleet.command(0, "SCRIPT", "FLUSH");
+        fleet.command(0, "SCRIPT", "LOAD", Script.RELEASE.text());
+        assertEquals(List.of(0L, 1L), fleet.command(0, "SCRIPT", "EXISTS", Script.ACQUIRE.sha(), Script.RELEASE.sha()));
+        // From the moment the acquire script's reload leaves, everything to the master is held
+        // back 400 ms: the acquire times out meanwhile, and its cleanup release goes out behind.
+        dev.redlock.testing.ArmedFault held =
+            proxy.latencyFromNextCommand(
+                java.time.Duration.ofMillis(400),
+                // (The proxy keeps the first 4 KiB of each part: the script's opening lines tell it apart.)
+                command -> command.contains(Script.ACQUIRE.text().substring(0, 200)));
+        String token = Tokens.next();
+        MasterFailureException timedOut =
+            failureOf(MutexCalls.acquire(viaProxy, keys("redlock:reloaded"), false, false, token, LEASE, Duration.ofMillis(100)));
+        assertEquals(Kind.TIMEOUT, timedOut.kind());
+        assertTrue(held.isFired(), "the acquire script was reloaded through the proxy");
+        await(MutexCalls.release(viaProxy, keys("redlock:reloaded"), token, "", TIMEOUT));
+        // The reload's answer comes back after the release ran; the acquire must not be sent
+        // again then, or it would set a key that nobody holds, for a whole lease.
+        Thread.sleep(300);
+        assertEquals(List.of(), fleet.keys(0));
+      } finally {
+        viaProxy.closeAndWait(TIMEOUT);
+      }
+    }
+  }
 }
