@@ -150,6 +150,8 @@ internal class Acquisition(
     /** The lease of a granted attempt, once its fencing token (if any) is confirmed; else null. */
     private suspend fun grant(attempt: Attempt): RedlockLease? {
         val fence = if (fencing) confirmFence(attempt) ?: return null.also { attempt.fenceUnconfirmed = true } else null
+        // The fence's round trip took time too.
+        if (!(attempt.validUntil - timing.expiryLead).hasNotPassedNow()) return null.also { attempt.inTime = false }
         val lease = RedlockLease(engine, names, keys, token, timing, attempt.start, fence, kind, quorum)
         engine.adopt(lease)
         acquired = true
@@ -201,7 +203,9 @@ internal class Acquisition(
             }
         }
         attempt.holderRemaining = if (holderPttl >= 0) holderPttl.milliseconds else null
-        attempt.inTime = attempt.validUntil.hasNotPassedNow()
+        // Granted only with validity to spare: a lease is declared lost its expiry lead before the
+        // end of its validity, so one that comes back later than that was never usable.
+        attempt.inTime = (attempt.validUntil - timing.expiryLead).hasNotPassedNow()
     }
 
     /**
@@ -231,7 +235,7 @@ internal class Acquisition(
         val confirmed = fanOut(masters, quorum, { yes: Boolean -> yes }) { node ->
             node.confirmFence(fenceKeys, token, fence, timing.nodeTimeout)
         }.answers.count { it.value == true }
-        return fence.takeIf { confirmed >= quorum && attempt.validUntil.hasNotPassedNow() }
+        return fence.takeIf { confirmed >= quorum && (attempt.validUntil - timing.expiryLead).hasNotPassedNow() }
     }
 
     /**

@@ -256,7 +256,7 @@ internal class Engine(
         fun create(config: RedlockConfig, timeSource: TimeSource.WithComparableMarks): Engine {
             val threads = EngineThreads()
             try {
-                val lettuce = LettuceMasters(config, threads.timer)
+                val lettuce = LettuceMasters(config, threads.timeouts)
                 return Engine(config, lettuce.nodes, timeSource, Random.Default, lettuce, threads,
                     threads.timerDispatcher, threads.workDispatcher, threads.workExecutor)
             } catch (e: Throwable) {

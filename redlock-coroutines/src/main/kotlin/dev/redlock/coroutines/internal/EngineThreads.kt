@@ -12,8 +12,10 @@ import kotlinx.coroutines.asCoroutineDispatcher
 
 /**
  * The threads one Redlock owns, shut down by its `close()` so that nothing of it lingers:
- * - the timer, one thread that fires every deadline (node timeouts, lease validity, renewals) and
- *   runs nothing else: no I/O and no user code can hold it up;
+ * - the timer, one thread for the leases' deadlines and renewals, and nothing else: no I/O, no
+ *   user code and no logging can hold it up (what it finds is reported from the work pool);
+ * - the timeouts, one thread that bounds every command to a master (a command that times out
+ *   completes there, with whatever depends on it);
  * - the work pool, for the library's own coroutines (renewal calls, the Java facade's calls) and
  *   for callers that have no dispatcher of their own (they would otherwise be resumed on the
  *   Redis client's I/O threads).
@@ -36,6 +38,14 @@ internal class EngineThreads : AutoCloseable {
         true,
     )
 
+    /** Bounds every command to a master; kept apart from [timer] so that a burst of timeouts cannot delay a deadline. */
+    val timeouts: ScheduledThreadPoolExecutor = ScheduledThreadPoolExecutor(1) { task ->
+        Thread({ onTimer.set(true); task.run() }, "redlock-$id-timeouts").apply { isDaemon = true }
+    }.apply {
+        removeOnCancelPolicy = true
+        setExecuteExistingDelayedTasksAfterShutdownPolicy(false)
+    }
+
     val timerDispatcher: CoroutineDispatcher = timer.asCoroutineDispatcher()
     val workDispatcher: CoroutineDispatcher = work.asCoroutineDispatcher()
     val workExecutor: Executor get() = work
@@ -52,9 +62,11 @@ internal class EngineThreads : AutoCloseable {
      */
     override fun close() {
         timer.shutdownNow()
+        timeouts.shutdownNow()
         work.shutdown()
         if (!isOwnThread()) {
             timer.awaitTermination(CLOSE_WAIT_MILLIS, TimeUnit.MILLISECONDS)
+            timeouts.awaitTermination(CLOSE_WAIT_MILLIS, TimeUnit.MILLISECONDS)
             work.awaitTermination(CLOSE_WAIT_MILLIS, TimeUnit.MILLISECONDS)
         }
     }

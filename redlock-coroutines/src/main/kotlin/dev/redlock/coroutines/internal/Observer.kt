@@ -73,10 +73,26 @@ internal class Observer(private val nodes: List<LockNode>, private val metrics: 
         if (LOG.isDebugEnabled) LOG.debug("Redlock extended {} lease(s), {} key(s), with one call per master, decided in {}", leases, keys, show(elapsed))
     }
 
-    fun loss(lease: RedlockLease, loss: LockLostException) {
-        if (loss.reason() == LockLostException.Reason.CLOSED) LOG.info("Redlock {} on {} ended by close()", lease.kind.what, lease.resources)
-        else LOG.warn("Redlock lost the {} on {}: {}", lease.kind.what, lease.resources, loss.message)
-        record { loss(lease.kind.type, loss.reason()) }
+    /**
+     * A lease was lost after being held for [held]: logged and measured, from the work pool when
+     * found on the timer (a burst of losses must not delay the next deadline by its logging).
+     */
+    fun loss(lease: RedlockLease, loss: LockLostException, held: Duration) {
+        val report = {
+            if (loss.reason() == LockLostException.Reason.CLOSED) LOG.info("Redlock {} on {} ended by close()", lease.kind.what, lease.resources)
+            else LOG.warn("Redlock lost the {} on {}: {}", lease.kind.what, lease.resources, loss.message)
+            record { loss(lease.kind.type, loss.reason()) }
+            leaseEnded(lease, held, lost = true)
+        }
+        if (!EngineThreads.onIoOrTimerThread()) {
+            report()
+            return
+        }
+        try {
+            offload.execute(report)
+        } catch (e: RejectedExecutionException) {
+            report() // closing: the work pool is gone, and so is the timer's next deadline
+        }
     }
 
     /** A master answered a call: if it was failing, it is back. */

@@ -274,11 +274,11 @@ internal class RedlockLease(
             found = LockLostException("Lost the lock on $resources: $what", resources, reason, cause)
             move(State.Lost(s.validUntil, found, engine.timeSource.markNow()))
         }
-        engine.forget(this)
-        engine.observer.loss(this, found)
-        engine.observer.leaseEnded(this, grantedAt.elapsedNow(), lost = true)
-        // Outside the monitor: completing runs the guards' handlers, which cancel the blocks.
+        // Outside the monitor: completing runs the guards' handlers, which cancel the blocks. First:
+        // telling the outside world (logs, metrics) comes after the block is told.
         ended.complete(found)
+        engine.forget(this)
+        engine.observer.loss(this, found, grantedAt.elapsedNow())
         return found
     }
 

@@ -82,6 +82,9 @@ internal suspend fun <T> Engine.runSection(
                 val scope = this
                 val guard = lease.guard(renew) { loss -> scope.cancel(LeaseLostCancellation(loss)) }
                 try {
+                    // Never start the block on a lease already past its deadline (a slow grant):
+                    // checking declares the loss, and the guard above cancels this scope.
+                    lease.checkDeadlines()?.let { throw LeaseLostCancellation(it) }
                     block(this, lease)
                 } finally {
                     guard.dispose()
