@@ -26,13 +26,16 @@ import kotlinx.coroutines.asExecutor
  *
  * Your code is never resumed on the Redis client's I/O threads: a call from a coroutine without a
  * dispatcher of its own (such as `suspend fun main`) continues on the Redlock's work pool.
- *
- * @param config the masters and timing; validated by [RedlockConfig.Builder.build]
- * @param timeSource the monotonic clock that measures validity; inject a test clock to check
- *   validity arithmetic without waiting
  */
 public class Redlock internal constructor(internal val engine: Engine) : AutoCloseable {
 
+    /**
+     * Creates a Redlock over the masters of [config] and starts connecting to them in the background.
+     *
+     * @param config the masters and timing; validated by [RedlockConfig.Builder.build]
+     * @param timeSource the monotonic clock that measures validity; inject a test clock to check
+     *   validity arithmetic without waiting
+     */
     public constructor(
         config: RedlockConfig,
         timeSource: TimeSource.WithComparableMarks = TimeSource.Monotonic,

@@ -16,7 +16,7 @@ import java.util.concurrent.ScheduledExecutorService
 import java.util.concurrent.TimeUnit
 
 /**
- * The Lettuce side of a [Redlock]: one [RedisNode] per master and, for the masters given as URIs,
+ * The Lettuce side of a `Redlock`: one [RedisNode] per master and, for the masters given as URIs,
  * one shared [ClientResources] and [RedisClient]. What the library created is closed with the
  * Redlock; a client or connection the user supplied is never shut down or closed (only the
  * connections the library opened with a user's client are).
