@@ -53,7 +53,7 @@ public final class Newcomer {
     String expected = readme.substring(readme.indexOf("```text\n", at) + 8, readme.indexOf("```\n", readme.indexOf("```text\n", at) + 8));
 
     long start = System.nanoTime();
-    Process mvn = new ProcessBuilder("mvn", "-q", "-B", "compile", "exec:java")
+    Process mvn = new ProcessBuilder("mvn", "-q", "-B", "-Dstyle.color=never", "compile", "exec:java")
         .directory(project.toFile())
         .redirectErrorStream(false)
         .redirectError(ProcessBuilder.Redirect.INHERIT)
@@ -64,8 +64,12 @@ public final class Newcomer {
       try (var lines = mvn.inputReader(StandardCharsets.UTF_8)) {
         String line;
         while ((line = lines.readLine()) != null) {
-          out.add(line);
-          printedAt[0] = System.nanoTime();
+          // Maven's own escape codes and blank lines are not the program's output.
+          String text = line.replaceAll("\u001B\\[[0-9;]*m", "");
+          if (!text.isBlank()) {
+            out.add(text);
+            printedAt[0] = System.nanoTime();
+          }
         }
       } catch (IOException e) {
         throw new RuntimeException(e);
