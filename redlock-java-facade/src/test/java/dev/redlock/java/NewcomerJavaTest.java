@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.redlock.core.LeaseState;
+import dev.redlock.core.MasterStatus;
 import dev.redlock.core.RedlockConfig;
 import dev.redlock.testing.RedisFleet;
 import java.lang.ref.WeakReference;
@@ -148,5 +149,17 @@ final class NewcomerJavaTest {
     CompletableFuture<Void> released = lease.release();
     released.get(10, TimeUnit.SECONDS); // a hang guard
     lease.close();
+  }
+
+  @Test
+  void checkMasters_reportsEachMaster_forAHealthCheck() throws Exception {
+    try (AsyncRedlock redlock = Fleets.open(fleet)) {
+      List<MasterStatus> statuses = redlock.checkMasters().get(10, TimeUnit.SECONDS);
+      assertEquals(fleet.size(), statuses.size());
+      for (MasterStatus status : statuses) {
+        assertEquals(MasterStatus.State.UP, status.state(), status.toString());
+        assertTrue(status.counts());
+      }
+    }
   }
 }

@@ -92,6 +92,15 @@ public interface LockNode extends AutoCloseable {
   CompletableFuture<Boolean> confirmFence(String[] keys, String token, long fence, Duration timeout);
 
   /**
+   * Asks the master how old its data is (its boot marker, or the age the next acquire would give
+   * it), creating nothing: a health check that also tells whether the restart guard holds its votes.
+   *
+   * @param timeout the bound on the call
+   * @return the age in milliseconds
+   */
+  CompletableFuture<Long> probe(Duration timeout);
+
+  /**
    * Sets the one listener that receives the release notices of the keys this node {@link #watch
    * watches}. Called on the client's I/O threads: it must not block.
    *

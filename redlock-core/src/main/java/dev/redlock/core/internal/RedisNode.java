@@ -284,6 +284,12 @@ public final class RedisNode implements LockNode {
   }
 
   @Override
+  public CompletableFuture<Long> probe(Duration timeout) {
+    String[] keys = {Keys.BOOT_MARKER};
+    return commands.issue(c -> callScript(c.async(), Script.PROBE, ScriptOutputType.INTEGER, keys, NO_ARGS, null), timeout, false);
+  }
+
+  @Override
   public void onRelease(ReleaseListener listener) {
     this.releaseListener = listener;
   }

@@ -15,6 +15,8 @@ import java.util.concurrent.atomic.AtomicInteger
 import kotlin.coroutines.ContinuationInterceptor
 import kotlin.random.Random
 import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.toJavaDuration
 import kotlin.time.TimeSource
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.CoroutineName
@@ -72,17 +74,29 @@ internal class Engine(
                 nodes.size, nodes.size - quorum, nodes.size - 1,
             )
         }
-        val warmUp = config.nodeTimeout().multipliedBy(20)
-        for (node in nodes) {
-            node.warmUp(warmUp).whenComplete { _, e ->
-                if (e != null && !closed.get()) {
-                    Observer.LOG.warn(
-                        "Redlock master {} is not reachable at start-up ({}); locks work while a majority of the {} masters answers",
-                        node.name(), e.message, nodes.size,
-                    )
-                }
+    }
+
+    /**
+     * Completes once every master's first connection is open (or failed): calls that may wait
+     * wait for it, within their wait time, instead of sending attempts that could only time out
+     * while the connections are still opening.
+     */
+    val warmedUp: CompletableFuture<Void?> = CompletableFuture.allOf(*nodes.map { node ->
+        node.warmUp(config.nodeTimeout().multipliedBy(20)).handle { _, e ->
+            if (e != null && !closed.get()) {
+                Observer.LOG.warn(
+                    "Redlock master {} is not reachable at start-up ({}); locks work while a majority of the {} masters answers",
+                    node.name(), e.message, nodes.size,
+                )
             }
+            null
         }
+    }.toTypedArray()).thenApply { null }
+
+    /** Waits (at most [limit]) for the masters' first connections; returns at once once they are open. */
+    suspend fun awaitWarmUp(limit: Duration) {
+        if (warmedUp.isDone || limit <= Duration.ZERO) return
+        kotlinx.coroutines.withTimeoutOrNull(limit) { warmedUp.await() }
     }
 
     private fun observe(answer: Answer<*>, operation: String) {
@@ -132,6 +146,43 @@ internal class Engine(
             return Acquisition(this, kind, names, timing, fenced, once).run()
         } finally {
             if (acquiring.decrementAndGet() == 0 && closed.get()) drained.complete(null)
+        }
+    }
+
+    /**
+     * Asks every master how it stands (one probe each, at once, bounded by the node timeout) and
+     * what follows for its votes; what a probe finds about the restart guard counts for later
+     * acquisitions too.
+     */
+    suspend fun checkMasters(): List<dev.redlock.core.MasterStatus> {
+        checkOpen()
+        // A health check on a Redlock just created waits for its first connections (bounded).
+        awaitWarmUp(WARM_UP_WAIT)
+        val timeout = defaults.nodeTimeout
+        val probes = masters.nodes.map { it.probe(timeout) }
+        CompletableFuture.allOf(*probes.toTypedArray()).handle { _, _ -> null }.await()
+        return masters.nodes.indices.map { i ->
+            val answer = masters.answer(i, probes[i].handle { age, _ -> age }.join(), probes[i].handle { _, e -> e }.join())
+            val failure = answer.failure as dev.redlock.core.MasterFailureException?
+            when {
+                failure?.kind() == dev.redlock.core.MasterFailureException.Kind.DUPLICATE ->
+                    dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.DUPLICATE, java.time.Duration.ZERO, failure)
+                failure != null -> {
+                    observer.failed(i, "probe", failure)
+                    dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.DOWN, java.time.Duration.ZERO, failure)
+                }
+                else -> {
+                    observer.answered(i)
+                    val age = answer.value!!
+                    if (masters.guardMillis > 0 && age < masters.guardMillis) {
+                        val left = (masters.guardMillis - age).milliseconds
+                        masters.guard(i, left)
+                        dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.RESTART_GUARDED, left.toJavaDuration(), null)
+                    } else {
+                        dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.UP, java.time.Duration.ZERO, null)
+                    }
+                }
+            }
         }
     }
 
@@ -252,6 +303,9 @@ internal class Engine(
     }
 
     companion object {
+        /** How long a health check waits for the first connections of a Redlock just created. */
+        private val WARM_UP_WAIT = kotlin.time.Duration.parse("2s")
+
         /** An engine over the masters of [config], with its own client and threads. */
         fun create(config: RedlockConfig, timeSource: TimeSource.WithComparableMarks): Engine {
             val threads = EngineThreads()

@@ -155,6 +155,10 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
      */
     fun launchCleanup(block: suspend () -> Unit): Job = scope.launch { block() }
 
+    /** `checkMasters`: every master's status, delivered on [executor]. */
+    fun checkMasters(executor: Executor): CompletableFuture<List<dev.redlock.core.MasterStatus>> =
+        launchCall(executor, null) { redlock.checkMasters() }.result
+
     /** Starts a watch of a lease (a state listener): cancelled by its handle, or when the Redlock closes. */
     fun launchWatch(block: suspend () -> Unit): Job = scope.launch { block() }
 
