@@ -237,4 +237,23 @@ class ReadWriteLockTest : FunSpec({
             }.message shouldBe "a read lock holds one resource, but 2 were given: [a, b]"
         }
     }
+
+    test("a write lock carries a fencing token that grows with every writer, across masters; a reader has none") {
+        fleet.redlock(3).use { redlock ->
+            val tokens = (1..5).map { redlock.withWriteLock("fenced-rw", fencing = true) { it.fencingToken!! } }
+            tokens.zipWithNext().all { (a, b) -> b > a } shouldBe true
+            // Every master that confirmed keeps its counter at least the last token.
+            redlock.acquireWriteLock("fenced-rw", fencing = true).let { lease ->
+                (lease.fencingToken!! > tokens.last()) shouldBe true
+                lease.release()
+            }
+            redlock.withWriteLock("fenced-rw") { it.fencingToken } shouldBe null
+        }
+        // With fencing on in the config, writers carry tokens and readers (no single holder) do not.
+        fleet.redlock(3) { fencing(true) }.use { redlock ->
+            (redlock.withWriteLock("fenced-rw") { it.fencingToken!! } > 0) shouldBe true
+            redlock.withReadLock("fenced-rw") { it.fencingToken } shouldBe null
+        }
+        for (i in 0 until 3) fleet.command(i, "DEL", "redlock:fenced-rw\u0000write\u0000fence")
+    }
 })

@@ -162,4 +162,21 @@ final class NewcomerJavaTest {
       }
     }
   }
+
+  @Test
+  void writeLock_withFencing_carriesAGrowingToken_andAReaderAskingForOneIsRefused() throws Exception {
+    try (AsyncRedlock redlock = Fleets.open(fleet)) {
+      LockOptions fenced = LockOptions.builder("java-rw").fencing(true).build();
+      long first = await(redlock.withWriteLock(fenced, lease -> CompletableFuture.completedFuture(lease.fencingToken().getAsLong())));
+      long second = await(redlock.withWriteLock(fenced, lease -> CompletableFuture.completedFuture(lease.fencingToken().getAsLong())));
+      assertTrue(second > first, first + " then " + second);
+      IllegalArgumentException e =
+          Fleets.failure(redlock.withReadLock(fenced, lease -> CompletableFuture.completedFuture(1)), IllegalArgumentException.class);
+      assertEquals(
+          "fencing is for locks with one holder at a time (locks and write locks), but was asked for a read lock", e.getMessage());
+      for (int i = 0; i < fleet.size(); i++) {
+        fleet.command(i, "DEL", "redlock:java-rw\u0000write\u0000fence");
+      }
+    }
+  }
 }

@@ -67,9 +67,10 @@ internal class Acquisition(
     /** The lease, or null when [once] found the lock held by another holder. */
     suspend fun run(): RedlockLease? {
         try {
-            // On a Redlock just created, its connections may still be opening: a call that may wait
-            // waits for them (within its wait) rather than send an attempt that could only time out.
-            if (!once) engine.awaitWarmUp(timing.wait - start.elapsedNow())
+            // On a Redlock just created, its connections may still be opening: wait for them (within
+            // the call's wait, or while the Redlock is new) rather than send an attempt that could
+            // only time out.
+            engine.awaitWarmUp(timing.wait - start.elapsedNow())
             // A newcomer queues behind the waiters of this process instead of overtaking them.
             waiter = if (once) null else rooms.queueIfWaited(noticeKeys, kind.exclusive)
             var attemptNow = waiter == null

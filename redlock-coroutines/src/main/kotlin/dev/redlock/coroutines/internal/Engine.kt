@@ -17,6 +17,7 @@ import kotlin.random.Random
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.toJavaDuration
+import kotlin.time.toKotlinDuration
 import kotlin.time.TimeSource
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.CoroutineName
@@ -93,10 +94,22 @@ internal class Engine(
         }
     }.toTypedArray()).thenApply { null }
 
-    /** Waits (at most [limit]) for the masters' first connections; returns at once once they are open. */
+    /**
+     * Until when a call may wait for the first connections: a new Redlock's first connect timeout.
+     * After that, no call ever waits for them.
+     */
+    private val warmUpUntil = timeSource.markNow() + LettuceMasters.connectTimeout(config).toKotlinDuration()
+
+    /**
+     * Waits for the masters' first connections, at most [limit], or longer while the Redlock is new
+     * (until its first connect timeout has passed): a call made right after creating a Redlock,
+     * even a single attempt, then finds its connections open instead of timing out on them.
+     * Returns at once once they are open.
+     */
     suspend fun awaitWarmUp(limit: Duration) {
-        if (warmedUp.isDone || limit <= Duration.ZERO) return
-        kotlinx.coroutines.withTimeoutOrNull(limit) { warmedUp.await() }
+        if (warmedUp.isDone) return
+        val wait = maxOf(limit, -warmUpUntil.elapsedNow())
+        if (wait > Duration.ZERO) kotlinx.coroutines.withTimeoutOrNull(wait) { warmedUp.await() }
     }
 
     private fun observe(answer: Answer<*>, operation: String) {
@@ -157,7 +170,7 @@ internal class Engine(
     suspend fun checkMasters(): List<dev.redlock.core.MasterStatus> {
         checkOpen()
         // A health check on a Redlock just created waits for its first connections (bounded).
-        awaitWarmUp(WARM_UP_WAIT)
+        awaitWarmUp(Duration.ZERO)
         val timeout = defaults.nodeTimeout
         val probes = masters.nodes.map { it.probe(timeout) }
         CompletableFuture.allOf(*probes.toTypedArray()).handle { _, _ -> null }.await()
@@ -303,9 +316,6 @@ internal class Engine(
     }
 
     companion object {
-        /** How long a health check waits for the first connections of a Redlock just created. */
-        private val WARM_UP_WAIT = kotlin.time.Duration.parse("2s")
-
         /** An engine over the masters of [config], with its own client and threads. */
         fun create(config: RedlockConfig, timeSource: TimeSource.WithComparableMarks): Engine {
             val threads = EngineThreads()

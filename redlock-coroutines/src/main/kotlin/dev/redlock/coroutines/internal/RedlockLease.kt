@@ -259,6 +259,13 @@ internal class RedlockLease(
         return entry
     }
 
+    /**
+     * Calls [handler] (once, on the thread that finds the loss) if the lease is lost before the
+     * returned handle is disposed; a lease released first never calls it. No coroutine of its own.
+     */
+    fun invokeOnLoss(handler: (LockLostException) -> Unit): DisposableHandle =
+        ended.invokeOnCompletion { loss?.let(handler) }
+
     /** Marks the lease lost (once) and returns the loss; null if it was released first. */
     fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? {
         val found: LockLostException
