@@ -94,6 +94,9 @@ internal class ContainerMaster(
     @Volatile override var version: String = ""
         private set
 
+    @Volatile override var serverName: String = ""
+        private set
+
     override val isRunning: Boolean
         get() = container?.let(::inspectRunning) == true
 
@@ -256,7 +259,9 @@ internal class ContainerMaster(
         var lastFailure: Exception? = null
         while (true) {
             try {
-                version = probeServer(address, port, settings.password, PROBE_TIMEOUT_MILLIS).version
+                val info = probeServer(address, port, settings.password, PROBE_TIMEOUT_MILLIS)
+                version = info.version
+                serverName = info.name
                 return
             } catch (e: IOException) {
                 lastFailure = e

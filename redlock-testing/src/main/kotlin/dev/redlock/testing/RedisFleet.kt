@@ -98,13 +98,19 @@ public class RedisFleet private constructor(
         @JvmName("size") get() = masters.size
 
     /**
-     * The `redis_version` the masters report in `INFO server`, such as `"6.2.11"`.
+     * The version the masters report in `INFO server`, such as `"6.2.11"`: `redis_version`, or
+     * `valkey_version` on Valkey (whose `redis_version` is 7.2.4 whatever its release). [serverName]
+     * tells which server it is.
      *
      * Read from master 0 when it last became ready; every master runs the same binary.
      * `serverVersion()` from Java.
      */
     public val serverVersion: String
         @JvmName("serverVersion") get() = masters.first().version
+
+    /** `Redis` or `Valkey`, as `INFO server` tells; read with [serverVersion]. `serverName()` from Java. */
+    public val serverName: String
+        @JvmName("serverName") get() = masters.first().serverName
 
     /** The fleet's temporary directory, holding one directory per master; deleted by [close]. Null for containers. */
     internal val directory: Path?
