@@ -6,6 +6,7 @@ import dev.redlock.core.RedlockConfig
 import dev.redlock.testing.RedisFleet
 import dev.redlock.testing.RedisFleetException
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldHaveSize
 import io.kotest.matchers.shouldBe
@@ -19,6 +20,7 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
 
 /** TLS and ACL users against real masters: `rediss://` with a CA the test generated, ACL users with and without the rights locking needs. */
+@Tags("compat")
 class SecureDeploymentTest : FunSpec({
     val fleet =
         RedisFleet.builder()

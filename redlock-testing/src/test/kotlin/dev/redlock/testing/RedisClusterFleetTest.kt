@@ -1,6 +1,7 @@
 package dev.redlock.testing
 
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldBeEmpty
 import io.kotest.matchers.collections.shouldContainExactly
@@ -15,6 +16,7 @@ import java.net.Socket
 import java.nio.file.Files
 import java.nio.file.Path
 
+@Tags("compat")
 class RedisClusterFleetTest :
     FunSpec({
         val cluster = RedisClusterFleet.builder().commandTimeout(java.time.Duration.ofMillis(1500)).start()

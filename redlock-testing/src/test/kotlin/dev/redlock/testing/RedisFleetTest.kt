@@ -1,6 +1,7 @@
 package dev.redlock.testing
 
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldBeEmpty
 import io.kotest.matchers.collections.shouldNotBeEmpty
@@ -23,6 +24,7 @@ import java.time.Duration
 import java.util.concurrent.TimeUnit
 import kotlin.concurrent.thread
 
+@Tags("compat")
 class RedisFleetTest :
     FunSpec({
         afterEach { redisChildren().shouldBeEmpty() }
