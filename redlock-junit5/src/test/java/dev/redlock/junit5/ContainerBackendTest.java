@@ -32,7 +32,10 @@ final class ContainerBackendTest {
       RedisFleetExtension.builder()
           .masters(3)
           .backend(RedisFleet.Backend.CONTAINERS)
-          .fleetOptions(fleet -> fleet.commandTimeout(Duration.ofMillis(500)))
+          // Built on the engine from the bundled redis-server: no registry needed.
+          .fleetOptions(
+              fleet ->
+                  fleet.image(RedisFleet.LOCAL_BINARY_IMAGE).commandTimeout(Duration.ofMillis(500)))
           .redlockConfig(
               config ->
                   config

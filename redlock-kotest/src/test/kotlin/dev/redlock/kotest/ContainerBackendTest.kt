@@ -33,7 +33,8 @@ class ContainerBackendTest :
     FunSpec({
         val redis =
             install(RedisFleetExtension(masters = 3, backend = RedisFleet.Backend.CONTAINERS)) {
-                fleet { commandTimeout(Duration.ofMillis(500)) }
+                // Built on the engine from the bundled redis-server: no registry needed.
+                fleet { image(RedisFleet.LOCAL_BINARY_IMAGE).commandTimeout(Duration.ofMillis(500)) }
                 redlockConfig { leaseTime(Duration.ofSeconds(5)).nodeTimeout(Duration.ofMillis(200)) }
             }
 

@@ -494,9 +494,10 @@ public class RedisFleet private constructor(
          * The `redis-server` binary to run. By default the fleet uses `$REDLOCK_REDIS_SERVER`, else
          * `redis-server` on `PATH`, else the binary bundled in embedded-redis.
          *
-         * Setting a binary makes [Backend.AUTO] mean [Backend.LOCAL]; combined with
-         * [Backend.CONTAINERS] it makes [start] throw. The path is checked by [start], which throws
-         * [RedisFleetException] if it is not an executable file.
+         * Setting a binary makes [Backend.AUTO] mean [Backend.LOCAL]. With [Backend.CONTAINERS] it is
+         * the binary that [LOCAL_BINARY_IMAGE] is built from, and [start] throws with any other
+         * image. The path is checked by [start], which throws [RedisFleetException] if it is not an
+         * executable file.
          */
         public fun redisServer(path: Path): Builder = apply { redisServer = path }
 
@@ -564,6 +565,11 @@ public class RedisFleet private constructor(
          * The image must have `redis-server` on its `PATH` and print Redis' usual
          * `Ready to accept connections` line when it is ready, as the official `redis` images do.
          *
+         * [LOCAL_BINARY_IMAGE] needs no registry: [start] builds an image on the Docker engine from a
+         * binary of this machine, the one given to [redisServer], else the one bundled in
+         * embedded-redis (Redis 6.2 for Linux), with the shared libraries it links (found with
+         * `ldd`, so on Linux only). The engine keeps it; later fleets reuse it.
+         *
          * @throws IllegalArgumentException if [image] is blank.
          */
         public fun image(image: String): Builder = apply {
@@ -586,8 +592,9 @@ public class RedisFleet private constructor(
          *   or a master fails to start or to answer in time (the message carries the tail of its log).
          */
         public fun start(): RedisFleet {
-            require(redisServer == null || backend != Backend.CONTAINERS) {
-                "redisServer(path) expected only with backend LOCAL or AUTO, but backend is CONTAINERS (containers run the image's redis-server)"
+            require(redisServer == null || backend != Backend.CONTAINERS || image == LOCAL_BINARY_IMAGE) {
+                "redisServer(path) expected only with backend LOCAL or AUTO, or with image(LOCAL_BINARY_IMAGE), but backend " +
+                    "is CONTAINERS with image $image (containers run the image's redis-server)"
             }
             val requested = if (redisServer != null && backend == Backend.AUTO) Backend.LOCAL else backend
             val timeoutMillis = commandTimeout.toMillis().toInt()
@@ -604,7 +611,13 @@ public class RedisFleet private constructor(
                         "tls(true) and user(...) expected only with local masters, but the masters run as containers " +
                             "(backend ${backend.name}); install redis-server or use backend LOCAL"
                     }
-                    val created = ContainerBackend.masters(masters, ContainerSettings(image, password, serverArgs))
+                    val imageName =
+                        if (image == LOCAL_BINARY_IMAGE) {
+                            ContainerBackend.localImage(redisServer?.let { RedisServerBinary.resolve(it) } ?: RedisServerBinary.bundled())
+                        } else {
+                            image
+                        }
+                    val created = ContainerBackend.masters(masters, ContainerSettings(imageName, password, serverArgs))
                     launch(RedisFleet(created, null, FleetSecurity(password, emptyList(), null), timeoutMillis, Backend.CONTAINERS))
                 }
             }
@@ -620,6 +633,14 @@ public class RedisFleet private constructor(
          * release under the BSD licence, on Alpine.
          */
         public const val DEFAULT_IMAGE: String = "redis:7.2-alpine"
+
+        /**
+         * For [Builder.image]: no registry image, but one that [Builder.start] builds on the Docker
+         * engine from a local `redis-server` binary ([Builder.redisServer], else the one bundled in
+         * embedded-redis) and the libraries it links: `FROM scratch`, nothing else. For machines that
+         * run Docker but cannot pull images. Built once per engine and binary, then reused.
+         */
+        public const val LOCAL_BINARY_IMAGE: String = "redlock-testing/from-local-binary"
 
         /**
          * The key of the boot marker the library keeps on each master for its restart guard: a
