@@ -40,8 +40,9 @@ import kotlin.concurrent.thread
  *    available. Testcontainers is an optional dependency: add `org.testcontainers:testcontainers`
  *    to your test class path to use this backend. Each master is a container from [Builder.image]
  *    (default [DEFAULT_IMAGE]) running `redis-server --save "" --appendonly no --protected-mode no`,
- *    its port 6379 published on a fixed host port. A fleet that runs local processes never loads a
- *    Testcontainers class.
+ *    its port 6379 published on a fixed host port. Where no registry can be reached,
+ *    [LOCAL_BINARY_IMAGE] builds the image on the engine from a local binary instead. A fleet that
+ *    runs local processes never loads a Testcontainers class.
  *
  * If neither works, [Builder.start] throws a [RedisFleetException] that says what was checked for
  * each. Every method behaves the same on both backends, except where its documentation says
@@ -50,7 +51,8 @@ import kotlin.concurrent.thread
  *
  * [close] stops every process or container the fleet started and deletes its directories. A fleet
  * that is never closed is closed by a JVM shutdown hook, so no `redis-server` outlives the JVM unless
- * the JVM itself is killed with SIGKILL (Testcontainers' own reaper then removes the containers).
+ * the JVM itself is killed with SIGKILL (Testcontainers' own reaper then removes the containers, or,
+ * where it is turned off, the first container fleet of the next JVM on the machine).
  *
  * Thread-safety: every method may be called from several threads at once. Lifecycle operations on
  * the same master ([kill], [pause], [resume], [restart]) run one at a time; [command] opens its own
