@@ -474,6 +474,29 @@ public class RedisClusterFleet private constructor(
     }
 
     /**
+     * Waits until every running, unpaused replica of shard [shard] has every write its primary
+     * had taken when this was called (its replication offset reaches the primary's), so that a
+     * failover or a crash of the primary cannot lose those writes. (`WAIT` through [command] would
+     * not do: it waits for the writes of its own connection, and each [command] opens a new one.)
+     *
+     * @throws IllegalArgumentException if [shard] is not in `0 until shards`.
+     * @throws RedisFleetException if the replicas do not catch up within the ready timeout.
+     */
+    public fun awaitReplicated(shard: Int) {
+        val primary = primary(shard)
+        val written = infoField(primary, "replication", "master_repl_offset")?.toLongOrNull()
+            ?: throw RedisFleetException("node $primary reports no master_repl_offset")
+        awaitCondition("shard $shard's replicas to reach offset $written") {
+            replicas(shard).filter { nodes[it].isRunning && !nodes[it].isPaused }.all { replica ->
+                (infoField(replica, "replication", "slave_repl_offset")?.toLongOrNull() ?: -1L) >= written
+            }
+        }
+    }
+
+    private fun infoField(node: Int, section: String, field: String): String? =
+        (command(node, "INFO", section) as String).lineSequence().map(String::trim).firstOrNull { it.startsWith("$field:") }?.substringAfter(':')
+
+    /**
      * Brings the cluster back to a usable state between tests: resumes paused nodes, restarts
      * killed ones, ends slot migrations left unfinished (`CLUSTER SETSLOT slot STABLE`; the slot
      * stays with its source), waits until the cluster is ready, and deletes every key. Roles are
