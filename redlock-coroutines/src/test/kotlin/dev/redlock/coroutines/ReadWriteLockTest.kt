@@ -3,6 +3,7 @@ package dev.redlock.coroutines
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.ints.shouldBeGreaterThanOrEqual
 import io.kotest.matchers.shouldBe
@@ -21,6 +22,7 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.supervisorScope
 
+@Tags("compat")
 class ReadWriteLockTest : FunSpec({
     val fleet = sharedFleet(5)
 

@@ -2,6 +2,7 @@ package dev.redlock.coroutines
 
 import dev.redlock.core.LockNotAcquiredException
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.nulls.shouldNotBeNull
 import io.kotest.matchers.shouldBe
@@ -15,6 +16,7 @@ import kotlin.time.Duration.Companion.seconds
  * {0, 1} of three masters, master 0 crashes and restarts empty at once; B can then win {0, 2}
  * while A's lease is still valid.
  */
+@Tags("compat")
 class RestartGuardTest : FunSpec({
     val fleet = sharedFleet(3)
 

@@ -5,6 +5,7 @@ import dev.redlock.core.LockNotExtendedException
 import dev.redlock.core.RedlockConfig
 import dev.redlock.testing.SentinelFleet
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.shouldNotBe
@@ -21,6 +22,7 @@ import kotlinx.coroutines.delay
  * work, connections follow the primary across a failover, and a failover can lose a lock whose
  * key had not replicated yet (the unsafe part the README documents).
  */
+@Tags("compat")
 class SentinelDeploymentTest : FunSpec({
     val sentinels = SentinelFleet.builder().groups(3).sentinels(3).replicas(1).start()
     afterSpec { sentinels.close() }
