@@ -60,6 +60,9 @@ internal class Engine(
     val acquireAnswers: (Answer<*>) -> Unit = { observe(it, "acquire") }
     val extendAnswers: (Answer<*>) -> Unit = { observe(it, "extend") }
 
+    /** What the masters push about held and waited-for keys. */
+    val invalidations = Invalidations(this)
+
     /** Leases held in this process (granted, not yet released or lost): what [close] releases. */
     private val live: MutableSet<RedlockLease> = ConcurrentHashMap.newKeySet()
     private val closed = AtomicBoolean()
@@ -69,6 +72,7 @@ internal class Engine(
     val isClosed: Boolean get() = closed.get()
 
     init {
+        if (config.keyTracking()) invalidations.start()
         if (nodes.size % 2 == 0) {
             Observer.LOG.warn(
                 "Redlock over {} masters: an even number tolerates no more failed masters ({}) than {} would; an odd number makes the most of every server",
@@ -202,8 +206,10 @@ internal class Engine(
     /** A lease was granted: it is held in this process until released or lost. */
     fun adopt(lease: RedlockLease) {
         live += lease
+        invalidations.held(lease)
         // Closed while the winning attempt was under way: close() may have missed this lease.
         if (closed.get() && live.remove(lease)) {
+            invalidations.ended(lease)
             lease.markLost(LockLostException.Reason.CLOSED, null)
             lease.markReleased()
             sendRelease(lease, Tokens.releaseId())
@@ -213,7 +219,7 @@ internal class Engine(
 
     /** The lease was released or lost. */
     fun forget(lease: RedlockLease) {
-        live -= lease
+        if (live.remove(lease)) invalidations.ended(lease)
     }
 
     /**

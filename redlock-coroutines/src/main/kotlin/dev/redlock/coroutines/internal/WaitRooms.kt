@@ -177,6 +177,13 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
         }
     }
 
+    /** Wakes every waiter to look again at once (a master may have lost track of their keys). */
+    fun wakeAll() {
+        synchronized(lock) {
+            for (room in rooms.values) room.wake(null)
+        }
+    }
+
     /** Wakes every waiter with [Signal.CLOSED], now and for good (the Redlock is closing). */
     fun closeAll() {
         synchronized(lock) {
