@@ -11,6 +11,7 @@ import io.lettuce.core.RedisClient
 import io.lettuce.core.RedisURI
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.assertions.withClue
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import java.time.Duration as JavaDuration
@@ -28,6 +29,7 @@ import kotlinx.coroutines.supervisorScope
  * once, a waited-for key that changes wakes its waiters; a hint, never proof. Times are measured
  * and printed, and asserted only against the renewal interval they must beat (generously).
  */
+@Tags("compat")
 @OptIn(InternalRedlockApi::class)
 class TrackingTest : FunSpec({
     val fleet = sharedFleet(5)
