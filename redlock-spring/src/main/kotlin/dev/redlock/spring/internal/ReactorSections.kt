@@ -12,7 +12,7 @@ import reactor.core.publisher.Mono
 /** The Mono side of [SuspendingSections], loaded only when kotlinx-coroutines-reactor is present. */
 internal object ReactorSections {
     /** The interceptor's answer: a Mono of [section], run in the caller's context (less its job, as Spring does). */
-    fun mono(callerContext: CoroutineContext, section: suspend () -> Any?): Mono<Any> =
+    fun monoOf(callerContext: CoroutineContext, section: suspend () -> Any?): Mono<Any> =
         mono(callerContext.minusKey(Job)) { section() }
 
     /**

@@ -61,7 +61,7 @@ public object SuspendingSections {
                 withContext(RedlockedLeaseElement(lease)) { callTarget(invocation) }
             }
         }
-        return if (reactorBridge) ReactorSections.mono(caller.context, section) else section.startCoroutineUninterceptedOrReturn(caller)
+        return if (reactorBridge) ReactorSections.monoOf(caller.context, section) else section.startCoroutineUninterceptedOrReturn(caller)
     }
 
     private suspend fun callTarget(invocation: MethodInvocation): Any? {
