@@ -121,7 +121,8 @@ public final class RedlockLockRegistry
   @Override
   public void expireUnusedOlderThan(long age) {
     long now = System.nanoTime();
-    locks.values().removeIf(lock -> lock.unusedFor(now) > TimeUnit.MILLISECONDS.toNanos(age));
+    long limit = TimeUnit.MILLISECONDS.toNanos(age);
+    locks.values().removeIf(lock -> lock.unusedLongerThan(now, limit));
   }
 
   /**

@@ -147,10 +147,10 @@ final class RegistryLock implements DistributedLock {
     }
   }
 
-  /** How long no thread has held or asked for this lock (0 while held). */
-  long unusedFor(long now) {
+  /** Whether no thread holds this lock, nor held or asked for it in the last {@code limit} nanoseconds. */
+  boolean unusedLongerThan(long now, long limit) {
     synchronized (monitor) {
-      return owner != null ? 0 : now - lastUsed;
+      return owner == null && now - lastUsed > limit;
     }
   }
 
