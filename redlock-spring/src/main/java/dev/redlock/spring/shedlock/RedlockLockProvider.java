@@ -56,6 +56,9 @@ public final class RedlockLockProvider implements ExtensibleLockProvider, AutoCl
   private final String prefix;
   private final ScheduledExecutorService timer;
 
+  /** Leases unlocked before their lockAtLeastFor was over, kept until it is. */
+  private final java.util.Set<LockLease> kept = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
   /**
    * Creates a provider whose lock {@code n} is the resource {@code shedlock:n}.
    *
@@ -107,8 +110,11 @@ public final class RedlockLockProvider implements ExtensibleLockProvider, AutoCl
   /** Stops the timer, releasing at once the locks it kept for their {@code lockAtLeastFor}. */
   @Override
   public void close() {
-    for (Runnable pending : timer.shutdownNow()) {
-      pending.run();
+    timer.shutdownNow();
+    for (LockLease lease : kept) {
+      if (kept.remove(lease)) {
+        join(lease.release());
+      }
     }
   }
 
@@ -145,10 +151,20 @@ public final class RedlockLockProvider implements ExtensibleLockProvider, AutoCl
         join(lease.release());
         return;
       }
+      kept.add(lease);
       try {
-        timer.schedule(() -> join(lease.release()), keep, TimeUnit.MILLISECONDS);
+        timer.schedule(
+            () -> {
+              if (kept.remove(lease)) {
+                join(lease.release());
+              }
+            },
+            keep,
+            TimeUnit.MILLISECONDS);
       } catch (java.util.concurrent.RejectedExecutionException closed) {
-        join(lease.release());
+        if (kept.remove(lease)) {
+          join(lease.release());
+        }
       }
     }
 
