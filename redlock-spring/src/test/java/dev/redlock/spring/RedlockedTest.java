@@ -79,6 +79,7 @@ final class RedlockedTest {
     if (context.getStartupFailure() != null) {
       throw new AssertionError("the context did not start", context.getStartupFailure());
     }
+    SpringFleets.warm(context.getBean(dev.redlock.java.AsyncRedlock.class));
     return context;
   }
 

@@ -1,5 +1,7 @@
 package dev.redlock.spring;
 
+import dev.redlock.java.AsyncRedlock;
+import dev.redlock.java.LockLease;
 import dev.redlock.spring.boot.RedlockAutoConfiguration;
 import dev.redlock.spring.boot.RedlockHealthAutoConfiguration;
 import dev.redlock.spring.boot.RedlockIntegrationAutoConfiguration;
@@ -7,6 +9,7 @@ import dev.redlock.spring.boot.RedlockShedLockAutoConfiguration;
 import dev.redlock.testing.RedisFleet;
 import java.time.Duration;
 import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
 import org.awaitility.Awaitility;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
 import org.springframework.boot.autoconfigure.aop.AopAutoConfiguration;
@@ -33,6 +36,18 @@ public final class SpringFleets {
             "redlock.masters=" + String.join(",", fleet.uris()),
             "redlock.lease-time=1s",
             "redlock.retry-delay=5ms");
+  }
+
+  /**
+   * Takes and releases a lock with {@code redlock}, which waits for its first connections: calls
+   * that make one attempt ({@code waitTime} 0, {@code tryAcquire}) do not wait for them.
+   */
+  public static AsyncRedlock warm(AsyncRedlock redlock) {
+    try (LockLease lease = redlock.acquire("warm-up").get(HANG_GUARD.toSeconds(), TimeUnit.SECONDS)) {
+      return redlock;
+    } catch (Exception e) {
+      throw new IllegalStateException("could not warm the Redlock up", e);
+    }
   }
 
   /** Waits (bounded by the hang guard) until {@code condition} holds. */

@@ -2,6 +2,8 @@ package dev.redlock.spring
 
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
+import dev.redlock.coroutines.Redlock
+import dev.redlock.coroutines.withRedlock
 import dev.redlock.testing.RedisFleet
 import java.util.concurrent.atomic.AtomicBoolean
 import kotlinx.coroutines.CancellationException
@@ -60,6 +62,8 @@ class RedlockedSuspendTest {
 
     private fun started(context: AssertableApplicationContext): AssertableApplicationContext {
         context.startupFailure?.let { throw AssertionError("the context did not start", it) }
+        // Calls that make one attempt do not wait for a new Redlock's first connections.
+        runBlocking { context.getBean(Redlock::class.java).withRedlock("warm-up") { } }
         return context
     }
 

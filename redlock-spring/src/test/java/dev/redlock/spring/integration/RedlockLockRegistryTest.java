@@ -69,8 +69,8 @@ final class RedlockLockRegistryTest {
             .restartGuard(Duration.ofMinutes(10))
             .retryDelay(Duration.ofMillis(5))
             .build();
-    redlockA = AsyncRedlock.create(config);
-    redlockB = AsyncRedlock.create(config);
+    redlockA = SpringFleets.warm(AsyncRedlock.create(config));
+    redlockB = SpringFleets.warm(AsyncRedlock.create(config));
     a = new RedlockLockRegistry(redlockA, "registry");
     b = new RedlockLockRegistry(redlockB, "registry");
   }

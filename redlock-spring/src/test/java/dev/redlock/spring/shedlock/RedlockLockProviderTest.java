@@ -60,8 +60,8 @@ final class RedlockLockProviderTest {
             .restartGuard(Duration.ofMinutes(1))
             .retryDelay(Duration.ofMillis(5))
             .build();
-    redlockA = AsyncRedlock.create(config);
-    redlockB = AsyncRedlock.create(config);
+    redlockA = SpringFleets.warm(AsyncRedlock.create(config));
+    redlockB = SpringFleets.warm(AsyncRedlock.create(config));
     a = new RedlockLockProvider(redlockA);
     b = new RedlockLockProvider(redlockB);
   }
