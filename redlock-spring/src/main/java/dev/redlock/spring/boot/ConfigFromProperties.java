@@ -157,7 +157,8 @@ final class ConfigFromProperties {
     } else {
       return e;
     }
-    named.initCause(e);
+    // Its cause is fixed (null) by its constructor: the library's exception goes along as suppressed.
+    named.addSuppressed(e);
     return named;
   }
 

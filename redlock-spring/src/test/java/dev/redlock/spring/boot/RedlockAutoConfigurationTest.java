@@ -288,16 +288,18 @@ final class RedlockAutoConfigurationTest {
     }
   }
 
-  /** The start-up failure's cause that names a property. */
+  /** The start-up failure's root cause, which names a property. */
   private static InvalidConfigurationPropertyValueException failure(AssertableApplicationContext context) {
     Throwable failure = context.getStartupFailure();
     assertNotNull(failure, "the context started, but should have failed");
-    for (Throwable t = failure; t != null; t = t.getCause()) {
-      if (t instanceof InvalidConfigurationPropertyValueException named) {
-        return named;
-      }
+    Throwable root = failure;
+    while (root.getCause() != null) {
+      root = root.getCause();
     }
-    throw new AssertionError("no InvalidConfigurationPropertyValueException in the failure", failure);
+    if (root instanceof InvalidConfigurationPropertyValueException named) {
+      return named;
+    }
+    throw new AssertionError("the root cause is not an InvalidConfigurationPropertyValueException", failure);
   }
 
   @Configuration(proxyBeanMethods = false)
