@@ -4,7 +4,6 @@ import dev.redlock.spring.Redlocked;
 import dev.redlock.spring.RedlockedLease;
 import org.springframework.stereotype.Service;
 
-/** An annotated service: one writer at a time across every instance, each with a larger fencing token. */
 // region spring-service
 @Service
 public class Ledger {
@@ -15,9 +14,9 @@ public class Ledger {
     write(entry, token); // the store refuses a token older than the newest it has seen
     return token;
   }
-  // endregion
 
-  void write(String entry, long token) {
+  private void write(String entry, long token) {
     // Stands in for a store that checks the token.
   }
 }
+// endregion
