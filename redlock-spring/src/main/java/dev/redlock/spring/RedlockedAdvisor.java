@@ -35,6 +35,7 @@ public final class RedlockedAdvisor extends AbstractPointcutAdvisor implements B
 
   private final transient RedlockedInterceptor interceptor;
 
+  /** The methods annotated with {@link Redlocked}, on the method or its most specific implementation. */
   private final transient Pointcut pointcut =
       new StaticMethodMatcherPointcut() {
         @Override

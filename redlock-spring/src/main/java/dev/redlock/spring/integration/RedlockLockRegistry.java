@@ -172,6 +172,11 @@ public final class RedlockLockRegistry
     return key;
   }
 
+  /**
+   * Describes the registry for logs: its key and how many locks it has cached.
+   *
+   * @return a one-line description
+   */
   @Override
   public String toString() {
     return "RedlockLockRegistry(" + registryKey + ", " + locks.size() + " locks cached)";
