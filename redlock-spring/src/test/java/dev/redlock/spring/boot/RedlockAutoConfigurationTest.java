@@ -130,6 +130,33 @@ final class RedlockAutoConfigurationTest {
   }
 
   @Test
+  void metadata_describesAPropertyForEverySettingOfTheConfigBuilder() throws Exception {
+    String json;
+    try (var in = getClass().getClassLoader().getResourceAsStream("META-INF/spring-configuration-metadata.json")) {
+      assertNotNull(in, "spring-configuration-metadata.json is in the jar");
+      json = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    }
+    List<java.util.Map<String, Object>> properties = com.jayway.jsonpath.JsonPath.read(json, "$.properties[*]");
+    java.util.Map<String, java.util.Map<String, Object>> byName = new java.util.HashMap<>();
+    properties.forEach(p -> byName.put((String) p.get("name"), p));
+    // Every setting of the builder, except those that take objects no property can hold.
+    java.util.Set<String> objects = java.util.Set.of("master", "masters", "sslOptions", "metrics", "build");
+    for (java.lang.reflect.Method setting : RedlockConfig.Builder.class.getDeclaredMethods()) {
+      if (!java.lang.reflect.Modifier.isPublic(setting.getModifiers()) || objects.contains(setting.getName())) {
+        continue;
+      }
+      String property = "redlock." + setting.getName().replaceAll("([a-z])([A-Z])", "$1-$2").toLowerCase(java.util.Locale.ROOT);
+      assertTrue(byName.containsKey(property), "no property " + property + " for RedlockConfig.Builder." + setting.getName());
+      assertNotNull(byName.get(property).get("description"), property + " has a description");
+    }
+    assertTrue(byName.containsKey("redlock.masters"));
+    assertEquals("10s", byName.get("redlock.lease-time").get("defaultValue"));
+    assertEquals("200ms", byName.get("redlock.retry-delay").get("defaultValue"));
+    assertEquals("redlock:", byName.get("redlock.key-prefix").get("defaultValue"));
+    assertTrue(byName.containsKey("management.health.redlock.enabled"));
+  }
+
+  @Test
   void badValue_failsStartUpWithTheLibrarysMessageNamingTheProperty() {
     String expected =
         assertThrows(
