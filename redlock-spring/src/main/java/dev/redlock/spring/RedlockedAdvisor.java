@@ -12,6 +12,7 @@ import org.springframework.aop.support.AopUtils;
 import org.springframework.aop.support.StaticMethodMatcherPointcut;
 import org.springframework.beans.factory.BeanFactory;
 import org.springframework.beans.factory.BeanFactoryAware;
+import org.springframework.core.Ordered;
 import org.springframework.core.annotation.AnnotatedElementUtils;
 
 /**
@@ -26,12 +27,22 @@ import org.springframework.core.annotation.AnnotatedElementUtils;
  * }
  * }</pre>
  *
+ * <p>Its order is {@link #DEFAULT_ORDER} ({@code setOrder} changes it): the lock is taken outside
+ * a {@code @Transactional} transaction on the same method and released after it commits.
+ *
  * <p>The Redlocks are looked up at the first annotated call, not when the advisor is created (it
  * is created early, with the infrastructure); the Kotlin {@link Redlock} only when a {@code
  * suspend} function is called. Thread-safe.
  */
 public final class RedlockedAdvisor extends AbstractPointcutAdvisor implements BeanFactoryAware {
   private static final long serialVersionUID = 1L;
+
+  /**
+   * The advisor's default order: before (outside) advice of the default order, such as
+   * {@code @Transactional}'s, so that a transaction on the same method commits while the lock is
+   * still held.
+   */
+  public static final int DEFAULT_ORDER = Ordered.LOWEST_PRECEDENCE - 1000;
 
   private final transient RedlockedInterceptor interceptor;
 
@@ -57,6 +68,7 @@ public final class RedlockedAdvisor extends AbstractPointcutAdvisor implements B
         new RedlockedInterceptor(
             Objects.requireNonNull(asyncRedlock, "asyncRedlock"),
             Objects.requireNonNull(redlock, "redlock"));
+    setOrder(DEFAULT_ORDER);
   }
 
   /**

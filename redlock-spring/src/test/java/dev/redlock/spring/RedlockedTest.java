@@ -226,6 +226,64 @@ final class RedlockedTest {
         });
   }
 
+  @Test
+  void transaction_commitsWhileTheLockIsHeld() {
+    runner(fleet)
+        .withUserConfiguration(Transactional.class)
+        .run(
+            context -> {
+              Payments payments = started(context).getBean(Payments.class);
+              payments.pay("p-1");
+              Transactions transactions = context.getBean(Transactions.class);
+              assertEquals(List.of("commit under [payments:p-1], valid"), transactions.commits);
+            });
+  }
+
+  /** A transaction manager that records, at each commit, the lease the committing thread holds. */
+  static final class Transactions extends org.springframework.transaction.support.AbstractPlatformTransactionManager {
+    private static final long serialVersionUID = 1L;
+    final List<String> commits = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    @Override
+    protected Object doGetTransaction() {
+      return new Object();
+    }
+
+    @Override
+    protected void doBegin(Object transaction, org.springframework.transaction.TransactionDefinition definition) {}
+
+    @Override
+    protected void doCommit(org.springframework.transaction.support.DefaultTransactionStatus status) {
+      commits.add(
+          RedlockedLease.find()
+              .map(lease -> "commit under " + lease.resources() + (lease.isValid() ? ", valid" : ", lost"))
+              .orElse("commit without the lock"));
+    }
+
+    @Override
+    protected void doRollback(org.springframework.transaction.support.DefaultTransactionStatus status) {}
+  }
+
+  public static class Payments {
+    @Redlocked("payments:#{#id}")
+    @org.springframework.transaction.annotation.Transactional
+    public void pay(String id) {}
+  }
+
+  @Configuration(proxyBeanMethods = false)
+  @org.springframework.transaction.annotation.EnableTransactionManagement
+  static class Transactional {
+    @Bean
+    Transactions transactionManager() {
+      return new Transactions();
+    }
+
+    @Bean
+    Payments payments() {
+      return new Payments();
+    }
+  }
+
   /** What SpEL keys see: a bean with a getter, as in the README. */
   public static final class Order {
     private final int id;

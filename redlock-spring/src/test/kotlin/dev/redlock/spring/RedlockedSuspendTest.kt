@@ -3,6 +3,7 @@ package dev.redlock.spring
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
 import dev.redlock.coroutines.Redlock
+import dev.redlock.coroutines.acquire
 import dev.redlock.coroutines.withRedlock
 import dev.redlock.testing.RedisFleet
 import java.util.concurrent.atomic.AtomicBoolean
@@ -117,6 +118,21 @@ class RedlockedSuspendTest {
         SpringFleets.eventually("the function is cancelled") { cancelled.get() }
         SpringFleets.eventually("the lock is released") { fleet.keyCount() == 0 }
         assertEquals("ran cancelled", two.tryReport("cancelled"))
+    }
+
+    @Test
+    fun `the Kotlin Redlock bean is closed with the context`() {
+        var redlock: Redlock? = null
+        var lease: dev.redlock.coroutines.Lease? = null
+        SpringFleets.runner(fleet).run { context ->
+            redlock = started(context).getBean(Redlock::class.java)
+            lease = runBlocking { redlock!!.acquire("held-at-close") }
+        }
+        runBlocking {
+            val loss = withTimeout(hangGuard) { lease!!.awaitLost() }
+            assertEquals(LockLostException.Reason.CLOSED, loss.reason())
+            assertThrows<dev.redlock.core.RedlockClosedException> { redlock!!.checkMasters() }
+        }
     }
 
     /** The annotated bean (open: Spring proxies it by subclassing). */
