@@ -56,6 +56,7 @@ final class ConfigFromProperties {
         .nodeTimeout(properties.getNodeTimeout())
         .keyPrefix(properties.getKeyPrefix())
         .fencing(properties.isFencing())
+        .keyTracking(properties.isKeyTracking())
         .restartGuard(properties.getRestartGuard())
         .maxHoldTime(properties.getMaxHoldTime())
         .trustedCertificates(properties.getTrustedCertificates());

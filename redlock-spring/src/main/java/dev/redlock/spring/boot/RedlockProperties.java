@@ -60,6 +60,12 @@ public class RedlockProperties {
   private boolean fencing = false;
 
   /**
+   * Whether the masters push changes of held and waited-for lock keys (CLIENT TRACKING over
+   * RESP3): a lock deleted on a quorum is found lost at once, waiters wake when a key goes.
+   */
+  private boolean keyTracking = true;
+
+  /**
    * How long a master that started empty or lost its data does not vote. Unset: the lease time; 0
    * turns the guard off. Must be at least the longest lease any client of these masters uses
    * (ShedLock's lockAtMostFor included).
@@ -256,6 +262,25 @@ public class RedlockProperties {
    */
   public void setFencing(boolean fencing) {
     this.fencing = fencing;
+  }
+
+  /**
+   * Whether the masters are asked to push changes of the lock keys this process holds or waits for.
+   *
+   * @return whether they are
+   */
+  public boolean isKeyTracking() {
+    return keyTracking;
+  }
+
+  /**
+   * Sets whether the masters are asked to push changes of the lock keys this process holds or
+   * waits for.
+   *
+   * @param keyTracking whether they are
+   */
+  public void setKeyTracking(boolean keyTracking) {
+    this.keyTracking = keyTracking;
   }
 
   /**

@@ -65,6 +65,7 @@ final class RedlockAutoConfigurationTest {
             "redlock.node-timeout=150ms",
             "redlock.key-prefix=app:",
             "redlock.fencing=true",
+            "redlock.key-tracking=false",
             "redlock.restart-guard=1m",
             "redlock.max-hold-time=5m")
         .run(
@@ -80,6 +81,7 @@ final class RedlockAutoConfigurationTest {
               assertEquals(Duration.ofMillis(150), config.nodeTimeout());
               assertEquals("app:", config.keyPrefix());
               assertTrue(config.fencing());
+              assertFalse(config.keyTracking());
               assertEquals(Duration.ofMinutes(1), config.restartGuard());
               assertEquals(Duration.ofMinutes(5), config.maxHoldTime().orElseThrow());
               assertSame(config, context.getBean(AsyncRedlock.class).config());
