@@ -9,6 +9,7 @@ import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.SslOptions;
 import io.lettuce.core.api.StatefulRedisConnection;
+import io.lettuce.core.cluster.RedisClusterClient;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -320,10 +321,14 @@ public final class RedlockConfig {
      * Adds one master, as a URI {@code redis://[[user]:password@]host[:port][/database]}, {@code
      * rediss://...} for TLS (see {@link #trustedCertificates(Path)}), or {@code
      * redis-sentinel://[[user]:password@]host[:port][,host2[:port2]...][/database]#masterId} for
-     * a primary that Redis Sentinel manages (the credentials are the primary's). Masters must be
-     * independent servers (not replicas of each other); each may be given once. A
-     * Sentinel-managed master follows its primary across failovers, but a failover can lose a
-     * lock the old primary granted and had not yet replicated: see the README.
+     * a primary that Redis Sentinel manages (the credentials are the primary's), or {@code
+     * redis-cluster://[[user]:password@]host:port[,host2:port2...]} ({@code rediss-cluster://}
+     * for TLS) for a whole Redis Cluster as one master (the hosts are seed nodes; the client
+     * finds the rest). Masters must be independent servers or clusters (not replicas of each
+     * other); each may be given once. A Sentinel-managed master or a cluster follows its
+     * primaries across failovers, but a failover can lose a lock the old primary granted and had
+     * not yet replicated: see the README. On a cluster master, the resources of one
+     * multi-resource lock must hash to one slot (see the README).
      *
      * @param uri the master's URI
      * @return this builder
@@ -371,6 +376,26 @@ public final class RedlockConfig {
      */
     public Builder master(StatefulRedisConnection<String, String> connection) {
       masters.add(MasterSpec.ofConnection(connection));
+      return this;
+    }
+
+    /**
+     * Adds one master that is a whole Redis Cluster, reached through the application's own
+     * cluster client: the library opens its two cluster connections with {@code client} (one for
+     * commands, one for release notices), closes them when the Redlock is closed, and never shuts
+     * the client down. {@link #trustedCertificates(Path)} and {@link #sslOptions(SslOptions)} do
+     * not apply: the client's own options do.
+     *
+     * <p>As for {@link #master(RedisClient, RedisURI)}, the client's options must reject commands
+     * while disconnected and reconnect automatically; {@link #build()} checks them. Enable
+     * Lettuce's topology refresh ({@code ClusterTopologyRefreshOptions}, adaptive triggers and a
+     * periodic refresh) so that the client follows failovers and slot migrations soon.
+     *
+     * @param client the cluster client, with the seed URIs of the cluster
+     * @return this builder
+     */
+    public Builder master(RedisClusterClient client) {
+      masters.add(MasterSpec.ofCluster(client));
       return this;
     }
 

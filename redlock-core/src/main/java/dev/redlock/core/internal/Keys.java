@@ -9,6 +9,12 @@ package dev.redlock.core.internal;
  * (see {@link Checks#resource}), so these keys never collide with a lock key or with each other.
  * The boot marker starts with NUL, so no lock key can be it either.
  *
+ * <p>On a Redis Cluster master every key of a resource must live in one hash slot, so there the
+ * lock key and the keys derived from it are written with the lock key as their hash tag ({@link
+ * #onCluster}): {@code {<keyPrefix><resource>}} and {@code {<keyPrefix><resource>}\0fence}. The
+ * restart guard's marker is one per slot there ({@link #clusterBootMarker}). Standalone and
+ * Sentinel-managed masters keep the plain names.
+ *
  * <p>Internal to the library: not a public API, may change without notice.
  */
 public final class Keys {
@@ -107,5 +113,120 @@ public final class Keys {
    */
   public static String releaseChannel(String key) {
     return RELEASE_CHANNEL_PREFIX + key;
+  }
+
+  /** The number of hash slots of a Redis Cluster. */
+  public static final int SLOTS = 16_384;
+
+  /**
+   * The name a key of the layout above has on a Redis Cluster master: the lock key part (everything
+   * before the first NUL) in braces, as the hash tag, followed by the rest. All keys of one
+   * resource then hash to one slot, the slot of its lock key's tag.
+   *
+   * @param key a lock key or a key derived from one (not {@link #BOOT_MARKER}: see {@link
+   *     #clusterBootMarker})
+   * @return {@code {<lockKey>}<suffix>}
+   */
+  public static String onCluster(String key) {
+    int nul = key.indexOf('\u0000');
+    return nul < 0 ? "{" + key + "}" : "{" + key.substring(0, nul) + "}" + key.substring(nul);
+  }
+
+  /**
+   * Whether a key written by {@link #onCluster} has a hash tag: not when its lock key starts with
+   * {@code '}'} (the braces would then enclose nothing, and Redis would hash each whole key apart).
+   *
+   * @param key a lock key or a key derived from one
+   * @return whether all keys of its resource share one slot on a cluster master
+   */
+  public static boolean taggable(String key) {
+    return !key.isEmpty() && key.charAt(0) != '}' && key.charAt(0) != '\u0000';
+  }
+
+  /**
+   * The hash slot of a key on a Redis Cluster: CRC16 (XMODEM) of its hash tag (the text between the
+   * first {@code '{'} and the next {@code '}'}, when not empty) or of the whole key, modulo 16384.
+   *
+   * @param key the key
+   * @return the slot, 0 to 16383
+   */
+  public static int slot(String key) {
+    byte[] bytes = key.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    int from = 0;
+    int to = bytes.length;
+    for (int open = 0; open < bytes.length; open++) {
+      if (bytes[open] == '{') {
+        for (int close = open + 1; close < bytes.length; close++) {
+          if (bytes[close] == '}') {
+            if (close > open + 1) {
+              from = open + 1;
+              to = close;
+            }
+            break;
+          }
+        }
+        break;
+      }
+    }
+    return crc16(bytes, from, to) % SLOTS;
+  }
+
+  /**
+   * The restart guard's marker of one hash slot of a Redis Cluster master (one marker per slot, as
+   * a script may only touch keys of one slot): {@code {<tag>}\0redlock-boot}, where the tag is the
+   * shortest name that hashes to the slot. It moves with its slot's keys in a slot migration.
+   *
+   * @param slot the slot, 0 to 16383
+   * @return the marker's key
+   */
+  public static String clusterBootMarker(int slot) {
+    return "{" + SlotTags.TAGS[slot] + "}" + BOOT_MARKER;
+  }
+
+  private static int crc16(byte[] bytes, int from, int to) {
+    int crc = 0;
+    for (int i = from; i < to; i++) {
+      crc ^= (bytes[i] & 0xff) << 8;
+      for (int b = 0; b < 8; b++) {
+        crc = (crc & 0x8000) != 0 ? (crc << 1) ^ 0x1021 : crc << 1;
+      }
+      crc &= 0xffff;
+    }
+    return crc;
+  }
+
+  /** Per slot, the first name in order (length, then characters 0-9a-z) that hashes to it. */
+  private static final class SlotTags {
+    static final String[] TAGS = build();
+
+    private static String[] build() {
+      String[] tags = new String[SLOTS];
+      String alphabet = "0123456789abcdefghijklmnopqrstuvwxyz";
+      int found = 0;
+      for (int length = 1; found < SLOTS; length++) {
+        int[] digits = new int[length];
+        char[] name = new char[length];
+        byte[] bytes = new byte[length];
+        while (true) {
+          for (int i = 0; i < length; i++) {
+            name[i] = alphabet.charAt(digits[i]);
+            bytes[i] = (byte) name[i];
+          }
+          int slot = crc16(bytes, 0, length) % SLOTS;
+          if (tags[slot] == null) {
+            tags[slot] = new String(name);
+            found++;
+          }
+          int i = length - 1;
+          while (i >= 0 && ++digits[i] == alphabet.length()) {
+            digits[i--] = 0;
+          }
+          if (i < 0) {
+            break;
+          }
+        }
+      }
+      return tags;
+    }
   }
 }

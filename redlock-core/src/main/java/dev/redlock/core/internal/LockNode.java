@@ -37,6 +37,27 @@ public interface LockNode extends AutoCloseable {
   String serverId();
 
   /**
+   * Whether this master is a Redis Cluster: its keys are written with hash tags ({@link
+   * Keys#onCluster}), the keys of one script call must share a slot, and the engine renews leases
+   * of different slots in separate calls.
+   *
+   * @return {@code true} for a cluster master; {@code false} by default
+   */
+  default boolean cluster() {
+    return false;
+  }
+
+  /**
+   * Closes the node's connections and waits (bounded) until they are closed. Must not be called on
+   * one of the client's I/O threads.
+   *
+   * @param timeout how long to wait at most
+   */
+  default void closeAndWait(Duration timeout) {
+    close();
+  }
+
+  /**
    * Connects and loads the scripts ahead of the first lock.
    *
    * @param timeout the bound on the call

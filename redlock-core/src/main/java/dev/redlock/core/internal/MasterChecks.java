@@ -37,6 +37,8 @@ public final class MasterChecks {
         return "client:" + (spec.redisUri() == null ? "null" : redact(spec.redisUri().toString()));
       case CONNECTION:
         return "connection:masters[" + index + "]";
+      case CLUSTER_CLIENT:
+        return "cluster-client:masters[" + index + "]";
       default:
         return spec.uri() == null ? "null" : redacted ? redact(spec.uri()) : spec.uri();
     }
@@ -105,8 +107,18 @@ public final class MasterChecks {
                     + " majority rule)");
           }
           continue;
+        case CLUSTER_CLIENT:
+          checkClusterClientMaster(i, spec);
+          Integer sameClient = supplied.putIfAbsent(spec.clusterClient(), i);
+          if (sameClient != null) {
+            throw new IllegalArgumentException(
+                "masters must be distinct servers, but masters[" + sameClient + "] and masters[" + i
+                    + "] are the same RedisClusterClient (one cluster counted twice would break the"
+                    + " majority rule)");
+          }
+          continue;
         default:
-          server = checkUriMaster(i, spec.uri());
+          server = MasterSpec.isClusterUri(spec.uri()) ? checkClusterUriMaster(i, spec.uri()) : checkUriMaster(i, spec.uri());
       }
       Integer earlier = seen.putIfAbsent(server, i);
       if (earlier != null) {
@@ -131,11 +143,43 @@ public final class MasterChecks {
       // not the exception itself as the cause (a logged stack trace would print it).
       throw new IllegalArgumentException(
           "masters[" + i + "] must be a Redis URI like redis://host:6379,"
-              + " rediss://:password@host:6380 or redis-sentinel://host:26379#mymaster, but was '"
+              + " rediss://:password@host:6380, redis-sentinel://host:26379#mymaster or"
+              + " redis-cluster://host:7000,host:7001, but was '"
               + (uri == null ? "null" : redact(uri)) + "'" + redactedReason(e, uri));
     }
     checkTarget("masters[" + i + "]", parsed, "'" + redact(uri) + "'");
     return MasterSpec.identityOf(parsed);
+  }
+
+  /** Checks a Redis Cluster master given as a URI string; returns what identifies the cluster. */
+  private static String checkClusterUriMaster(int i, String uri) {
+    String what = "masters[" + i + "]";
+    List<RedisURI> seeds;
+    try {
+      seeds = MasterSpec.clusterSeeds(uri);
+    } catch (RuntimeException e) {
+      throw new IllegalArgumentException(
+          what + " must be a Redis Cluster URI like redis-cluster://host:7000,host:7001 or"
+              + " rediss-cluster://:password@host:7000 (seed nodes of one cluster), but was '"
+              + redact(uri) + "'" + redactedReason(e, uri));
+    }
+    for (RedisURI seed : seeds) {
+      if (seed.getSocket() != null) {
+        throw new IllegalArgumentException(
+            what + " must list cluster nodes as host:port, but was '" + redact(uri) + "'");
+      }
+      checkTarget(what, seed, "'" + redact(uri) + "'");
+    }
+    return MasterSpec.clusterIdentity(seeds);
+  }
+
+  /** Checks a Redis Cluster master given as the user's cluster client. */
+  private static void checkClusterClientMaster(int i, MasterSpec spec) {
+    String what = "masters[" + i + "]";
+    if (spec.clusterClient() == null) {
+      throw new IllegalArgumentException(what + " must be a RedisClusterClient, but was null");
+    }
+    checkOptions(what + "'s RedisClusterClient", spec.clusterClient().getOptions());
   }
 
   /** Checks that a parsed URI names a host, a socket or a Sentinel master. */

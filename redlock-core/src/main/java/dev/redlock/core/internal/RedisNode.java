@@ -462,6 +462,7 @@ public final class RedisNode implements LockNode {
    *
    * @param timeout how long to wait at most
    */
+  @Override
   public void closeAndWait(Duration timeout) {
     List<CompletableFuture<? extends StatefulConnection<String, String>>> opened = detach();
     if (opened.isEmpty()) {

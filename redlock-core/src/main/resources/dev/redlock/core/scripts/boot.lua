@@ -5,7 +5,9 @@
 -- marker (restart guard). The first acquire that finds no marker (the master started empty or
 -- lost its data) creates it, dated:
 -- - from the server's start, when INFO shows no sign of data lost since: no FLUSHALL, FLUSHDB,
---   SWAPDB, DEBUG, REPLICAOF/SLAVEOF or FAILOVER was ever run and no key was evicted. Such a
+--   SWAPDB, DEBUG, REPLICAOF/SLAVEOF or FAILOVER was ever run, no key was evicted, and the server
+--   was never a replica promoted to primary (INFO replication shows a second replication id's
+--   offset then: a Redis Cluster failover promotes without REPLICAOF). Such a
 --   master has held all it ever granted since it started, so only a restart can have made it
 --   forget a lock, and the guard then runs from that restart (a master up longer than the guard
 --   counts at once);
@@ -18,7 +20,13 @@ local function data_since(millis)
   local server = redis.pcall('INFO', 'server')
   local stats = redis.pcall('INFO', 'stats')
   local commands = redis.pcall('INFO', 'commandstats')
-  if type(server) ~= 'string' or type(stats) ~= 'string' or type(commands) ~= 'string' then
+  local replication = redis.pcall('INFO', 'replication')
+  if type(server) ~= 'string' or type(stats) ~= 'string' or type(commands) ~= 'string'
+      or type(replication) ~= 'string' then
+    return millis
+  end
+  local promoted = tonumber(string.match(replication, 'second_repl_offset:(%-?%d+)'))
+  if promoted ~= -1 then
     return millis
   end
   local uptime = tonumber(string.match(server, 'uptime_in_seconds:(%d+)'))

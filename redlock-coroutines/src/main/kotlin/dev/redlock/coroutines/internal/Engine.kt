@@ -3,6 +3,7 @@ package dev.redlock.coroutines.internal
 import dev.redlock.core.LockLostException
 import dev.redlock.core.RedlockClosedException
 import dev.redlock.core.RedlockConfig
+import dev.redlock.core.internal.Keys
 import dev.redlock.core.internal.LockMath
 import dev.redlock.core.internal.LockNode
 import dev.redlock.core.internal.Tokens
@@ -155,6 +156,7 @@ internal class Engine(
         checkOpen()
         val names = checkResources(resources)
         require(kind.multiResource || names.size == 1) { "a ${kind.what} holds one resource, but ${names.size} were given: $names" }
+        checkClusterSlots(names)
         val timing = Timing.of(config, leaseTime, if (once) Duration.ZERO else waitTime, defaults)
         val fenced = fencing ?: (config.fencing() && kind.fenceable)
         require(!fenced || kind.fenceable) { "fencing is for locks with one holder at a time (locks and write locks), but was asked for a ${kind.what}" }
@@ -163,6 +165,28 @@ internal class Engine(
             return Acquisition(this, kind, names, timing, fenced, once).run()
         } finally {
             if (acquiring.decrementAndGet() == 0 && closed.get()) drained.complete(null)
+        }
+    }
+
+    /**
+     * On a Redis Cluster master the keys of one lease must live in one hash slot (a script runs on
+     * one slot's primary): refuses, naming the resources and their slots, a lease whose resources
+     * hash to several, or whose lock key cannot carry a hash tag.
+     */
+    private fun checkClusterSlots(names: List<String>) {
+        val cluster = masters.nodes.firstOrNull { it.cluster() } ?: return
+        val keys = names.map { Keys.lock(config.keyPrefix(), it) }
+        for ((i, key) in keys.withIndex()) {
+            require(Keys.taggable(key)) {
+                "resource '${names[i]}' cannot be locked on the Redis Cluster master ${cluster.name()}: its key '$key' " +
+                    "starts with '}', so its keys could not share one hash slot; use a keyPrefix or a resource name that does not"
+            }
+        }
+        val slots = keys.map { Keys.slot(Keys.onCluster(it)) }
+        require(slots.distinct().size == 1) {
+            "resources ${names.indices.joinToString(", ") { "'${names[it]}' (slot ${slots[it]})" }} hash to different slots of " +
+                "the Redis Cluster master ${cluster.name()}; one lock's resources must share a slot there: give them a common " +
+                "hash tag at the start, like '{order-42}:payment' and '{order-42}:stock', or lock them one by one"
         }
     }
 

@@ -2,6 +2,7 @@ package dev.redlock.coroutines.internal
 
 import dev.redlock.core.LockLostException
 import dev.redlock.core.MasterFailureException
+import dev.redlock.core.internal.Keys
 import dev.redlock.core.internal.LockMath
 import java.util.PriorityQueue
 import kotlin.time.ComparableTimeMark
@@ -219,7 +220,13 @@ internal class LeaseTimer(
      */
     private fun chunks(entries: List<Entry>): List<List<Entry>> {
         val chunks = ArrayList<List<Entry>>()
-        val groups = entries.groupBy { BatchKey(it.lease.timing.leaseMillis, it.lease.timing.nodeTimeout, it.lease.kind.extendScript.name(), it.lease.quorum) }
+        // A cluster master runs one script on one slot's primary: leases of different slots go in
+        // different calls, so that a shard that is down fails only the renewals of its own slots.
+        val cluster = engine.masters.nodes.any { it.cluster() }
+        val groups = entries.groupBy {
+            val slot = if (cluster) Keys.slot(Keys.onCluster(it.lease.extendKeys[0])) else -1
+            BatchKey(it.lease.timing.leaseMillis, it.lease.timing.nodeTimeout, it.lease.kind.extendScript.name(), it.lease.quorum, slot)
+        }
         for (group in groups.values) {
             var current = ArrayList<Entry>()
             var keys = 0
@@ -302,7 +309,7 @@ internal class LeaseTimer(
     }
 
     /** What leases must share to be renewed by one call. */
-    private data class BatchKey(val leaseMillis: Long, val nodeTimeout: java.time.Duration, val script: String, val quorum: Int)
+    private data class BatchKey(val leaseMillis: Long, val nodeTimeout: java.time.Duration, val script: String, val quorum: Int, val slot: Int)
 
     /** Per lease, how many masters confirmed and how many no longer hold it; the failed masters. */
     private inner class Tally(answers: List<Answer<BooleanArray>>, size: Int) {

@@ -1,6 +1,7 @@
 package dev.redlock.coroutines.internal
 
 import dev.redlock.core.RedlockConfig
+import dev.redlock.core.internal.ClusterNode
 import dev.redlock.core.internal.ConfigInternals
 import dev.redlock.core.internal.LockNode
 import dev.redlock.core.internal.MasterSpec
@@ -8,6 +9,9 @@ import dev.redlock.core.internal.RedisNode
 import io.lettuce.core.RedisClient
 import io.lettuce.core.RedisURI
 import io.lettuce.core.SslOptions
+import io.lettuce.core.cluster.ClusterClientOptions
+import io.lettuce.core.cluster.ClusterTopologyRefreshOptions
+import io.lettuce.core.cluster.RedisClusterClient
 import io.lettuce.core.resource.ClientResources
 import io.lettuce.core.resource.DefaultClientResources
 import io.lettuce.core.resource.Delay
@@ -16,8 +20,9 @@ import java.util.concurrent.ScheduledExecutorService
 import java.util.concurrent.TimeUnit
 
 /**
- * The Lettuce side of a `Redlock`: one [RedisNode] per master and, for the masters given as URIs,
- * one shared [ClientResources] and [RedisClient]. What the library created is closed with the
+ * The Lettuce side of a `Redlock`: one [RedisNode] per master ([ClusterNode] for a Redis Cluster)
+ * and, for the masters given as URIs, one shared [ClientResources], one [RedisClient] and one
+ * [RedisClusterClient] per cluster URI. What the library created is closed with the
  * Redlock; a client or connection the user supplied is never shut down or closed (only the
  * connections the library opened with a user's client are).
  */
@@ -42,14 +47,37 @@ internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorSer
             }
         }
 
+    /** The cluster clients the library created, one per cluster URI (closed with the Redlock). */
+    private val clusterClients = ArrayList<RedisClusterClient>()
+
     val nodes: List<LockNode> =
         specs.mapIndexed { i, spec ->
-            when (spec.source()) {
-                MasterSpec.Source.CLIENT -> RedisNode(spec.client(), spec.redisUri(), timer)
-                MasterSpec.Source.CONNECTION -> RedisNode(spec.connection(), "connection:masters[$i]", timer)
+            when {
+                spec.source() == MasterSpec.Source.CLIENT -> RedisNode(spec.client(), spec.redisUri(), timer)
+                spec.source() == MasterSpec.Source.CONNECTION -> RedisNode(spec.connection(), "connection:masters[$i]", timer)
+                spec.source() == MasterSpec.Source.CLUSTER_CLIENT ->
+                    ClusterNode(spec.clusterClient(), "cluster-client:masters[$i]", timer)
+                MasterSpec.isClusterUri(spec.uri()) -> {
+                    val seeds = MasterSpec.clusterSeeds(spec.uri())
+                    val cluster = RedisClusterClient.create(resources, seeds).apply { setOptions(clusterOptions(config)) }
+                    clusterClients += cluster
+                    ClusterNode(cluster, MasterSpec.clusterName(seeds), timer)
+                }
                 else -> RedisNode(client!!, RedisURI.create(spec.uri()), timer)
             }
         }
+
+    /** Lock connections' options ([RedisNode.clientOptions]) plus a topology refresh that follows failovers and migrations within seconds (Lettuce 7 enables every adaptive trigger by default; their rate limit is lowered). */
+    private fun clusterOptions(config: RedlockConfig): ClusterClientOptions =
+        ClusterClientOptions.builder(RedisNode.clientOptions(connectTimeout(config), sslOptions(config)))
+            .topologyRefreshOptions(
+                ClusterTopologyRefreshOptions.builder()
+                    .adaptiveRefreshTriggersTimeout(Duration.ofMillis(500))
+                    .refreshTriggersReconnectAttempts(2)
+                    .enablePeriodicRefresh(CLUSTER_REFRESH)
+                    .build(),
+            )
+            .build()
 
     /**
      * Closes the connections and shuts down what the library created. Waits (bounded) for the
@@ -59,11 +87,13 @@ internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorSer
     override fun close() {
         if (onClientThread()) {
             for (node in nodes) node.close()
+            for (c in clusterClients) c.shutdownAsync(0, CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
             client?.shutdownAsync(0, CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
             resources?.shutdown(0, CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
             return
         }
-        for (node in nodes) (node as RedisNode).closeAndWait(CLOSE_TIMEOUT)
+        for (node in nodes) node.closeAndWait(CLOSE_TIMEOUT)
+        for (c in clusterClients) c.shutdown(Duration.ZERO, CLOSE_TIMEOUT)
         client?.shutdown(Duration.ZERO, CLOSE_TIMEOUT)
         resources?.shutdown(0, CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)?.await(CLOSE_TIMEOUT.toMillis())
     }
@@ -75,6 +105,7 @@ internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorSer
     companion object {
         private val CLOSE_TIMEOUT: Duration = Duration.ofSeconds(2)
         private val RECONNECT_CAP: Duration = Duration.ofMillis(500)
+        private val CLUSTER_REFRESH: Duration = Duration.ofSeconds(5)
         private val IO_THREADS = Runtime.getRuntime().availableProcessors().coerceIn(2, 4)
         private const val COMPUTATION_THREADS = 2
 

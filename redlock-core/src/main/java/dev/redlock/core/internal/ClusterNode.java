@@ -1,0 +1,526 @@
+package dev.redlock.core.internal;
+
+import dev.redlock.core.MasterFailureException;
+import dev.redlock.core.MasterFailureException.Kind;
+import io.lettuce.core.ClientOptions;
+import io.lettuce.core.RedisNoScriptException;
+import io.lettuce.core.ScriptOutputType;
+import io.lettuce.core.api.StatefulConnection;
+import io.lettuce.core.cluster.RedisClusterClient;
+import io.lettuce.core.cluster.api.StatefulRedisClusterConnection;
+import io.lettuce.core.cluster.api.async.RedisAdvancedClusterAsyncCommands;
+import io.lettuce.core.cluster.models.partitions.Partitions;
+import io.lettuce.core.cluster.models.partitions.RedisClusterNode;
+import io.lettuce.core.cluster.pubsub.RedisClusterPubSubAdapter;
+import io.lettuce.core.cluster.pubsub.StatefulRedisClusterPubSubConnection;
+import io.lettuce.core.codec.StringCodec;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Supplier;
+
+/**
+ * One master that is a whole Redis Cluster, spoken to through one Lettuce cluster connection for
+ * commands and one cluster pub/sub connection for release notices.
+ *
+ * <p>The engine hands it the plain key names ({@link Keys}); it writes them with the resource's
+ * lock key as hash tag ({@link Keys#onCluster}), so every key of a lease lives in one slot, and
+ * replaces the restart guard's marker by the marker of that slot ({@link
+ * Keys#clusterBootMarker}). A script call goes to the primary serving the slot; Lettuce follows
+ * {@code MOVED} and {@code ASK} redirections and refreshes its view of the cluster (the client
+ * must enable topology refresh). A call whose keys fall in several slots fails (the engine refuses
+ * such locks at the call); an extend call carrying leases of several slots is split, one script
+ * call per slot.
+ *
+ * <p>Release notices: the release scripts {@code PUBLISH}, which a cluster broadcasts to every node,
+ * and this node subscribes on one node of the cluster. Key tracking is not set up (its
+ * invalidations would come from each shard node apart); the listener is told so once.
+ *
+ * <p>Like {@link RedisNode}: every call is bounded by its timeout on the given timer; lock
+ * connections must reject commands while disconnected; a release supersedes an acquire of the same
+ * token that is waiting for its script to be reloaded. Commands to one slot reach its primary in
+ * the order they were issued, redirections aside.
+ *
+ * <p>Internal to the library: not a public API, may change without notice. Thread-safe.
+ */
+public final class ClusterNode implements LockNode {
+  private static final String[] NO_ARGS = new String[0];
+
+  private final String name;
+  private final Failures failures;
+  private final Supplier<ClientOptions> options;
+  private final Object lock = new Object();
+  private final ConcurrentHashMap<String, AtomicBoolean> acquiresInFlight = new ConcurrentHashMap<>();
+  private final CommandLine<StatefulRedisClusterConnection<String, String>> commands;
+  private final CommandLine<StatefulRedisClusterPubSubConnection<String, String>> notices;
+
+  /** Per channel subscribed to, the key (as the engine names it) whose releases it announces. */
+  private final ConcurrentHashMap<String, String> watched = new ConcurrentHashMap<>();
+
+  private volatile ReleaseListener releaseListener = (key, releaseId) -> { };
+  private volatile StatefulRedisClusterConnection<String, String> commandConnection;
+
+  /** The first topology refresh, shared by both connections; guarded by {@code lock}. */
+  private CompletableFuture<Void> topology;
+
+  /**
+   * Creates the node; nothing is connected until the first call. The node opens its connections
+   * with the client and closes them on {@link #close()}; it never shuts the client down.
+   *
+   * @param client the cluster client, with the cluster's seed URIs (not shut down by this node)
+   * @param name the master's name in messages, without credentials
+   * @param timer bounds every call; never shut down by the node
+   */
+  public ClusterNode(RedisClusterClient client, String name, ScheduledExecutorService timer) {
+    this.name = name;
+    this.failures = new Failures(name);
+    this.options = client::getOptions;
+    this.commands =
+        new CommandLine<>(
+            lock,
+            () ->
+                topology(client)
+                    .thenCompose(x -> client.connectAsync(StringCodec.UTF8))
+                    .thenCompose(this::connectPrimaries),
+            this::connectTimeout, timer, failures, RedisNode.REQUEST_QUEUE_SIZE);
+    this.notices =
+        new CommandLine<>(
+            lock,
+            () ->
+                topology(client)
+                    .thenCompose(x -> client.connectPubSubAsync(StringCodec.UTF8)).thenApply(c -> {
+                  c.addListener(new NoticeListener());
+                  return c;
+                }),
+            this::connectTimeout, timer, failures, RedisNode.REQUEST_QUEUE_SIZE);
+  }
+
+  /**
+   * Lettuce connects asynchronously only once it knows the topology: one refresh serves both
+   * connections, and a failed one is tried again by the next connect.
+   */
+  private CompletableFuture<Void> topology(RedisClusterClient client) {
+    synchronized (lock) {
+      CompletableFuture<Void> t = topology;
+      if (t == null || t.isCompletedExceptionally()) {
+        t = client.refreshPartitionsAsync().toCompletableFuture();
+        topology = t;
+      }
+      return t;
+    }
+  }
+
+  /**
+   * Opens the connection to every primary before the first command: Lettuce opens them on first
+   * use, and a lock connection (rejecting commands while not connected) would fail the command that
+   * finds one still opening.
+   */
+  private CompletableFuture<StatefulRedisClusterConnection<String, String>> connectPrimaries(
+      StatefulRedisClusterConnection<String, String> c) {
+    List<CompletableFuture<?>> opening = new ArrayList<>();
+    for (RedisClusterNode n : c.getPartitions()) {
+      if (n.is(RedisClusterNode.NodeFlag.UPSTREAM)) {
+        opening.add(c.getConnectionAsync(n.getNodeId()));
+      }
+    }
+    return CompletableFuture.allOf(opening.toArray(new CompletableFuture<?>[0]))
+        .handle(
+            (x, e) -> {
+              commandConnection = c;
+              return c;
+            });
+  }
+
+  /**
+   * How long opening a cluster connection may take: three socket connect timeouts, for its three
+   * steps (the topology from the seeds, the connection, one connection to each primary).
+   */
+  private Duration connectTimeout() {
+    return options.get().getSocketOptions().getConnectTimeout().multipliedBy(3);
+  }
+
+  @Override
+  public String name() {
+    return name;
+  }
+
+  /**
+   * What tells this cluster from another: the smallest node id it knows (node ids survive
+   * failovers and restarts with their cluster configuration). {@code null} before connecting.
+   */
+  @Override
+  public String serverId() {
+    StatefulRedisClusterConnection<String, String> c = commandConnection;
+    if (c == null) {
+      return null;
+    }
+    String least = null;
+    for (RedisClusterNode n : c.getPartitions()) {
+      if (n.getNodeId() != null && (least == null || n.getNodeId().compareTo(least) < 0)) {
+        least = n.getNodeId();
+      }
+    }
+    return least == null ? null : "cluster node " + least;
+  }
+
+  @Override
+  public boolean cluster() {
+    return true;
+  }
+
+  @Override
+  public CompletableFuture<Void> warmUp(Duration timeout) {
+    notices.issue(c -> CompletableFuture.completedFuture(null), timeout, false);
+    return commands.issue(
+        c -> {
+          CompletableFuture<?>[] loads = new CompletableFuture<?>[Script.ALL.length];
+          for (int i = 0; i < loads.length; i++) {
+            // Lettuce loads it on every node of the cluster.
+            loads[i] = c.async().scriptLoad(Script.ALL[i].text()).toCompletableFuture();
+          }
+          return CompletableFuture.allOf(loads);
+        },
+        timeout, false);
+  }
+
+  /**
+   * The keys as written on the cluster, and their one slot; {@link Keys#BOOT_MARKER} becomes that
+   * slot's marker.
+   */
+  private Mapped map(String[] keys, Script script) {
+    String[] out = new String[keys.length];
+    int slot = -1;
+    for (int i = 0; i < keys.length; i++) {
+      if (keys[i].equals(Keys.BOOT_MARKER)) {
+        continue;
+      }
+      out[i] = Keys.onCluster(keys[i]);
+      int s = Keys.slot(out[i]);
+      if (slot < 0) {
+        slot = s;
+      } else if (s != slot) {
+        throw new MasterFailureException(
+            name, Kind.ERROR,
+            "the " + script.name() + " script's keys hash to several slots (" + slot + " and " + s
+                + "); keys of one call must share a slot on a cluster master",
+            null);
+      }
+    }
+    for (int i = 0; i < keys.length; i++) {
+      if (out[i] == null) {
+        out[i] = Keys.clusterBootMarker(slot < 0 ? 0 : slot);
+      }
+    }
+    return new Mapped(out, slot);
+  }
+
+  private record Mapped(String[] keys, int slot) {}
+
+  /** The release scripts name the key whose channel they publish on among their arguments. */
+  private static String[] mapArgs(Script script, String[] args) {
+    if (script == Script.SHARED_RELEASE && args.length > 3) {
+      String[] out = args.clone();
+      out[3] = Keys.onCluster(args[3]);
+      return out;
+    }
+    return args;
+  }
+
+  @Override
+  public CompletableFuture<AcquireReply> acquire(Script script, String[] keys, String[] args, Duration timeout) {
+    Mapped m;
+    try {
+      m = map(keys, script);
+    } catch (MasterFailureException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    String token = args[0];
+    AtomicBoolean superseded = new AtomicBoolean();
+    acquiresInFlight.put(token, superseded);
+    CompletableFuture<List<Object>> reply =
+        commands.issue(
+            c -> {
+              CompletableFuture<List<Object>> run =
+                  callScript(c.async(), script, ScriptOutputType.MULTI, m.keys(), args, superseded);
+              run.whenComplete((r, e) -> acquiresInFlight.remove(token, superseded));
+              return run;
+            },
+            timeout, false,
+            () -> acquiresInFlight.remove(token, superseded));
+    return reply.thenApply(AcquireReply::of);
+  }
+
+  /**
+   * Extends the leases, one script call per slot among them (a script runs on one slot's primary):
+   * the answers are put back in the leases' order. Fails as a whole if any call fails.
+   */
+  @Override
+  public CompletableFuture<boolean[]> extend(Script script, String[] keys, String[] args, Duration timeout) {
+    // Per slot, in order of first appearance: the lease indexes, keys and arguments.
+    Map<Integer, Batch> batches = new LinkedHashMap<>();
+    int k = 0;
+    int lease = 0;
+    for (int a = 1; a + 1 < args.length; a += 2, lease++) {
+      int count = Integer.parseInt(args[a]);
+      String[] mapped = new String[count];
+      for (int i = 0; i < count; i++) {
+        mapped[i] = Keys.onCluster(keys[k + i]);
+      }
+      int slot = count == 0 ? 0 : Keys.slot(mapped[0]);
+      for (String key : mapped) {
+        if (Keys.slot(key) != slot) {
+          return CompletableFuture.failedFuture(
+              new MasterFailureException(name, Kind.ERROR, "a lease's keys hash to several slots on a cluster master", null));
+        }
+      }
+      Batch b = batches.computeIfAbsent(slot, s -> new Batch(args[0]));
+      b.leases.add(lease);
+      for (String key : mapped) {
+        b.keys.add(key);
+      }
+      b.args.add(args[a]);
+      b.args.add(args[a + 1]);
+      k += count;
+    }
+    int leases = lease;
+    List<Batch> list = new ArrayList<>(batches.values());
+    List<CompletableFuture<List<Object>>> calls = new ArrayList<>(list.size());
+    for (Batch b : list) {
+      String[] bk = b.keys.toArray(new String[0]);
+      String[] ba = b.args.toArray(new String[0]);
+      calls.add(commands.issue(c -> callScript(c.async(), script, ScriptOutputType.MULTI, bk, ba, null), timeout, false));
+    }
+    return CompletableFuture.allOf(calls.toArray(new CompletableFuture<?>[0]))
+        .thenApply(
+            x -> {
+              boolean[] held = new boolean[leases];
+              for (int i = 0; i < list.size(); i++) {
+                List<Object> r = calls.get(i).join();
+                List<Integer> idx = list.get(i).leases;
+                for (int j = 0; j < idx.size(); j++) {
+                  held[idx.get(j)] = ((Long) r.get(j)) == 1L;
+                }
+              }
+              return held;
+            });
+  }
+
+  /** The leases of one slot in an extend call. */
+  private static final class Batch {
+    final List<Integer> leases = new ArrayList<>();
+    final List<String> keys = new ArrayList<>();
+    final List<String> args = new ArrayList<>();
+
+    Batch(String leaseMillis) {
+      args.add(leaseMillis);
+    }
+  }
+
+  @Override
+  public CompletableFuture<Long> release(Script script, String[] keys, String[] args, Duration timeout) {
+    Mapped m;
+    try {
+      m = map(keys, script);
+    } catch (MasterFailureException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    String[] mappedArgs = mapArgs(script, args);
+    synchronized (lock) {
+      AtomicBoolean acquire = acquiresInFlight.get(args[0]);
+      if (acquire != null) {
+        acquire.set(true);
+      }
+      return commands.issue(
+          c -> callScript(c.async(), script, ScriptOutputType.INTEGER, m.keys(), mappedArgs, null), timeout, true);
+    }
+  }
+
+  @Override
+  public CompletableFuture<Boolean> confirmFence(String[] keys, String token, long fence, Duration timeout) {
+    Mapped m;
+    try {
+      m = map(keys, Script.FENCE);
+    } catch (MasterFailureException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    String[] args = {token, Long.toString(fence)};
+    CompletableFuture<Long> reply =
+        commands.issue(
+            c -> callScript(c.async(), Script.FENCE, ScriptOutputType.INTEGER, m.keys(), args, null), timeout, false);
+    return reply.thenApply(r -> r == 1L);
+  }
+
+  /**
+   * The youngest data among the primaries: one probe per primary, on the marker of the first slot
+   * it serves (each primary's restart or promotion shows there, since a missing marker is dated by
+   * the primary's own history).
+   */
+  @Override
+  public CompletableFuture<Long> probe(Duration timeout) {
+    return commands.issue(
+        c -> {
+          List<Integer> slots = new ArrayList<>();
+          Partitions partitions = c.getPartitions();
+          for (RedisClusterNode n : partitions) {
+            if (n.is(RedisClusterNode.NodeFlag.UPSTREAM) && !n.getSlots().isEmpty()) {
+              slots.add(n.getSlots().get(0));
+            }
+          }
+          if (slots.isEmpty()) {
+            slots.add(0);
+          }
+          List<CompletableFuture<Long>> ages = new ArrayList<>();
+          for (int slot : slots) {
+            String[] keys = {Keys.clusterBootMarker(slot)};
+            ages.add(callScript(c.async(), Script.PROBE, ScriptOutputType.INTEGER, keys, NO_ARGS, null));
+          }
+          return CompletableFuture.allOf(ages.toArray(new CompletableFuture<?>[0]))
+              .thenApply(x -> ages.stream().mapToLong(CompletableFuture::join).min().orElse(0L));
+        },
+        timeout, false);
+  }
+
+  @Override
+  public void onRelease(ReleaseListener listener) {
+    this.releaseListener = listener;
+  }
+
+  @Override
+  public CompletableFuture<Void> watch(String key, Duration timeout) {
+    String channel = Keys.releaseChannel(Keys.onCluster(key));
+    watched.put(channel, key);
+    return notices.issue(c -> c.async().subscribe(channel).toCompletableFuture(), timeout, false);
+  }
+
+  @Override
+  public CompletableFuture<Void> unwatch(String key, Duration timeout) {
+    String channel = Keys.releaseChannel(Keys.onCluster(key));
+    return notices.issue(
+        c -> c.async().unsubscribe(channel).toCompletableFuture().whenComplete((x, e) -> watched.remove(channel, key)),
+        timeout, true);
+  }
+
+  /** Hands the release notices of watched keys to the listener, under the engine's key names. */
+  private final class NoticeListener extends RedisClusterPubSubAdapter<String, String> {
+    @Override
+    public void message(RedisClusterNode node, String channel, String message) {
+      String key = watched.get(channel);
+      if (key != null) {
+        releaseListener.released(key, message);
+      }
+    }
+  }
+
+  @Override
+  public void onTracking(TrackingListener listener) {
+    listener.unavailable(
+        "it is a Redis Cluster, whose shard nodes would each push their own invalidations (not set"
+            + " up); held locks are checked by their renewals");
+  }
+
+  @Override
+  public boolean tracking() {
+    return false;
+  }
+
+  /**
+   * Whether the cluster connection has opened (with a connection to every primary it knew then)
+   * and is not closed. Its connections to single nodes reconnect on their own; one of them being
+   * down is not seen here (a Lettuce cluster connection is never "open" as a whole).
+   */
+  @Override
+  public boolean connected() {
+    return commandConnection != null && commands.connectionNow() != null;
+  }
+
+  /** Calls a script by its SHA; on {@code NOSCRIPT} loads it on every node and calls it again, as {@link RedisNode} does. */
+  private <T> CompletableFuture<T> callScript(
+      RedisAdvancedClusterAsyncCommands<String, String> a,
+      Script script,
+      ScriptOutputType type,
+      String[] keys,
+      String[] args,
+      AtomicBoolean superseded) {
+    String[] values = args.length == 0 ? NO_ARGS : args;
+    CompletableFuture<T> first = a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
+    return first
+        .handle(
+            (r, e) -> {
+              if (e == null) {
+                return CompletableFuture.completedFuture(r);
+              }
+              Throwable cause = Failures.unwrap(e);
+              if (!(cause instanceof RedisNoScriptException)) {
+                return CompletableFuture.<T>failedFuture(cause);
+              }
+              return a.scriptLoad(script.text())
+                  .toCompletableFuture()
+                  .thenCompose(
+                      sha -> {
+                        synchronized (lock) {
+                          if (superseded != null && superseded.get()) {
+                            return CompletableFuture.<T>failedFuture(
+                                new MasterFailureException(
+                                    name, Kind.ERROR,
+                                    "the " + script.name() + " script had to be reloaded and the call was"
+                                        + " abandoned, since a later release was already sent",
+                                    cause));
+                          }
+                          return a.<T>evalsha(sha, type, keys, values).toCompletableFuture();
+                        }
+                      });
+            })
+        .thenCompose(f -> f);
+  }
+
+  @Override
+  public void close() {
+    for (CompletableFuture<? extends StatefulConnection<String, String>> c : detach()) {
+      c.thenAccept(StatefulConnection::closeAsync);
+    }
+  }
+
+  /**
+   * Closes the connections and waits until they are closed. Must not be called on one of the
+   * client's I/O threads.
+   *
+   * @param timeout how long to wait at most
+   */
+  @Override
+  public void closeAndWait(Duration timeout) {
+    List<CompletableFuture<? extends StatefulConnection<String, String>>> opened = detach();
+    CompletableFuture<?>[] closing = new CompletableFuture<?>[opened.size()];
+    for (int i = 0; i < closing.length; i++) {
+      closing[i] = opened.get(i).thenCompose(StatefulConnection::closeAsync);
+    }
+    try {
+      CompletableFuture.allOf(closing).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (ExecutionException | TimeoutException e) {
+      // A connection never opened, or closing it failed: nothing is left to close.
+    }
+  }
+
+  private List<CompletableFuture<? extends StatefulConnection<String, String>>> detach() {
+    List<CompletableFuture<? extends StatefulConnection<String, String>>> opened = new ArrayList<>(2);
+    CompletableFuture<StatefulRedisClusterConnection<String, String>> c = commands.close();
+    if (c != null) {
+      opened.add(c);
+    }
+    CompletableFuture<StatefulRedisClusterPubSubConnection<String, String>> p = notices.close();
+    if (p != null) {
+      opened.add(p);
+    }
+    return opened;
+  }
+}
