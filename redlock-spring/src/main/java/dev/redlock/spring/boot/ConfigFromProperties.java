@@ -81,12 +81,15 @@ final class ConfigFromProperties {
     List<String> cluster =
         binder.bind(prefix + "cluster.nodes", Bindable.listOf(String.class)).orElse(List.of());
     if (!cluster.isEmpty()) {
-      throw new InvalidConfigurationPropertyValueException(
-          prefix + "cluster.nodes",
-          String.join(",", cluster),
-          "redlock.masters is not set, and a Redis Cluster cannot be a Redlock master (a lock's keys"
-              + " and fencing counter must live on one server): set redlock.masters to independent"
-              + " servers");
+      // The whole cluster is one Redlock master (its seed nodes), with Spring's credentials and TLS.
+      String username = binder.bind(prefix + "username", String.class).orElse(null);
+      String password = binder.bind(prefix + "password", String.class).orElse(null);
+      boolean ssl = binder.bind(prefix + "ssl.enabled", Boolean.class).orElse(false);
+      return new Masters(
+          List.of(
+              (ssl ? "rediss-cluster://" : "redis-cluster://") + credentials(username, password)
+                  + String.join(",", cluster.stream().map(String::trim).toList())),
+          prefix + "cluster.nodes");
     }
     String url = binder.bind(prefix + "url", String.class).orElse(null);
     if (url != null && !url.isBlank()) {
@@ -106,10 +109,7 @@ final class ConfigFromProperties {
     String username = binder.bind(prefix + "username", String.class).orElse(null);
     String password = binder.bind(prefix + "password", String.class).orElse(null);
     int database = binder.bind(prefix + "database", Integer.class).orElse(0);
-    String credentials =
-        password == null
-            ? ""
-            : (username == null ? "" : encode(username)) + ":" + encode(password) + "@";
+    String credentials = credentials(username, password);
     String path = database != 0 ? "/" + database : "";
     if (sentinelMaster != null) {
       List<String> nodes =
@@ -124,6 +124,13 @@ final class ConfigFromProperties {
             (ssl ? "rediss://" : "redis://") + credentials + (host != null ? host : "localhost") + ":"
                 + (port != null ? port : 6379) + path),
         prefix + (host != null ? "host" : "port"));
+  }
+
+  /** {@code user:password@}, {@code :password@} or nothing, percent-encoded for a URI. */
+  private static String credentials(String username, String password) {
+    return password == null
+        ? ""
+        : (username == null ? "" : encode(username)) + ":" + encode(password) + "@";
   }
 
   private static String encode(String s) {

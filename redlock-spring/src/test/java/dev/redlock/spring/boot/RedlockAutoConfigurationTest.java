@@ -248,7 +248,18 @@ final class RedlockAutoConfigurationTest {
     new org.springframework.boot.test.context.runner.ApplicationContextRunner()
         .withConfiguration(
             org.springframework.boot.autoconfigure.AutoConfigurations.of(RedlockAutoConfiguration.class))
-        .withPropertyValues("spring.data.redis.cluster.nodes=127.0.0.1:7000,127.0.0.1:7001")
+        .withPropertyValues(
+            "spring.data.redis.cluster.nodes=127.0.0.1:7000, 127.0.0.1:7001", "spring.data.redis.password=s3cret")
+        .run(
+            context ->
+                assertEquals(
+                    List.of("redis-cluster://:s3cret@127.0.0.1:7000,127.0.0.1:7001"),
+                    context.getBean(RedlockConfig.class).masters()));
+    // A malformed node list is reported on the property it came from.
+    new org.springframework.boot.test.context.runner.ApplicationContextRunner()
+        .withConfiguration(
+            org.springframework.boot.autoconfigure.AutoConfigurations.of(RedlockAutoConfiguration.class))
+        .withPropertyValues("spring.data.redis.cluster.nodes=127.0.0.1:7000,127.0.0.1:notaport")
         .run(context -> assertEquals("spring.data.redis.cluster.nodes", failure(context).getName()));
   }
 
