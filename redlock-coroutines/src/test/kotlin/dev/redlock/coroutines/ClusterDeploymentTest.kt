@@ -122,7 +122,12 @@ class ClusterDeploymentTest : FunSpec({
             one().use { other ->
                 // A single attempt of a Redlock just created may find its cluster connections still
                 // opening (topology, then every primary): let them open first.
-                eventually(what = "the second Redlock is connected") { other.engine.masters.nodes.all { it.connected() } }
+                cluster.neverGranted("warm-up")
+                val giveUp = TimeSource.Monotonic.markNow() + 20.seconds
+                while (runCatching { other.tryAcquire("warm-up")!!.release() }.isFailure) {
+                    check(giveUp.hasNotPassedNow()) { "the second Redlock never connected" }
+                    delay(50.milliseconds)
+                }
                 redlock.withRedlock("orders") {
                     cluster.holds("orders") shouldBe true
                     cluster.command(cluster.primary(cluster.shardOfResource("orders")), "EXISTS", "redlock:orders") shouldBe 0L
@@ -232,21 +237,22 @@ class ClusterDeploymentTest : FunSpec({
         val resource = "migrating"
         cluster.neverGranted(resource)
         one().use { redlock ->
-            redlock.withRedlock(resource, leaseTime = 1500.milliseconds) { lease ->
+            redlock.withRedlock(resource, leaseTime = 4.seconds) { lease ->
                 val slot = slotOfResource(resource)
                 val from = cluster.shardOf(slot)
                 val to = (from + 1) % cluster.shards
                 val migration = cluster.beginSlotMigration(slot, to)
                 migration.moveKeys() shouldNotBe 0
                 migration.keysLeft() shouldBe emptyList()
-                // The source answers ASK for the moved keys: extend and the renewals reach them there.
-                lease.extend()
-                delay(1.seconds)
+                // The source answers ASK for the moved keys: extend and the renewals reach them there
+                // (a first call may also have to load the scripts on the target: retried on a timeout).
+                extendWithin(lease, 10.seconds)
+                delay(3.seconds) // two renewals
                 lease.isValid shouldBe true
                 migration.finish()
                 cluster.shardOf(slot) shouldBe to
-                lease.extend() // MOVED, then the client's refreshed view
-                delay(1.seconds)
+                extendWithin(lease, 10.seconds) // MOVED, then the client's refreshed view
+                delay(3.seconds)
                 lease.isValid shouldBe true
                 cluster.holds(resource) shouldBe true
             }
@@ -395,3 +401,5 @@ private suspend fun retryWhileDisconnected(attempt: suspend () -> Lease?): LockN
         }
     }
 }
+
+

@@ -41,8 +41,10 @@ import java.util.function.Supplier;
  * such locks at the call); an extend call carrying leases of several slots is split, one script
  * call per slot.
  *
- * <p>Release notices: the release scripts {@code PUBLISH}, which a cluster broadcasts to every node,
- * and this node subscribes on one node of the cluster. Key tracking is not set up (its
+ * <p>Release notices: on Redis 7.0 and later (and Valkey) the release scripts {@code SPUBLISH} on a
+ * channel of the resource's slot and waiters {@code SSUBSCRIBE} at that slot's primary (sharded
+ * pub/sub); on Redis 6.2 they {@code PUBLISH}, which a cluster broadcasts to every node, and
+ * waiters subscribe on one node of the cluster. Key tracking is not set up (its
  * invalidations would come from each shard node apart); the listener is told so once.
  *
  * <p>Like {@link RedisNode}: every call is bounded by its timeout on the given timer; lock
@@ -54,6 +56,9 @@ import java.util.function.Supplier;
  */
 public final class ClusterNode implements LockNode {
   private static final String[] NO_ARGS = new String[0];
+
+  /** Put before the release channels' prefix: the release scripts then publish with {@code SPUBLISH}. */
+  private static final String SHARDED_MARK = "!";
 
   private final String name;
   private final Failures failures;
@@ -68,6 +73,14 @@ public final class ClusterNode implements LockNode {
 
   private volatile ReleaseListener releaseListener = (key, releaseId) -> { };
   private volatile StatefulRedisClusterConnection<String, String> commandConnection;
+
+  /**
+   * Whether release notices go over sharded pub/sub ({@code SPUBLISH}/{@code SSUBSCRIBE}, Redis
+   * 7.0 and later, Valkey): decided once, from the version of the first node the connection
+   * reached, before the first command; classic pub/sub (which a cluster broadcasts to every node)
+   * otherwise.
+   */
+  private volatile boolean sharded;
 
   /** The first topology refresh, shared by both connections; guarded by {@code lock}. */
   private CompletableFuture<Void> topology;
@@ -132,12 +145,47 @@ public final class ClusterNode implements LockNode {
         opening.add(c.getConnectionAsync(n.getNodeId()));
       }
     }
+    opening.add(
+        c.async().info("server").toCompletableFuture().thenAccept(text -> {
+          String version = ServerInfo.field(text, "redis_version");
+          sharded = version != null && majorOf(version) >= 7;
+        }));
     return CompletableFuture.allOf(opening.toArray(new CompletableFuture<?>[0]))
         .handle(
             (x, e) -> {
               commandConnection = c;
               return c;
             });
+  }
+
+  /**
+   * Completes once the connection to the primary of a slot is open (at once when it is): Lettuce
+   * opens a node's connection on first use, and a lock connection rejects a command that finds it
+   * still opening, as after a failover or a slot migration to a node not used before. Never fails:
+   * the command then fails on its own, with the reason.
+   */
+  private static CompletableFuture<Void> ready(
+      Partitions partitions, int slot, java.util.function.Function<String, CompletableFuture<?>> connect) {
+    RedisClusterNode owner = partitions.getMasterBySlot(slot);
+    if (owner == null || owner.getNodeId() == null) {
+      return CompletableFuture.completedFuture(null);
+    }
+    CompletableFuture<?> opening;
+    try {
+      opening = connect.apply(owner.getNodeId());
+    } catch (RuntimeException e) {
+      return CompletableFuture.completedFuture(null);
+    }
+    return opening.handle((x, e) -> null);
+  }
+
+  private static int majorOf(String version) {
+    int dot = version.indexOf('.');
+    try {
+      return Integer.parseInt(dot < 0 ? version : version.substring(0, dot));
+    } catch (NumberFormatException e) {
+      return 0;
+    }
   }
 
   /**
@@ -225,14 +273,23 @@ public final class ClusterNode implements LockNode {
 
   private record Mapped(String[] keys, int slot) {}
 
-  /** The release scripts name the key whose channel they publish on among their arguments. */
-  private static String[] mapArgs(Script script, String[] args) {
-    if (script == Script.SHARED_RELEASE && args.length > 3) {
-      String[] out = args.clone();
-      out[3] = Keys.onCluster(args[3]);
-      return out;
+  /**
+   * The release scripts' arguments on the cluster: the key whose channel they publish on (among
+   * the arguments of the shared release) is hash-tagged too, and with sharded pub/sub the channel
+   * prefix is marked for {@code SPUBLISH}.
+   */
+  private String[] mapArgs(Script script, String[] args) {
+    if (script != Script.RELEASE && script != Script.SHARED_RELEASE) {
+      return args;
     }
-    return args;
+    String[] out = args.clone();
+    if (script == Script.SHARED_RELEASE && args.length > 3) {
+      out[3] = Keys.onCluster(args[3]);
+    }
+    if (sharded && args.length > 1) {
+      out[1] = SHARDED_MARK + args[1];
+    }
+    return out;
   }
 
   @Override
@@ -250,7 +307,7 @@ public final class ClusterNode implements LockNode {
         commands.issue(
             c -> {
               CompletableFuture<List<Object>> run =
-                  callScript(c.async(), script, ScriptOutputType.MULTI, m.keys(), args, superseded);
+                  callScript(c, script, ScriptOutputType.MULTI, m.keys(), args, superseded);
               run.whenComplete((r, e) -> acquiresInFlight.remove(token, superseded));
               return run;
             },
@@ -297,7 +354,7 @@ public final class ClusterNode implements LockNode {
     for (Batch b : list) {
       String[] bk = b.keys.toArray(new String[0]);
       String[] ba = b.args.toArray(new String[0]);
-      calls.add(commands.issue(c -> callScript(c.async(), script, ScriptOutputType.MULTI, bk, ba, null), timeout, false));
+      calls.add(commands.issue(c -> callScript(c, script, ScriptOutputType.MULTI, bk, ba, null), timeout, false));
     }
     return CompletableFuture.allOf(calls.toArray(new CompletableFuture<?>[0]))
         .thenApply(
@@ -340,7 +397,7 @@ public final class ClusterNode implements LockNode {
         acquire.set(true);
       }
       return commands.issue(
-          c -> callScript(c.async(), script, ScriptOutputType.INTEGER, m.keys(), mappedArgs, null), timeout, true);
+          c -> callScript(c, script, ScriptOutputType.INTEGER, m.keys(), mappedArgs, null), timeout, true);
     }
   }
 
@@ -355,7 +412,7 @@ public final class ClusterNode implements LockNode {
     String[] args = {token, Long.toString(fence)};
     CompletableFuture<Long> reply =
         commands.issue(
-            c -> callScript(c.async(), Script.FENCE, ScriptOutputType.INTEGER, m.keys(), args, null), timeout, false);
+            c -> callScript(c, Script.FENCE, ScriptOutputType.INTEGER, m.keys(), args, null), timeout, false);
     return reply.thenApply(r -> r == 1L);
   }
 
@@ -381,7 +438,7 @@ public final class ClusterNode implements LockNode {
           List<CompletableFuture<Long>> ages = new ArrayList<>();
           for (int slot : slots) {
             String[] keys = {Keys.clusterBootMarker(slot)};
-            ages.add(callScript(c.async(), Script.PROBE, ScriptOutputType.INTEGER, keys, NO_ARGS, null));
+            ages.add(callScript(c, Script.PROBE, ScriptOutputType.INTEGER, keys, NO_ARGS, null));
           }
           return CompletableFuture.allOf(ages.toArray(new CompletableFuture<?>[0]))
               .thenApply(x -> ages.stream().mapToLong(CompletableFuture::join).min().orElse(0L));
@@ -398,15 +455,38 @@ public final class ClusterNode implements LockNode {
   public CompletableFuture<Void> watch(String key, Duration timeout) {
     String channel = Keys.releaseChannel(Keys.onCluster(key));
     watched.put(channel, key);
-    return notices.issue(c -> c.async().subscribe(channel).toCompletableFuture(), timeout, false);
+    return notices.issue(
+        c -> sharded ? atOwner(c, channel).thenCompose(n -> n.async().ssubscribe(channel).toCompletableFuture())
+            : c.async().subscribe(channel).toCompletableFuture(),
+        timeout, false);
   }
 
   @Override
   public CompletableFuture<Void> unwatch(String key, Duration timeout) {
     String channel = Keys.releaseChannel(Keys.onCluster(key));
     return notices.issue(
-        c -> c.async().unsubscribe(channel).toCompletableFuture().whenComplete((x, e) -> watched.remove(channel, key)),
+        c ->
+            (sharded
+                    ? atOwner(c, channel).thenCompose(n -> n.async().sunsubscribe(channel).toCompletableFuture())
+                    : c.async().unsubscribe(channel).toCompletableFuture())
+                .whenComplete((x, e) -> watched.remove(channel, key)),
         timeout, true);
+  }
+
+  /**
+   * The pub/sub connection to the primary serving a shard channel's slot now (sharded
+   * subscriptions live there; Lettuce hands their messages to this node's listener). A slot that
+   * moves later ends its subscriptions: waiters then fall back to the holder's remaining time and
+   * the retry delay.
+   */
+  private static CompletableFuture<io.lettuce.core.pubsub.StatefulRedisPubSubConnection<String, String>> atOwner(
+      StatefulRedisClusterPubSubConnection<String, String> c, String channel) {
+    RedisClusterNode owner = c.getPartitions().getMasterBySlot(Keys.slot(channel));
+    if (owner == null || owner.getNodeId() == null) {
+      return CompletableFuture.failedFuture(
+          new IllegalStateException("no primary serves slot " + Keys.slot(channel) + " of channel " + channel));
+    }
+    return c.getConnectionAsync(owner.getNodeId());
   }
 
   /** Hands the release notices of watched keys to the listener, under the engine's key names. */
@@ -417,6 +497,11 @@ public final class ClusterNode implements LockNode {
       if (key != null) {
         releaseListener.released(key, message);
       }
+    }
+
+    @Override
+    public void smessage(RedisClusterNode node, String channel, String message) {
+      message(node, channel, message);
     }
   }
 
@@ -444,14 +529,34 @@ public final class ClusterNode implements LockNode {
 
   /** Calls a script by its SHA; on {@code NOSCRIPT} loads it on every node and calls it again, as {@link RedisNode} does. */
   private <T> CompletableFuture<T> callScript(
-      RedisAdvancedClusterAsyncCommands<String, String> a,
+      StatefulRedisClusterConnection<String, String> c,
       Script script,
       ScriptOutputType type,
       String[] keys,
       String[] args,
       AtomicBoolean superseded) {
     String[] values = args.length == 0 ? NO_ARGS : args;
-    CompletableFuture<T> first = a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
+    RedisAdvancedClusterAsyncCommands<String, String> a = c.async();
+    CompletableFuture<Void> ready =
+        keys.length == 0 ? CompletableFuture.completedFuture(null) : ready(c.getPartitions(), Keys.slot(keys[0]), c::getConnectionAsync);
+    CompletableFuture<T> first =
+        ready.isDone()
+            ? a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture()
+            : ready.thenCompose(
+                x -> {
+                  // Sent later than issued: a release of the same token may have gone out meanwhile.
+                  synchronized (lock) {
+                    if (superseded != null && superseded.get()) {
+                      return CompletableFuture.<T>failedFuture(
+                          new MasterFailureException(
+                              name, Kind.ERROR,
+                              "the " + script.name() + " call waited for a connection to its slot's"
+                                  + " primary and was abandoned, since a later release was already sent",
+                              null));
+                    }
+                    return a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
+                  }
+                });
     return first
         .handle(
             (r, e) -> {

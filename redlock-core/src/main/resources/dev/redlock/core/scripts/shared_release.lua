@@ -2,7 +2,8 @@
 -- that every waiter for the resource (readers, writers, permit holders) retries at once.
 -- KEYS:      the keys of the lease
 -- ARGV[1]:   the holder's token
--- ARGV[2]:   the prefix of the release channels (channel = prefix .. notice key)
+-- ARGV[2]:   the prefix of the release channels (channel = prefix .. notice key); a leading '!'
+--            asks for a sharded channel, as in release.lua
 -- ARGV[3]:   the release notice (an id of the lease, never its token); empty for a quiet
 --            release that announces nothing (the clean-up of a failed attempt)
 -- ARGV[4]:   the notice key: the key whose channel the waiters of this resource listen to
@@ -34,6 +35,14 @@ for i, key in ipairs(KEYS) do
   end
 end
 if removed > 0 and ARGV[3] ~= '' then
-  redis.call('PUBLISH', ARGV[2] .. ARGV[4], ARGV[3])
+  local prefix = ARGV[2]
+  local sent = nil
+  if string.sub(prefix, 1, 1) == '!' then
+    prefix = string.sub(prefix, 2)
+    sent = redis.pcall('SPUBLISH', prefix .. ARGV[4], ARGV[3])
+  end
+  if not sent or (type(sent) == 'table' and sent.err) then
+    redis.call('PUBLISH', prefix .. ARGV[4], ARGV[3])
+  end
 end
 return removed
