@@ -68,6 +68,16 @@ fun sentinelGroups(): RedlockConfig {
     return config
 }
 
+/** A whole Redis Cluster as one master. */
+fun clusterConfig(): RedlockConfig {
+    // region deploy-cluster
+    val config = RedlockConfig.builder()
+        .master("redis-cluster://:secret@redis-a.internal:7000,redis-b.internal:7000,redis-c.internal:7000")
+        .build()
+    // endregion
+    return config
+}
+
 /** The application's own RedisClient, never shut down by the library. */
 suspend fun userClient() {
     // region deploy-client
