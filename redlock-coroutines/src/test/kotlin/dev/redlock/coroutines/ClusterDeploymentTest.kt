@@ -217,6 +217,16 @@ class ClusterDeploymentTest : FunSpec({
         }
     }
 
+    test("the same cluster given twice under other seeds is found by its node ids and counted once") {
+        cluster.neverGranted("twice")
+        val a = "redis-cluster://127.0.0.1:${cluster.port(0)},127.0.0.1:${cluster.port(1)}"
+        val b = "redis-cluster://127.0.0.1:${cluster.port(2)}"
+        Redlock(config(listOf(a, b))).use { redlock ->
+            val e = shouldThrow<LockNotAcquiredException> { redlock.acquire("twice", waitTime = 3.seconds) }
+            e.message shouldContain "the same server as masters[0]"
+        }
+    }
+
     test("leases of different slots renewed together are renewed slot by slot, and all stay held") {
         val names = listOf("renew-a", "renew-b", "renew-c", "renew-d")
         names.map(::slotOfResource).distinct().size shouldBe names.size

@@ -508,8 +508,8 @@ public final class ClusterNode implements LockNode {
   @Override
   public void onTracking(TrackingListener listener) {
     listener.unavailable(
-        "it is a Redis Cluster, whose shard nodes would each push their own invalidations (not set"
-            + " up); held locks are checked by their renewals");
+        "it is a Redis Cluster (tracking would have to be set up with each shard node, which is not"
+            + " done)");
   }
 
   @Override
