@@ -8,6 +8,7 @@ import dev.redlock.core.internal.Keys
 import dev.redlock.testing.RedisClusterFleet
 import dev.redlock.testing.RedisFleet
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.assertions.withClue
 import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldBeStrictlyIncreasing
@@ -343,6 +344,31 @@ class ClusterDeploymentTest : FunSpec({
         }
     }
 
+    test("checkMasters probes every shard primary of a cluster master: a primary restarted empty shows as guarded") {
+        // The lowest slot of each primary (CLUSTER SLOTS: start, end, primary's host and port...),
+        // whose marker the probe reads.
+        val lowest = (cluster.command(0, "CLUSTER", "SLOTS") as List<*>).map { it as List<*> }
+            .groupBy { ((it[2] as List<*>)[1] as Long).toInt() }
+            .mapValues { (_, ranges) -> ranges.minOf { (it[0] as Long).toInt() } }
+        for ((port, slot) in lowest) {
+            val node = (0 until cluster.size).first { cluster.port(it) == port }
+            cluster.command(node, "EVAL", Keys.BOOT_MARKER_NEVER_GRANTED, "1", Keys.clusterBootMarker(slot))
+        }
+        val firstSlots = lowest.values.sorted()
+        one().use { redlock ->
+            val up = statusOnceConnected(redlock)
+            withClue(up.toString()) { up.state() shouldBe dev.redlock.core.MasterStatus.State.UP }
+        }
+        val shard = cluster.shardOf(firstSlots[1])
+        cluster.restart(cluster.primary(shard)) // back empty, still serving its slots
+        cluster.awaitReady()
+        one().use { redlock ->
+            val status = statusOnceConnected(redlock)
+            status.state() shouldBe dev.redlock.core.MasterStatus.State.RESTART_GUARDED
+            status.master() shouldBe redlock.engine.masters.nodes.single().name()
+        }
+    }
+
     test("a killed primary: locks of its slots fail at once, naming the cluster master, and work again once its replica took over") {
         val resource = "killed-node"
         cluster.neverGranted(resource)
@@ -366,6 +392,16 @@ class ClusterDeploymentTest : FunSpec({
         cluster.awaitReady()
     }
 })
+
+/** The single master's status, asked again while its connections are still opening (DOWN). */
+private suspend fun statusOnceConnected(redlock: Redlock): dev.redlock.core.MasterStatus {
+    val giveUp = TimeSource.Monotonic.markNow() + 20.seconds
+    while (true) {
+        val status = redlock.checkMasters().single()
+        if (status.state() != dev.redlock.core.MasterStatus.State.DOWN || giveUp.hasPassedNow()) return status
+        delay(100.milliseconds)
+    }
+}
 
 /** Extends [lease] until it succeeds (the client may still be reconnecting after a failover). */
 private suspend fun extendWithin(lease: Lease, limit: Duration) {

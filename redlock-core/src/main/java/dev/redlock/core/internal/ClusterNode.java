@@ -417,7 +417,7 @@ public final class ClusterNode implements LockNode {
   }
 
   /**
-   * The youngest data among the primaries: one probe per primary, on the marker of the first slot
+   * The youngest data among the primaries: one probe per primary, on the marker of the lowest slot
    * it serves (each primary's restart or promotion shows there, since a missing marker is dated by
    * the primary's own history).
    */
@@ -429,7 +429,7 @@ public final class ClusterNode implements LockNode {
           Partitions partitions = c.getPartitions();
           for (RedisClusterNode n : partitions) {
             if (n.is(RedisClusterNode.NodeFlag.UPSTREAM) && !n.getSlots().isEmpty()) {
-              slots.add(n.getSlots().get(0));
+              slots.add(java.util.Collections.min(n.getSlots()));
             }
           }
           if (slots.isEmpty()) {
