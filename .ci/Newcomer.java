@@ -28,7 +28,51 @@ public final class Newcomer {
         "redlock-examples/newcomer/java/pom.xml", "xml",
         "redlock-examples/src/main/java/com/example/QuickStart.java", "java",
         "src/main/java/com/example/QuickStart.java");
+    // The test kit's examples, as tests of a new project: they must pass.
+    ok &= runTests(readme, "junit5", Path.of("redlock-examples/newcomer/junit5/pom.xml"),
+        "redlock-junit5/src/test/java/dev/redlock/junit5/OrderLockTest.java#junit5", "java",
+        "src/test/java/OrderLockTest.java");
+    ok &= runTests(readme, "kotest", Path.of("redlock-examples/newcomer/kotest/pom.xml"),
+        "redlock-kotest/src/test/kotlin/dev/redlock/kotest/OrderLockTest.kt#kotest", "kotlin",
+        "src/test/kotlin/OrderLockTest.kt");
     System.exit(ok ? 0 : 1);
+  }
+
+  /** A new project of the README's test file and the pom the README links to; its tests must pass. */
+  static boolean runTests(String readme, String name, Path pom, String sourceMarker, String sourceLang,
+      String sourcePath) throws IOException, InterruptedException {
+    Path project = Files.createTempDirectory("redlock-newcomer-" + name);
+    Files.copy(pom, project.resolve("pom.xml"));
+    Path source = project.resolve(sourcePath);
+    Files.createDirectories(source.getParent());
+    Files.writeString(source, block(readme, sourceMarker, sourceLang));
+    long start = System.nanoTime();
+    Process mvn = new ProcessBuilder("mvn", "-q", "-B", "-Dstyle.color=never", "test")
+        .directory(project.toFile())
+        .inheritIO()
+        .start();
+    boolean ended = mvn.waitFor(600, TimeUnit.SECONDS); // a hang guard
+    if (!ended) {
+      mvn.destroyForcibly();
+    }
+    // Surefire also succeeds when it finds no test: count what ran.
+    int ran = 0;
+    Path reports = project.resolve("target/surefire-reports");
+    if (Files.isDirectory(reports)) {
+      try (var files = Files.list(reports)) {
+        for (Path report : files.filter(f -> f.toString().endsWith(".txt")).toList()) {
+          var m = java.util.regex.Pattern.compile("Tests run: (\\d+)").matcher(Files.readString(report));
+          if (m.find()) {
+            ran += Integer.parseInt(m.group(1));
+          }
+        }
+      }
+    }
+    boolean passed = ended && mvn.exitValue() == 0 && ran > 0;
+    System.out.printf("newcomer %s tests: %s, %d test(s) run, %.1f s%n", name,
+        !ended ? "HUNG (killed after 600 s)" : passed ? "pass" : "FAIL (exit " + mvn.exitValue() + ")",
+        ran, (System.nanoTime() - start) / 1e9);
+    return passed;
   }
 
   /** The body of the first ```lang block after the sample marker. */
@@ -53,7 +97,7 @@ public final class Newcomer {
     String expected = readme.substring(readme.indexOf("```text\n", at) + 8, readme.indexOf("```\n", readme.indexOf("```text\n", at) + 8));
 
     long start = System.nanoTime();
-    Process mvn = new ProcessBuilder("mvn", "-q", "-B", "compile", "exec:java")
+    Process mvn = new ProcessBuilder("mvn", "-q", "-B", "-Dstyle.color=never", "compile", "exec:java")
         .directory(project.toFile())
         .redirectErrorStream(false)
         .redirectError(ProcessBuilder.Redirect.INHERIT)
@@ -64,8 +108,12 @@ public final class Newcomer {
       try (var lines = mvn.inputReader(StandardCharsets.UTF_8)) {
         String line;
         while ((line = lines.readLine()) != null) {
-          out.add(line);
-          printedAt[0] = System.nanoTime();
+          // Maven's own escape codes and blank lines are not the program's output.
+          String text = line.replaceAll("\u001B\\[[0-9;]*m", "");
+          if (!text.isBlank()) {
+            out.add(text);
+            printedAt[0] = System.nanoTime();
+          }
         }
       } catch (IOException e) {
         throw new RuntimeException(e);

@@ -84,6 +84,7 @@ public final class RedlockConfig {
   private final Duration maxHoldTime;
   private final boolean fencing;
   private final Duration restartGuard;
+  private final boolean keyTracking;
   private final RedlockMetrics metrics;
 
   private RedlockConfig(Builder b) {
@@ -105,7 +106,21 @@ public final class RedlockConfig {
     this.maxHoldTime = b.maxHoldTime;
     this.fencing = b.fencing;
     this.restartGuard = b.restartGuard;
+    this.keyTracking = b.keyTracking;
     this.metrics = b.metrics;
+  }
+
+  /**
+   * Whether the masters are asked to push changes of the keys this process holds or waits for
+   * (Redis server-assisted client-side caching, {@code CLIENT TRACKING} over RESP3): a held lock
+   * whose keys are deleted on a quorum is found lost within a round trip, and waiters look again
+   * the moment the key they wait for is gone, whoever removed it. Masters that cannot track
+   * (RESP2, {@code CLIENT} renamed or not allowed) work as without it, said once in the log.
+   *
+   * @return whether tracking is asked for; default {@code true}
+   */
+  public boolean keyTracking() {
+    return keyTracking;
   }
 
   /**
@@ -274,6 +289,7 @@ public final class RedlockConfig {
         + (maxHoldTime != null ? ", maxHoldTime=" + Checks.show(maxHoldTime) : "")
         + (fencing ? ", fencing=true" : "")
         + ", restartGuard=" + Checks.show(restartGuard())
+        + (keyTracking ? "" : ", keyTracking=false")
         + (metrics != RedlockMetrics.NONE ? ", metrics=" + metrics : "") + "}";
   }
 
@@ -295,6 +311,7 @@ public final class RedlockConfig {
     private boolean fencing;
     private RedlockMetrics metrics = RedlockMetrics.NONE;
     private Duration restartGuard;
+    private boolean keyTracking = true;
     private String keyPrefix = DEFAULT_KEY_PREFIX;
 
     private Builder() {}
@@ -546,6 +563,23 @@ public final class RedlockConfig {
      */
     public Builder restartGuard(Duration restartGuard) {
       this.restartGuard = restartGuard;
+      return this;
+    }
+
+    /**
+     * Whether the masters push changes of held and waited-for keys ({@code CLIENT TRACKING ...
+     * REDIRECT ... NOLOOP} on each master's connections, over RESP3). With it, keys deleted on a
+     * quorum ({@code DEL}, {@code FLUSHALL}, an expiry) cancel the holder's block within a round
+     * trip instead of at the next renewal, and a waiter looks again as soon as its key is gone
+     * instead of at the holder's expiry or the next retry. It costs one push per change of a
+     * tracked key and one read per renewal, nothing per held lock in between. A master that cannot
+     * track works as without, said once in the log. Default {@code true}.
+     *
+     * @param keyTracking whether to ask the masters to push changes of tracked keys
+     * @return this builder
+     */
+    public Builder keyTracking(boolean keyTracking) {
+      this.keyTracking = keyTracking;
       return this;
     }
 

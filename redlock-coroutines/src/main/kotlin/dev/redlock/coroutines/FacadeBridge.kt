@@ -100,6 +100,16 @@ public suspend fun Redlock.acquireLease(
 public suspend fun Lease.guard(renew: Boolean): LockLostException? = (this as RedlockLease).guard(renew)
 
 /**
+ * Calls [handler] once if [this] lease is lost before the returned handle is disposed (on the
+ * thread that finds the loss: it must be quick and never block); no coroutine per lease.
+ *
+ * @suppress Internal API: hidden from the API documentation.
+ */
+@InternalRedlockApi
+public fun Lease.invokeOnLoss(handler: (LockLostException) -> Unit): kotlinx.coroutines.DisposableHandle =
+    (this as RedlockLease).invokeOnLoss(handler)
+
+/**
  * Closes the Redlock as [Redlock.close] does, and before its connections and threads stop, waits
  * (bounded, as the rest) for the future [beforeShutdown] returns: for the facade to settle the
  * calls it still runs on the Redlock's work pool.

@@ -1,6 +1,7 @@
 package dev.redlock.coroutines
 
 import dev.redlock.core.LockLostException
+import dev.redlock.core.MasterStatus
 import dev.redlock.core.RedlockClosedException
 import dev.redlock.core.RedlockConfig
 import dev.redlock.core.internal.LockNode
@@ -26,13 +27,16 @@ import kotlinx.coroutines.asExecutor
  *
  * Your code is never resumed on the Redis client's I/O threads: a call from a coroutine without a
  * dispatcher of its own (such as `suspend fun main`) continues on the Redlock's work pool.
- *
- * @param config the masters and timing; validated by [RedlockConfig.Builder.build]
- * @param timeSource the monotonic clock that measures validity; inject a test clock to check
- *   validity arithmetic without waiting
  */
 public class Redlock internal constructor(internal val engine: Engine) : AutoCloseable {
 
+    /**
+     * Creates a Redlock over the masters of [config] and starts connecting to them in the background.
+     *
+     * @param config the masters and timing; validated by [RedlockConfig.Builder.build]
+     * @param timeSource the monotonic clock that measures validity; inject a test clock to check
+     *   validity arithmetic without waiting
+     */
     public constructor(
         config: RedlockConfig,
         timeSource: TimeSource.WithComparableMarks = TimeSource.Monotonic,
@@ -49,6 +53,21 @@ public class Redlock internal constructor(internal val engine: Engine) : AutoClo
 
     /** The configuration this Redlock was created with. */
     public val config: RedlockConfig get() = engine.config
+
+    /**
+     * Asks every master how it stands, for health checks: one light probe each, all at once, each
+     * bounded by the node timeout. A master is [UP][MasterStatus.State.UP] when it answered and its
+     * votes count, [DOWN][MasterStatus.State.DOWN] when it did not answer (with why),
+     * [RESTART_GUARDED][MasterStatus.State.RESTART_GUARDED] while the restart guard keeps its votes
+     * out (with for how long), [DUPLICATE][MasterStatus.State.DUPLICATE] when it is the same server
+     * as an earlier master. Locks are possible while a quorum of masters counts.
+     *
+     * This suspending function is cancellable.
+     *
+     * @return one status per master, in the configuration's order
+     * @throws RedlockClosedException if the Redlock is closed
+     */
+    public suspend fun checkMasters(): List<MasterStatus> = engine.onCallerSafeThread { engine.checkMasters() }
 
     /**
      * Ends everything this Redlock owns, then closes its connections and threads:

@@ -28,6 +28,7 @@ class BurstTest : FunSpec({
                 // Cold: a new Redlock, whose connections open while the burst is already queued.
                 fleet.redlock(n) { waitTime(JavaDuration.ofSeconds(30)) }.use { redlock ->
                     val done = AtomicInteger()
+                    val started = kotlin.time.TimeSource.Monotonic.markNow()
                     val finished = withTimeoutOrNull(60.seconds) { // a hang guard: 30 s wait + releases
                         coroutineScope {
                             (0 until 1000).map { i ->
@@ -40,6 +41,8 @@ class BurstTest : FunSpec({
                             }.awaitAll()
                         }
                     }
+                    // Reported, never asserted: how long the burst took on this machine.
+                    println("burst N=$n round $round: ${done.get()} of 1000 completed in ${started.elapsedNow()}")
                     withClue("round $round: ${done.get()} of 1000 sections completed") {
                         (finished != null) shouldBe true
                         done.get() shouldBe 1000

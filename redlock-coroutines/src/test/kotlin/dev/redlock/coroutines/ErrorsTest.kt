@@ -5,6 +5,7 @@ import dev.redlock.core.MasterFailureException
 import dev.redlock.core.RedlockConfig
 import dev.redlock.testing.RedisFleet
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldHaveSize
 import io.kotest.matchers.shouldBe
@@ -19,6 +20,7 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
 
+@Tags("compat")
 class ErrorsTest : FunSpec({
     val fleet = sharedFleet(3)
 

@@ -2,6 +2,7 @@ package dev.redlock.coroutines
 
 import dev.redlock.core.LockLostException
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldBeStrictlyIncreasing
 import io.kotest.matchers.ints.shouldBeGreaterThan
@@ -31,6 +32,7 @@ private class FencedStore {
 }
 
 /** Fencing tokens across masters: every later holder of a resource gets a larger token. */
+@Tags("compat")
 class FencingTest : FunSpec({
     val fleet = sharedFleet(5)
 

@@ -104,9 +104,9 @@ class LossTest : FunSpec({
 
     test("no renewal command is sent for a lease after its release") {
         fleet.redlock(1).use { redlock ->
-            redlock.withRedlock("quiet", leaseTime = 150.milliseconds) { delay(200.milliseconds) }
+            redlock.withRedlock("quiet", leaseTime = 300.milliseconds) { delay(400.milliseconds) }
             val after = fleet.commandCalls(0, "evalsha")
-            delay(400.milliseconds) // several renewal intervals
+            delay(800.milliseconds) // several renewal intervals
             fleet.commandCalls(0, "evalsha") shouldBe after
         }
     }

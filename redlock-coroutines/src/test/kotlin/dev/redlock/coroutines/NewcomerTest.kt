@@ -10,11 +10,7 @@ import io.kotest.matchers.nulls.shouldNotBeNull
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.string.shouldContain
 import java.time.Duration as JavaDuration
-import java.util.Collections
-import java.util.logging.Handler
 import java.util.logging.Level
-import java.util.logging.LogRecord
-import java.util.logging.Logger
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.delay
@@ -52,21 +48,11 @@ class NewcomerTest : FunSpec({
             shouldThrow<IllegalArgumentException> { redlock.tryAcquire("   ") }
                 .message shouldBe "resource must contain a character other than whitespace, but was \"   \""
         }
-        val records = Collections.synchronizedList(ArrayList<LogRecord>())
-        val handler = object : Handler() {
-            override fun publish(record: LogRecord) { records += record }
-            override fun flush() {}
-            override fun close() {}
-        }
-        val logger = Logger.getLogger("dev.redlock")
-        logger.addHandler(handler)
-        try {
+        val warnings = captureLogs().use { logs ->
             fleet.redlock(2).close()
-        } finally {
-            logger.removeHandler(handler)
+            logs.lines(Level.WARNING)
         }
-        val warning = records.single { it.level == Level.WARNING && it.message.contains("even number") }
-        java.text.MessageFormat.format(warning.message.replace("{}", "{0}"), *warning.parameters.orEmpty()) shouldContain "2 masters"
+        warnings.single { it.contains("even number") } shouldContain "2 masters"
     }
 
     test("a nested lock on the same resource fails at once instead of waiting for itself, also from a child coroutine") {

@@ -90,6 +90,8 @@ class ObservabilityTest : FunSpec({
             shouldThrow<LockNotAcquiredException> { redlock.acquire("wrong") }
             registry.timerCount("redlock.acquire", "outcome", "failed") shouldBe 1L
             val master = "127.0.0.1:${fleet.port(0)}"
+            // Seen on the I/O thread, so handed to the work pool: counted a moment later.
+            eventually(what = "the master's failure counted") { registry.counted("redlock.master.failures", "master", master, "operation", "acquire") >= 1.0 }
             registry.counted("redlock.master.failures", "master", master, "operation", "acquire") shouldBe 1.0
             fleet.command(0, "DEL", "redlock:wrong"); fleet.command(1, "DEL", "redlock:wrong"); fleet.command(2, "DEL", "redlock:wrong")
         }

@@ -3,6 +3,7 @@ package dev.redlock.coroutines
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.ints.shouldBeGreaterThanOrEqual
 import io.kotest.matchers.shouldBe
@@ -21,6 +22,7 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.supervisorScope
 
+@Tags("compat")
 class ReadWriteLockTest : FunSpec({
     val fleet = sharedFleet(5)
 
@@ -236,5 +238,24 @@ class ReadWriteLockTest : FunSpec({
                 redlock.runWithLease(LockType.READ, arrayOf("a", "b"), null, null, renew = true, fencing = null, "withReadLock") { }
             }.message shouldBe "a read lock holds one resource, but 2 were given: [a, b]"
         }
+    }
+
+    test("a write lock carries a fencing token that grows with every writer, across masters; a reader has none") {
+        fleet.redlock(3).use { redlock ->
+            val tokens = (1..5).map { redlock.withWriteLock("fenced-rw", fencing = true) { it.fencingToken!! } }
+            tokens.zipWithNext().all { (a, b) -> b > a } shouldBe true
+            // Every master that confirmed keeps its counter at least the last token.
+            redlock.acquireWriteLock("fenced-rw", fencing = true).let { lease ->
+                (lease.fencingToken!! > tokens.last()) shouldBe true
+                lease.release()
+            }
+            redlock.withWriteLock("fenced-rw") { it.fencingToken } shouldBe null
+        }
+        // With fencing on in the config, writers carry tokens and readers (no single holder) do not.
+        fleet.redlock(3) { fencing(true) }.use { redlock ->
+            (redlock.withWriteLock("fenced-rw") { it.fencingToken!! } > 0) shouldBe true
+            redlock.withReadLock("fenced-rw") { it.fencingToken } shouldBe null
+        }
+        for (i in 0 until 3) fleet.command(i, "DEL", "redlock:fenced-rw\u0000write\u0000fence")
     }
 })

@@ -2,6 +2,7 @@ package dev.redlock.coroutines
 
 import dev.redlock.core.LockNotAcquiredException
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.nulls.shouldNotBeNull
 import io.kotest.matchers.shouldBe
@@ -15,6 +16,7 @@ import kotlin.time.Duration.Companion.seconds
  * {0, 1} of three masters, master 0 crashes and restarts empty at once; B can then win {0, 2}
  * while A's lease is still valid.
  */
+@Tags("compat")
 class RestartGuardTest : FunSpec({
     val fleet = sharedFleet(3)
 
@@ -29,7 +31,9 @@ class RestartGuardTest : FunSpec({
     }
 
     test("without the guard, a master restarted empty lets a second holder in while the first is valid (the unsafe case)") {
-        fleet.redlock { restartGuard(JavaDuration.ZERO) }.use { redlock ->
+        // Without key tracking, which would find A lost as soon as master 0 is back and checked:
+        // the guard is for the time before anyone notices, and for masters that do not track.
+        fleet.redlock { restartGuard(JavaDuration.ZERO).keyTracking(false) }.use { redlock ->
             val a = holderOnBareMajorityThenRestart(redlock)
             // Once the client has reconnected to master 0, B wins {0, 2}.
             var b: Lease? = null
@@ -47,7 +51,7 @@ class RestartGuardTest : FunSpec({
     }
 
     test("with the guard, the restarted master's vote is not counted until the guard period has passed") {
-        fleet.redlock { restartGuard(JavaDuration.ofSeconds(5)) }.use { redlock ->
+        fleet.redlock { restartGuard(JavaDuration.ofSeconds(5)).keyTracking(false) }.use { redlock ->
             val a = holderOnBareMajorityThenRestart(redlock)
             val refused = shouldThrow<LockNotAcquiredException> { redlock.acquire("guarded", waitTime = 2.seconds) }
             refused.message shouldContain "started empty or lost their data less than restartGuard 5s ago"

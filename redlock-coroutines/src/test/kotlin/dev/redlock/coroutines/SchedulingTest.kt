@@ -10,6 +10,7 @@ import dev.redlock.core.internal.AcquireReply
 import dev.redlock.core.internal.LockMath
 import dev.redlock.core.internal.LockNode
 import dev.redlock.core.internal.Script
+import dev.redlock.coroutines.internal.HINT_JITTER_MAX
 import dev.redlock.coroutines.internal.retryPause
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
@@ -24,6 +25,7 @@ import java.util.concurrent.CompletableFuture
 import kotlin.random.Random
 import kotlin.time.Duration.Companion.milliseconds
 import kotlinx.coroutines.async
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.test.StandardTestDispatcher
 import kotlinx.coroutines.test.TestScope
 import kotlinx.coroutines.test.currentTime
@@ -42,7 +44,7 @@ class SchedulingTest : FunSpec({
             (pause >= kotlin.time.Duration.ZERO) shouldBe true
             (pause <= left.milliseconds) shouldBe true
             (pause <= delay.milliseconds * 1.5) shouldBe true
-            if (holder != null) (pause <= holder + delay.milliseconds * 0.1) shouldBe true
+            if (holder != null) (pause <= holder + minOf(delay.milliseconds * 0.1, HINT_JITTER_MAX)) shouldBe true
         }
     }
 
@@ -172,6 +174,34 @@ class SchedulingTest : FunSpec({
         }
     }
 
+    test("an acquisition ends by its wait time plus one node timeout, whatever the masters do (virtual time)") {
+        runTest {
+            val nodes = List(3) { FakeNode(this).apply { silent = true } }
+            val config = RedlockConfig.builder().master("redis://fake:1").leaseTime(Duration.ofSeconds(30))
+                .nodeTimeout(Duration.ofMillis(500)).retryDelay(Duration.ofMillis(300)).waitTime(Duration.ofSeconds(5)).build()
+            val redlock = virtualRedlock(config, nodes)
+            val e = shouldThrow<LockNotAcquiredException> { redlock.acquire("silent") }
+            e.masterFailures().size shouldBe 3
+            // Every attempt and every cleanup waits out its node timeout; none may push the end past this.
+            (currentTime <= 5_500L) shouldBe true
+            (currentTime >= 5_000L) shouldBe true
+        }
+    }
+
+    test("a release ends within one node timeout, whatever the masters do (virtual time)") {
+        runTest {
+            val nodes = List(3) { FakeNode(this) }
+            val config = RedlockConfig.builder().master("redis://fake:1").leaseTime(Duration.ofSeconds(30))
+                .nodeTimeout(Duration.ofMillis(500)).build()
+            val redlock = virtualRedlock(config, nodes)
+            val lease = redlock.acquire("r")
+            nodes.forEach { it.silent = true }
+            val before = currentTime
+            lease.release()
+            (currentTime - before) shouldBe 500L
+        }
+    }
+
     test("a retry is never blocked by its own earlier attempt's key") {
         runTest {
             // The first attempt sets the key but its answer and its cleanup are lost.
@@ -202,6 +232,18 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
     var acquires = 0
     private var dropNextRelease = false
 
+    /** A master that never answers: every call fails with a timeout once its own bound has passed (the node contract). */
+    var silent = false
+
+    private fun <T> timedOut(timeout: Duration): CompletableFuture<T> {
+        val call = CompletableFuture<T>()
+        scope.launch {
+            kotlinx.coroutines.delay(timeout.toMillis())
+            call.completeExceptionally(MasterFailureException("fake", MasterFailureException.Kind.TIMEOUT, "no reply within $timeout", null))
+        }
+        return call
+    }
+
     private fun now() = scope.testScheduler.currentTime
     private fun live(key: String) = keys[key]?.takeIf { it.expiresAt > now() }
 
@@ -211,6 +253,10 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
 
     override fun name() = "fake"
     override fun serverId(): String? = null
+    override fun probe(timeout: Duration): CompletableFuture<Long> = CompletableFuture.completedFuture(Long.MAX_VALUE / 2)
+    override fun onTracking(listener: LockNode.TrackingListener) {}
+    override fun tracking() = false
+    override fun connected() = true
     override fun warmUp(timeout: Duration) = CompletableFuture.completedFuture<Void>(null)
 
     override fun confirmFence(keys: Array<String>, token: String, fence: Long, timeout: Duration): CompletableFuture<Boolean> =
@@ -218,6 +264,7 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
 
     /** The mutex's acquire script: args are token, lease time, number of lock keys, fencing and guard flags. */
     override fun acquire(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<AcquireReply> {
+        if (silent) return timedOut(timeout)
         val token = args[0]
         val leaseMillis = args[1].toLong()
         val keys = keys.copyOf(args[2].toInt()).requireNoNulls()
@@ -248,6 +295,7 @@ private class FakeNode(private val scope: TestScope, private var loseFirstAnswer
 
     /** The mutex's release script: args are the token, the channel prefix and the release id. */
     override fun release(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<Long> {
+        if (silent) return timedOut(timeout)
         val token = args[0]
         val releaseId = args[2]
         if (dropNextRelease) {

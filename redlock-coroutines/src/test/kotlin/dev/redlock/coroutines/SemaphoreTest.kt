@@ -4,6 +4,7 @@ import dev.redlock.core.LockNotAcquiredException
 import dev.redlock.core.internal.LockMath
 import dev.redlock.core.internal.Script
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.ints.shouldBeGreaterThanOrEqual
 import io.kotest.matchers.ints.shouldBeLessThanOrEqual
@@ -22,6 +23,7 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.supervisorScope
 
+@Tags("compat")
 class SemaphoreTest : FunSpec({
     val fleet = sharedFleet(5)
 

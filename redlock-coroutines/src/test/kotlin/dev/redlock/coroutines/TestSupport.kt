@@ -87,3 +87,40 @@ suspend fun <T> awaitOrDump(deferred: kotlinx.coroutines.Deferred<T>, limit: Dur
     }
     return deferred.await()
 }
+
+/**
+ * The library's log records (logger `dev.redlock`, every level) from creation until [close]:
+ * `captureLogs().use { logs -> ...; logs.lines(Level.INFO) }`.
+ */
+class CapturedLogs internal constructor() : AutoCloseable {
+    private val records = java.util.Collections.synchronizedList(ArrayList<java.util.logging.LogRecord>())
+    private val logger = java.util.logging.Logger.getLogger("dev.redlock")
+    private val level = logger.level
+    private val handler = object : java.util.logging.Handler() {
+        override fun publish(record: java.util.logging.LogRecord) { records += record }
+        override fun flush() {}
+        override fun close() {}
+    }
+
+    init {
+        logger.level = java.util.logging.Level.ALL
+        logger.addHandler(handler)
+    }
+
+    /** Every record so far. */
+    fun records(): List<java.util.logging.LogRecord> = synchronized(records) { records.toList() }
+
+    /** The messages logged at [level] so far, with their `{}` arguments filled in. */
+    fun lines(level: java.util.logging.Level): List<String> = records().filter { it.level == level }.map { r ->
+        var text = r.message
+        for (p in r.parameters.orEmpty()) text = text.replaceFirst("{}", p.toString())
+        text
+    }
+
+    override fun close() {
+        logger.removeHandler(handler)
+        logger.level = level
+    }
+}
+
+fun captureLogs(): CapturedLogs = CapturedLogs()

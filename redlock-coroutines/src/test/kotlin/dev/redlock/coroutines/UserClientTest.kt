@@ -1,6 +1,7 @@
 package dev.redlock.coroutines
 
 import dev.redlock.core.RedlockConfig
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import io.lettuce.core.ClientOptions
@@ -14,6 +15,7 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
 
 /** Masters reached through the application's own Lettuce client or connection: used, never shut down. */
+@Tags("compat")
 class UserClientTest : FunSpec({
     val fleet = sharedFleet(3)
     lateinit var client: RedisClient

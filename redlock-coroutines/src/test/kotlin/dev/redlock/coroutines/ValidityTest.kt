@@ -40,6 +40,7 @@ class ValidityTest : FunSpec({
     test("an attempt whose quorum answers after leaseTime minus drift is not granted") {
         val clock = TestTimeSource()
         fleet.redlock(timeSource = clock) { leaseTime(Duration.ofSeconds(10)).nodeTimeout(Duration.ofSeconds(3)) }.use { redlock ->
+            redlock.checkMasters() // connected: the attempt below does not wait for the first connections
             (0 until 3).forEach(fleet::pause)
             supervisorScope {
                 val attempt = async { redlock.tryAcquire("late", leaseTime = 10.seconds) }

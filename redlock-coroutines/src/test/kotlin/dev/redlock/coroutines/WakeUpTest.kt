@@ -2,6 +2,7 @@ package dev.redlock.coroutines
 
 import dev.redlock.core.internal.Keys
 import dev.redlock.testing.RedisFleet
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContainExactly
 import io.kotest.matchers.shouldBe
@@ -17,6 +18,7 @@ import kotlinx.coroutines.coroutineScope
  * hang limit, so a waiter that acquires in time can only have been woken by a release notice (or,
  * in this process, handed the lock by the releasing lease).
  */
+@Tags("compat")
 class WakeUpTest : FunSpec({
     val fleet = sharedFleet(3)
 

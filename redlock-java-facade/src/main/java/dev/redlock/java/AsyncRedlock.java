@@ -2,7 +2,9 @@ package dev.redlock.java;
 
 import dev.redlock.core.LockLostException;
 import dev.redlock.core.LockNotAcquiredException;
+import dev.redlock.core.MasterStatus;
 import dev.redlock.core.RedlockConfig;
+import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.CancellationException;
@@ -536,6 +538,16 @@ public interface AsyncRedlock extends AutoCloseable {
    * @throws NullPointerException if {@code options} is {@code null}
    */
   CompletableFuture<Optional<LockLease>> tryAcquirePermit(LockOptions options, int permits);
+
+  /**
+   * Asks every master how it stands, for health checks: one light probe each, all at once, each
+   * bounded by the node timeout. See {@link MasterStatus.State} for what each state means; locks
+   * are possible while a quorum of masters counts ({@link MasterStatus#counts()}).
+   *
+   * @return a future of one status per master, in the configuration's order; it fails with {@link
+   *     dev.redlock.core.RedlockClosedException} if this {@code AsyncRedlock} is closed
+   */
+  CompletableFuture<List<MasterStatus>> checkMasters();
 
   /**
    * This Redlock as a {@link java.util.concurrent.locks.Lock} on one resource, for code written

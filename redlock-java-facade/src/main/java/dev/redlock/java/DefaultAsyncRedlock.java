@@ -1,6 +1,7 @@
 package dev.redlock.java;
 
 import dev.redlock.core.LockLostException;
+import dev.redlock.core.MasterStatus;
 import dev.redlock.core.RedlockConfig;
 import dev.redlock.coroutines.LockType;
 import dev.redlock.java.internal.EngineBridge;
@@ -239,6 +240,11 @@ final class DefaultAsyncRedlock implements AsyncRedlock {
   /** Records that the calling thread holds {@code lease} (until the frame is closed on this thread). */
   Nesting.Frame enterHeld(LockType type, LockLease lease) {
     return Nesting.INSTANCE.enter(bridge, type, lease);
+  }
+
+  @Override
+  public CompletableFuture<List<MasterStatus>> checkMasters() {
+    return bridge.checkMasters(executor);
   }
 
   @Override

@@ -60,6 +60,7 @@ final class JavaApiTest {
       Map.ofEntries(
           Map.entry("Redlock.getConfig", List.of("AsyncRedlock.config")),
           Map.entry("Redlock.close", List.of("AsyncRedlock.close")),
+          Map.entry("Redlock.checkMasters", List.of("AsyncRedlock.checkMasters")),
           Map.entry("Redlock.<init>", List.of("AsyncRedlock.create", "AsyncRedlock.builder")),
           Map.entry("Lease.getResources", List.of("LockLease.resources")),
           Map.entry("Lease.getFencingToken", List.of("LockLease.fencingToken")),

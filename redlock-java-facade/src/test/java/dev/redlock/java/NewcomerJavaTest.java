@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.redlock.core.LeaseState;
+import dev.redlock.core.MasterStatus;
 import dev.redlock.core.RedlockConfig;
 import dev.redlock.testing.RedisFleet;
 import java.lang.ref.WeakReference;
@@ -148,5 +149,34 @@ final class NewcomerJavaTest {
     CompletableFuture<Void> released = lease.release();
     released.get(10, TimeUnit.SECONDS); // a hang guard
     lease.close();
+  }
+
+  @Test
+  void checkMasters_reportsEachMaster_forAHealthCheck() throws Exception {
+    try (AsyncRedlock redlock = Fleets.open(fleet)) {
+      List<MasterStatus> statuses = redlock.checkMasters().get(10, TimeUnit.SECONDS);
+      assertEquals(fleet.size(), statuses.size());
+      for (MasterStatus status : statuses) {
+        assertEquals(MasterStatus.State.UP, status.state(), status.toString());
+        assertTrue(status.counts());
+      }
+    }
+  }
+
+  @Test
+  void writeLock_withFencing_carriesAGrowingToken_andAReaderAskingForOneIsRefused() throws Exception {
+    try (AsyncRedlock redlock = Fleets.open(fleet)) {
+      LockOptions fenced = LockOptions.builder("java-rw").fencing(true).build();
+      long first = await(redlock.withWriteLock(fenced, lease -> CompletableFuture.completedFuture(lease.fencingToken().getAsLong())));
+      long second = await(redlock.withWriteLock(fenced, lease -> CompletableFuture.completedFuture(lease.fencingToken().getAsLong())));
+      assertTrue(second > first, first + " then " + second);
+      IllegalArgumentException e =
+          Fleets.failure(redlock.withReadLock(fenced, lease -> CompletableFuture.completedFuture(1)), IllegalArgumentException.class);
+      assertEquals(
+          "fencing is for locks with one holder at a time (locks and write locks), but was asked for a read lock", e.getMessage());
+      for (int i = 0; i < fleet.size(); i++) {
+        fleet.command(i, "DEL", "redlock:java-rw\u0000write\u0000fence");
+      }
+    }
   }
 }

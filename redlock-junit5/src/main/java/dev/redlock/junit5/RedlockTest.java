@@ -83,7 +83,9 @@ public @interface RedlockTest {
   String[] serverArgs() default {};
 
   /**
-   * The Docker image of the masters when they run as containers.
+   * The Docker image of the masters when they run as containers; {@link
+   * RedisFleet#LOCAL_BINARY_IMAGE} builds one on the Docker engine from a local binary, for
+   * machines that cannot pull from a registry.
    *
    * @return the image; default {@link RedisFleet#DEFAULT_IMAGE}
    */

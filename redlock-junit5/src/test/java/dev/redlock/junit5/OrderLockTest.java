@@ -1,5 +1,7 @@
 package dev.redlock.junit5;
 
+/* The README's JUnit 5 example, as a user writes it (imports included): keep the two in step. */
+// region junit5
 import static java.util.concurrent.TimeUnit.SECONDS;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -7,11 +9,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.redlock.java.AsyncRedlock;
 import dev.redlock.java.LockLease;
+import dev.redlock.junit5.RedlockTest;
 import dev.redlock.testing.RedisFleet;
 import org.junit.jupiter.api.Test;
 
-/** The README's JUnit 5 example, as a user writes it: keep the two in step. */
-// region junit5
 @RedlockTest(masters = 3)
 final class OrderLockTest {
 

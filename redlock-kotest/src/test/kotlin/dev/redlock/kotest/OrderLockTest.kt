@@ -1,14 +1,15 @@
 package dev.redlock.kotest
 
+// The README's kotest example, as a user writes it (imports included): keep the two in step.
+// region kotest
 import dev.redlock.coroutines.withRedlock
 import dev.redlock.coroutines.tryAcquire
+import dev.redlock.kotest.RedisFleetExtension
 import io.kotest.core.extensions.install
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import java.time.Duration
 
-/** The README's kotest example, as a user writes it: keep the two in step. */
-// region kotest
 class OrderLockTest :
     FunSpec({
         val redis =

@@ -3,13 +3,18 @@ package dev.redlock.testing
 import com.github.dockerjava.api.DockerClient
 import java.io.IOException
 import java.net.InetAddress
+import java.nio.file.Files
+import java.nio.file.Path
+import java.security.MessageDigest
 import java.time.Duration
+import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.TimeUnit
 import java.util.concurrent.locks.ReentrantLock
 import kotlin.concurrent.withLock
 import org.testcontainers.DockerClientFactory
 import org.testcontainers.containers.GenericContainer
 import org.testcontainers.containers.wait.strategy.Wait
+import org.testcontainers.images.builder.ImageFromDockerfile
 import org.testcontainers.utility.DockerImageName
 
 // Every class in this file refers to Testcontainers or docker-java. RedisFleet reaches them only
@@ -30,8 +35,147 @@ internal class ContainerSettings(
 internal object ContainerBackend {
     fun masters(count: Int, settings: ContainerSettings): List<FleetMaster> {
         val host = DockerClientFactory.instance().dockerHostIpAddress()
+        Orphans.sweepOnce()
         return List(count) { ContainerMaster(it, settings, host) }
     }
+
+    /** The tag of an image holding [binary] and what it links, built on the engine unless it is there already. */
+    fun localImage(binary: Path): String = LocalImage.ensure(binary)
+}
+
+/**
+ * Images made on the Docker engine itself, from a `redis-server` binary of this machine: `FROM
+ * scratch`, the binary as `/usr/local/bin/redis-server`, and every shared library `ldd` says it
+ * loads, each at the path it has here. No registry is involved. Tagged
+ * `redlock-testing/redis-server:<digest of those files>`, so an engine builds each binary once and
+ * keeps the image for later runs.
+ */
+internal object LocalImage {
+    private const val REPOSITORY = "redlock-testing/redis-server"
+    private const val IN_IMAGE = "/usr/local/bin/redis-server"
+    private val known = ConcurrentHashMap<String, String>()
+
+    @Synchronized
+    fun ensure(binary: Path): String {
+        val files = filesOf(binary)
+        val tag = "$REPOSITORY:" + digest(files)
+        known[tag]?.let { return it }
+        val client = DockerClientFactory.instance().client()
+        val present = runCatching { client.inspectImageCmd(tag).exec() }.isSuccess
+        if (!present) build(tag, binary, files)
+        known[tag] = tag
+        return tag
+    }
+
+    /** The files of the image: where each goes in it, and where it is here. */
+    private fun filesOf(binary: Path): Map<String, Path> {
+        if (!Files.isRegularFile(binary)) throw RedisFleetException("cannot build an image from $binary: it is not a file")
+        val magic = Files.newInputStream(binary).use { it.readNBytes(4) }
+        if (!magic.contentEquals(byteArrayOf(0x7f, 'E'.code.toByte(), 'L'.code.toByte(), 'F'.code.toByte()))) {
+            throw RedisFleetException(
+                "cannot build an image from $binary: it is not an ELF executable (a wrapper script?); give " +
+                    "redisServer(path) the server binary itself, or use a registry image with image(name)"
+            )
+        }
+        val ldd =
+            try {
+                val process = ProcessBuilder("ldd", binary.toString()).redirectErrorStream(true).start()
+                val output = process.inputStream.readAllBytes().toString(Charsets.UTF_8)
+                if (!process.waitFor(30, TimeUnit.SECONDS) || process.exitValue() != 0) {
+                    throw RedisFleetException("cannot build an image from $binary: 'ldd' failed: ${output.trim()}")
+                }
+                output
+            } catch (e: IOException) {
+                throw RedisFleetException(
+                    "cannot build an image from $binary: it needs 'ldd' (a Linux machine with a Linux binary), but: $e", e,
+                )
+            }
+        val files = LinkedHashMap<String, Path>()
+        files[IN_IMAGE] = binary.toRealPath()
+        for (line in ldd.lines().map(String::trim).filter(String::isNotEmpty)) {
+            if ("not found" in line) throw RedisFleetException("cannot build an image from $binary: a library is missing: $line")
+            val path = (if ("=>" in line) line.substringAfter("=>") else line).trim().substringBefore(" (").trim()
+            if (!path.startsWith("/")) continue // the vDSO, which the kernel provides
+            files[path] = Path.of(path).toRealPath()
+        }
+        return files
+    }
+
+    private fun digest(files: Map<String, Path>): String {
+        val sha = MessageDigest.getInstance("SHA-256")
+        for ((target, source) in files) {
+            sha.update(target.toByteArray())
+            Files.newInputStream(source).use { input ->
+                val buffer = ByteArray(65_536)
+                while (true) {
+                    val n = input.read(buffer)
+                    if (n < 0) break
+                    sha.update(buffer, 0, n)
+                }
+            }
+        }
+        return sha.digest().take(8).joinToString("") { "%02x".format(it) }
+    }
+
+    private fun build(tag: String, binary: Path, files: Map<String, Path>) {
+        val image = ImageFromDockerfile(tag, false)
+        for ((target, source) in files) image.withFileFromPath("rootfs$target", source)
+        image.withFileFromString(
+            "Dockerfile",
+            "FROM scratch\n" +
+                "COPY rootfs/ /\n" +
+                "ENV PATH=/usr/local/bin\n" +
+                "LABEL dev.redlock.testing.image=local-binary\n" +
+                "EXPOSE 6379\n" +
+                "CMD [\"redis-server\"]\n",
+        )
+        try {
+            image.get()
+        } catch (e: Exception) {
+            throw RedisFleetException("cannot build an image from $binary on the Docker engine: ${e.message ?: e}", e)
+        }
+    }
+}
+
+/**
+ * Containers of fleets whose JVM is gone. A fleet removes its containers when it is closed, also from
+ * a shutdown hook; only a JVM killed outright leaves them behind, and Testcontainers' reaper (Ryuk)
+ * removes those where it runs. Where it cannot (no registry to pull its image from, so it is turned
+ * off with `TESTCONTAINERS_RYUK_DISABLED=true`), the first container fleet of the next JVM on this
+ * machine removes them: every container is labelled with its JVM's process id and start time.
+ */
+internal object Orphans {
+    const val LABEL: String = "dev.redlock.testing.owner"
+    val self: String by lazy {
+        val me = ProcessHandle.current()
+        "${hostName()}:${me.pid()}:${me.info().startInstant().map { it.toEpochMilli() }.orElse(0L)}"
+    }
+    private val swept = java.util.concurrent.atomic.AtomicBoolean(false)
+
+    fun sweepOnce() {
+        if (swept.compareAndSet(false, true)) sweep()
+    }
+
+    /** Removes the containers of this machine's fleets whose JVM is gone; returns their ids. */
+    fun sweep(): List<String> {
+        val removed = ArrayList<String>()
+        runCatching {
+            val client = DockerClientFactory.instance().client()
+            val mine = hostName()
+            for (container in client.listContainersCmd().withShowAll(true).withLabelFilter(listOf(LABEL)).exec()) {
+                val owner = container.labels?.get(LABEL)?.split(':') ?: continue
+                if (owner.size != 3 || owner[0] != mine) continue
+                val pid = owner[1].toLongOrNull() ?: continue
+                val alive = ProcessHandle.of(pid).map { handle ->
+                    handle.isAlive && handle.info().startInstant().map { it.toEpochMilli().toString() }.orElse("0") == owner[2]
+                }.orElse(false)
+                if (!alive && runCatching { client.removeContainerCmd(container.id).withForce(true).exec() }.isSuccess) removed += container.id
+            }
+        }
+        return removed
+    }
+
+    private fun hostName(): String = runCatching { InetAddress.getLocalHost().hostName }.getOrDefault("localhost")
 }
 
 /** Asks Testcontainers for a Docker engine; call only when Testcontainers is on the class path. */
@@ -92,6 +236,9 @@ internal class ContainerMaster(
         private set
 
     @Volatile override var version: String = ""
+        private set
+
+    @Volatile override var serverName: String = ""
         private set
 
     override val isRunning: Boolean
@@ -222,6 +369,7 @@ internal class ContainerMaster(
     /** Creates and starts a container publishing [hostPort], and waits until it answers PING. */
     private fun launch(hostPort: Int) {
         val c = RedisContainer(DockerImageName.parse(settings.image))
+        c.withLabel(Orphans.LABEL, Orphans.self)
         c.withExposedPorts(REDIS_PORT)
         c.portBindings = listOf((if (loopbackOnly) "127.0.0.1:" else "") + "$hostPort:$REDIS_PORT")
         c.withCommand(*command().toTypedArray())
@@ -256,7 +404,9 @@ internal class ContainerMaster(
         var lastFailure: Exception? = null
         while (true) {
             try {
-                version = probeServer(address, port, settings.password, PROBE_TIMEOUT_MILLIS).version
+                val info = probeServer(address, port, settings.password, PROBE_TIMEOUT_MILLIS)
+                version = info.version
+                serverName = info.name
                 return
             } catch (e: IOException) {
                 lastFailure = e

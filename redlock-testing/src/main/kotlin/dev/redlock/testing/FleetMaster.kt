@@ -24,8 +24,11 @@ internal interface FleetMaster {
     /** The host port, fixed by the first successful start and kept across restarts. */
     val port: Int
 
-    /** `redis_version` from `INFO server`, read when the master last became ready. */
+    /** The server's version from `INFO server`, read when the master last became ready. */
     val version: String
+
+    /** `Redis` or `Valkey`, from `INFO server`, read with [version]. */
+    val serverName: String
 
     val isRunning: Boolean
 
@@ -66,9 +69,53 @@ internal object PortReservations {
         throw RedisFleetException("cannot find a free loopback port")
     }
 
+    /** Gives [port] back, and its bus port when it was reserved with [reserveWithBus]. */
     fun release(port: Int) {
+        if (withBus.remove(port)) reserved.remove(port + BUS_PORT_OFFSET)
         reserved.remove(port)
     }
+
+    /** The ports reserved by [reserveWithBus], whose bus port is reserved too. */
+    private val withBus: MutableSet<Int> = ConcurrentHashMap.newKeySet()
+
+    /** How far above a cluster node's port its cluster bus listens (Redis' fixed offset before 7.0). */
+    const val BUS_PORT_OFFSET: Int = 10_000
+
+    /**
+     * A port P for a cluster node, with P + [BUS_PORT_OFFSET] for its bus, both free a moment ago and
+     * held by no other master of this JVM. Both lie below Linux's ephemeral range (32768 and up), so
+     * that no client connection takes them meanwhile; Redis before 7.0 cannot move the bus elsewhere.
+     */
+    fun reserveWithBus(): Int {
+        val random = java.util.concurrent.ThreadLocalRandom.current()
+        repeat(200) {
+            val candidate = random.nextInt(CLUSTER_PORT_MIN, CLUSTER_PORT_MAX + 1)
+            val bus = candidate + BUS_PORT_OFFSET
+            if (!bindable(candidate) || !bindable(bus)) return@repeat
+            if (reserved.add(candidate)) {
+                if (reserved.add(bus)) {
+                    withBus.add(candidate)
+                    return candidate
+                }
+                reserved.remove(candidate)
+            }
+        }
+        throw RedisFleetException("cannot find a free loopback port P with P + $BUS_PORT_OFFSET free (for a cluster bus)")
+    }
+
+    private const val CLUSTER_PORT_MIN = 12_000
+    private const val CLUSTER_PORT_MAX = 32_767 - BUS_PORT_OFFSET
+
+    private fun bindable(port: Int): Boolean =
+        try {
+            ServerSocket().use { socket ->
+                socket.reuseAddress = false
+                socket.bind(java.net.InetSocketAddress(LOOPBACK, port), 1)
+            }
+            true
+        } catch (_: java.io.IOException) {
+            false
+        }
 
     /**
      * Starts a master on a reserved port: [launch] on a fresh port, and again on another when it
@@ -80,6 +127,7 @@ internal object PortReservations {
         attempts: Int,
         onPort: (Int) -> Unit,
         launch: (Int) -> Unit,
+        reserve: () -> Int = ::reserve,
         giveUp: (Taken?) -> RedisFleetException,
     ) {
         var last: Taken? = null

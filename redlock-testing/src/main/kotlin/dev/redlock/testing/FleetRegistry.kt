@@ -3,22 +3,23 @@ package dev.redlock.testing
 import java.util.concurrent.ConcurrentHashMap
 
 /**
- * The fleets of this JVM that are not closed yet, and the one shutdown hook that closes them when
- * the JVM exits without `close()` (a failing test, `System.exit`, Ctrl-C).
+ * The fleets of this JVM that are not closed yet ([RedisFleet], [RedisClusterFleet]), and the one
+ * shutdown hook that closes them when the JVM exits without `close()` (a failing test,
+ * `System.exit`, Ctrl-C).
  */
 internal object FleetRegistry {
-    private val live: MutableSet<RedisFleet> = ConcurrentHashMap.newKeySet()
+    private val live: MutableSet<AutoCloseable> = ConcurrentHashMap.newKeySet()
 
     private val hook: Thread by lazy {
         Thread(::closeAll, "redis-fleet-shutdown").also { Runtime.getRuntime().addShutdownHook(it) }
     }
 
-    fun register(fleet: RedisFleet) {
+    fun register(fleet: AutoCloseable) {
         hook // installed on first use
         live.add(fleet)
     }
 
-    fun unregister(fleet: RedisFleet) {
+    fun unregister(fleet: AutoCloseable) {
         live.remove(fleet)
     }
 

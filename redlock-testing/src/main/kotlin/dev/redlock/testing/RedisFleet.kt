@@ -1,5 +1,6 @@
 package dev.redlock.testing
 
+import dev.redlock.core.internal.Keys
 import java.io.IOException
 import java.net.SocketTimeoutException
 import java.nio.file.Files
@@ -40,8 +41,9 @@ import kotlin.concurrent.thread
  *    available. Testcontainers is an optional dependency: add `org.testcontainers:testcontainers`
  *    to your test class path to use this backend. Each master is a container from [Builder.image]
  *    (default [DEFAULT_IMAGE]) running `redis-server --save "" --appendonly no --protected-mode no`,
- *    its port 6379 published on a fixed host port. A fleet that runs local processes never loads a
- *    Testcontainers class.
+ *    its port 6379 published on a fixed host port. Where no registry can be reached,
+ *    [LOCAL_BINARY_IMAGE] builds the image on the engine from a local binary instead. A fleet that
+ *    runs local processes never loads a Testcontainers class.
  *
  * If neither works, [Builder.start] throws a [RedisFleetException] that says what was checked for
  * each. Every method behaves the same on both backends, except where its documentation says
@@ -50,7 +52,8 @@ import kotlin.concurrent.thread
  *
  * [close] stops every process or container the fleet started and deletes its directories. A fleet
  * that is never closed is closed by a JVM shutdown hook, so no `redis-server` outlives the JVM unless
- * the JVM itself is killed with SIGKILL (Testcontainers' own reaper then removes the containers).
+ * the JVM itself is killed with SIGKILL (Testcontainers' own reaper then removes the containers, or,
+ * where it is turned off, the first container fleet of the next JVM on the machine).
  *
  * Thread-safety: every method may be called from several threads at once. Lifecycle operations on
  * the same master ([kill], [pause], [resume], [restart]) run one at a time; [command] opens its own
@@ -98,13 +101,19 @@ public class RedisFleet private constructor(
         @JvmName("size") get() = masters.size
 
     /**
-     * The `redis_version` the masters report in `INFO server`, such as `"6.2.11"`.
+     * The version the masters report in `INFO server`, such as `"6.2.11"`: `redis_version`, or
+     * `valkey_version` on Valkey (whose `redis_version` is 7.2.4 whatever its release). [serverName]
+     * tells which server it is.
      *
      * Read from master 0 when it last became ready; every master runs the same binary.
      * `serverVersion()` from Java.
      */
     public val serverVersion: String
         @JvmName("serverVersion") get() = masters.first().version
+
+    /** `Redis` or `Valkey`, as `INFO server` tells; read with [serverVersion]. `serverName()` from Java. */
+    public val serverName: String
+        @JvmName("serverName") get() = masters.first().serverName
 
     /** The fleet's temporary directory, holding one directory per master; deleted by [close]. Null for containers. */
     internal val directory: Path?
@@ -346,8 +355,7 @@ public class RedisFleet private constructor(
     private fun markNeverGranted(index: Int) {
         command(
             index, "EVAL",
-            "local t = redis.call('TIME') redis.call('SET', KEYS[1], string.format('%d', t[1] * 1000 - 31536000000))",
-            "1", BOOT_MARKER_KEY,
+            Keys.BOOT_MARKER_NEVER_GRANTED, "1", BOOT_MARKER_KEY,
         )
     }
 
@@ -488,9 +496,10 @@ public class RedisFleet private constructor(
          * The `redis-server` binary to run. By default the fleet uses `$REDLOCK_REDIS_SERVER`, else
          * `redis-server` on `PATH`, else the binary bundled in embedded-redis.
          *
-         * Setting a binary makes [Backend.AUTO] mean [Backend.LOCAL]; combined with
-         * [Backend.CONTAINERS] it makes [start] throw. The path is checked by [start], which throws
-         * [RedisFleetException] if it is not an executable file.
+         * Setting a binary makes [Backend.AUTO] mean [Backend.LOCAL]. With [Backend.CONTAINERS] it is
+         * the binary that [LOCAL_BINARY_IMAGE] is built from, and [start] throws with any other
+         * image. The path is checked by [start], which throws [RedisFleetException] if it is not an
+         * executable file.
          */
         public fun redisServer(path: Path): Builder = apply { redisServer = path }
 
@@ -558,6 +567,11 @@ public class RedisFleet private constructor(
          * The image must have `redis-server` on its `PATH` and print Redis' usual
          * `Ready to accept connections` line when it is ready, as the official `redis` images do.
          *
+         * [LOCAL_BINARY_IMAGE] needs no registry: [start] builds an image on the Docker engine from a
+         * binary of this machine, the one given to [redisServer], else the one bundled in
+         * embedded-redis (Redis 6.2 for Linux), with the shared libraries it links (found with
+         * `ldd`, so on Linux only). The engine keeps it; later fleets reuse it.
+         *
          * @throws IllegalArgumentException if [image] is blank.
          */
         public fun image(image: String): Builder = apply {
@@ -580,8 +594,9 @@ public class RedisFleet private constructor(
          *   or a master fails to start or to answer in time (the message carries the tail of its log).
          */
         public fun start(): RedisFleet {
-            require(redisServer == null || backend != Backend.CONTAINERS) {
-                "redisServer(path) expected only with backend LOCAL or AUTO, but backend is CONTAINERS (containers run the image's redis-server)"
+            require(redisServer == null || backend != Backend.CONTAINERS || image == LOCAL_BINARY_IMAGE) {
+                "redisServer(path) expected only with backend LOCAL or AUTO, or with image(LOCAL_BINARY_IMAGE), but backend " +
+                    "is CONTAINERS with image $image (containers run the image's redis-server)"
             }
             val requested = if (redisServer != null && backend == Backend.AUTO) Backend.LOCAL else backend
             val timeoutMillis = commandTimeout.toMillis().toInt()
@@ -598,7 +613,13 @@ public class RedisFleet private constructor(
                         "tls(true) and user(...) expected only with local masters, but the masters run as containers " +
                             "(backend ${backend.name}); install redis-server or use backend LOCAL"
                     }
-                    val created = ContainerBackend.masters(masters, ContainerSettings(image, password, serverArgs))
+                    val imageName =
+                        if (image == LOCAL_BINARY_IMAGE) {
+                            ContainerBackend.localImage(redisServer?.let { RedisServerBinary.resolve(it) } ?: RedisServerBinary.bundled())
+                        } else {
+                            image
+                        }
+                    val created = ContainerBackend.masters(masters, ContainerSettings(imageName, password, serverArgs))
                     launch(RedisFleet(created, null, FleetSecurity(password, emptyList(), null), timeoutMillis, Backend.CONTAINERS))
                 }
             }
@@ -616,13 +637,21 @@ public class RedisFleet private constructor(
         public const val DEFAULT_IMAGE: String = "redis:7.2-alpine"
 
         /**
+         * For [Builder.image]: no registry image, but one that [Builder.start] builds on the Docker
+         * engine from a local `redis-server` binary ([Builder.redisServer], else the one bundled in
+         * embedded-redis) and the libraries it links: `FROM scratch`, nothing else. For machines that
+         * run Docker but cannot pull images. Built once per engine and binary, then reused.
+         */
+        public const val LOCAL_BINARY_IMAGE: String = "redlock-testing/from-local-binary"
+
+        /**
          * The key of the boot marker the library keeps on each master for its restart guard: a
          * master whose marker is younger than the guard period does not have its votes counted.
          * The fleet's masters start with a marker dated a year back (they have granted no lock
          * they could forget), [flushAll] dates them back again, and [restart] brings a master back
          * without one, as a real crash would. [keys] and [keyCount] leave the marker out.
          */
-        public const val BOOT_MARKER_KEY: String = "\u0000redlock-boot"
+        public const val BOOT_MARKER_KEY: String = Keys.BOOT_MARKER
         private val OWNED_OPTIONS = setOf("--port", "--bind", "--dir", "--daemonize", "--requirepass", "--tls-port", "--user")
 
         /**

@@ -18,6 +18,13 @@ internal class MasterSettings(
     val startTimeoutMillis: Long = 10_000,
     /** A configuration file, passed first (a sentinel needs one it can rewrite); null for none. */
     val configFile: Path? = null,
+    /**
+     * Whether the server also listens on its cluster bus port (its port + 10000): ports are then
+     * taken from a range where both are below the ephemeral range, and both are reserved.
+     */
+    val clusterBus: Boolean = false,
+    /** Files of the master's directory that survive [RedisMaster.restart] (a cluster node's `nodes.conf`). */
+    val keptFiles: Set<String> = emptySet(),
 )
 
 /** `redis-server` could not bind its port: another process holds it. */
@@ -50,6 +57,9 @@ internal class RedisMaster(override val index: Int, private val settings: Master
     @Volatile override var version: String = ""
         private set
 
+    @Volatile override var serverName: String = ""
+        private set
+
     private val logFile: Path = dir.resolve("redis.log")
 
     override val isRunning: Boolean
@@ -65,7 +75,8 @@ internal class RedisMaster(override val index: Int, private val settings: Master
     /** First start: picks a free port, and picks another if redis-server fails to bind it. */
     override fun start() {
         lock.withLock {
-            PortReservations.startOnFreePort<PortInUseException>(PORT_ATTEMPTS, { port = it }, ::launch) { last ->
+            val reserve = if (settings.clusterBus) PortReservations::reserveWithBus else PortReservations::reserve
+            PortReservations.startOnFreePort<PortInUseException>(PORT_ATTEMPTS, { port = it }, ::launch, reserve) { last ->
                 RedisFleetException(
                     "master $index: redis-server could not bind a free port in $PORT_ATTEMPTS attempts; last: ${last?.message}"
                 )
@@ -228,6 +239,7 @@ internal class RedisMaster(override val index: Int, private val settings: Master
                     throw PortInUseException("port $port is served by another redis-server (pid ${info.pid})")
                 }
                 version = info.version
+                serverName = info.name
                 return
             } catch (e: IOException) {
                 lastFailure = e
@@ -251,7 +263,15 @@ internal class RedisMaster(override val index: Int, private val settings: Master
     private fun String.redactPassword(): String = settings.security.redact(this)
 
     private fun clearDirectory() {
-        if (Files.exists(dir)) deleteRecursively(dir)
+        if (Files.exists(dir)) {
+            if (settings.keptFiles.isEmpty()) {
+                deleteRecursively(dir)
+            } else {
+                Files.list(dir).use { entries ->
+                    entries.filter { it.fileName.toString() !in settings.keptFiles }.toList().forEach(::deleteRecursively)
+                }
+            }
+        }
         Files.createDirectories(dir)
     }
 

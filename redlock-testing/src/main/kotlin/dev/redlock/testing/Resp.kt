@@ -149,8 +149,12 @@ internal class RespConnection private constructor(private val socket: Socket) : 
     }
 }
 
-/** A server that answered the readiness probe: what `INFO server` said about it. */
-internal class ServerInfo(val pid: Long, val version: String)
+/**
+ * A server that answered the readiness probe: what `INFO server` said about it. [version] is the
+ * server's own (`valkey_version` on Valkey, whose `redis_version` stays 7.2.4), [name] `Redis` or
+ * `Valkey`.
+ */
+internal class ServerInfo(val pid: Long, val version: String, val name: String)
 
 /** The server answered, but not as a ready Redis does (a wrong password, a stranger on the port). */
 internal class ProbeException(message: String) : Exception(message)
@@ -182,9 +186,13 @@ internal fun probeServer(opened: RespConnection, auth: List<String>?): ServerInf
                 val colon = line.indexOf(':')
                 if (colon < 0) null else line.substring(0, colon) to line.substring(colon + 1).trim()
             }.toMap()
+        val valkey = fields["server_name"] == "valkey" || fields.containsKey("valkey_version")
         ServerInfo(
             pid = fields["process_id"]?.toLongOrNull() ?: throw ProbeException("INFO server has no process_id"),
-            version = fields["redis_version"] ?: throw ProbeException("INFO server has no redis_version"),
+            version = (if (valkey) fields["valkey_version"] else null)
+                ?: fields["redis_version"]
+                ?: throw ProbeException("INFO server has no redis_version"),
+            name = if (valkey) "Valkey" else "Redis",
         )
     }
 

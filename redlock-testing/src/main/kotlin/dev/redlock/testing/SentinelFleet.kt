@@ -1,5 +1,6 @@
 package dev.redlock.testing
 
+import dev.redlock.core.internal.Keys
 import java.io.IOException
 import java.nio.file.Files
 import java.nio.file.Path
@@ -119,20 +120,29 @@ public class SentinelFleet private constructor(
 
     /**
      * Stops replication to group [group]'s replicas that still replicate from its first primary:
-     * first waits until they have every write made so far (`WAIT`), then their links stay open
-     * but carry nothing, so later writes to the primary do not reach them (until
-     * [healReplication]). Lets a test fail over to a replica that missed the latest writes, as
-     * happens when a failover follows a write before it replicated. Effective until the group's
-     * first [failover].
+     * first waits until they have every write made so far (each replica's replication offset
+     * reaches the one the primary had when this was called), then their links stay open but carry
+     * nothing, so later writes to the primary do not reach them (until [healReplication]). Lets a
+     * test fail over to a replica that missed the latest writes, as happens when a failover follows
+     * a write before it replicated. Effective until the group's first [failover].
      *
      * @throws RedisFleetException if the replicas do not catch up within 5 s.
      */
     public fun cutReplication(group: Int) {
         checkGroup(group)
         val first = groupNodes[group][0].port
-        val replicas = groupNodes[group].size - 1
-        val acked = command(first, "WAIT", replicas.toString(), "5000") as Long
-        if (acked < replicas) throw RedisFleetException("${masterName(group)}: only $acked of $replicas replicas caught up within 5 s")
+        // Not WAIT: it waits for the writes of its own connection only, and each command() call
+        // opens a new one, so it would return at once.
+        val written = info(first, "replication").getValue("master_repl_offset").toLong()
+        val deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos()
+        for (replica in groupNodes[group].drop(1)) {
+            while ((info(replica.port, "replication")["slave_repl_offset"]?.toLongOrNull() ?: -1L) < written) {
+                if (System.nanoTime() > deadline) {
+                    throw RedisFleetException("${masterName(group)}: replica 127.0.0.1:${replica.port} did not catch up with offset $written within 5 s")
+                }
+                Thread.sleep(POLL_MILLIS)
+            }
+        }
         replicationProxy[group].blackHole()
     }
 
@@ -240,7 +250,7 @@ public class SentinelFleet private constructor(
         }
         repeat(groupCount) { g ->
             val primary = node("group-$g-primary", emptyList())
-            command(primary.port, "EVAL", NEVER_GRANTED, "1", RedisFleet.BOOT_MARKER_KEY)
+            command(primary.port, "EVAL", Keys.BOOT_MARKER_NEVER_GRANTED, "1", Keys.BOOT_MARKER)
             val proxy = TcpProxy.start("127.0.0.1", primary.port).also { proxies += it }
             replicationProxy += proxy
             val replicas = List(settings.replicas) { r ->
@@ -377,10 +387,6 @@ public class SentinelFleet private constructor(
     public companion object {
         private const val POLL_MILLIS = 20L
         private const val COMMAND_TIMEOUT_MILLIS = 5_000
-
-        /** Dates the boot marker a year back, as [RedisFleet] does for its masters. */
-        private const val NEVER_GRANTED =
-            "local t = redis.call('TIME') redis.call('SET', KEYS[1], string.format('%d', t[1] * 1000 - 31536000000))"
 
         /** A new [Builder]: one group of a primary and one replica, three sentinels. */
         @JvmStatic

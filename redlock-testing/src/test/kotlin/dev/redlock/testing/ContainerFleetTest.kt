@@ -6,7 +6,9 @@ import io.kotest.core.spec.style.FunSpec
 import io.kotest.core.test.Enabled
 import io.kotest.core.test.TestCase
 import io.kotest.matchers.collections.shouldBeEmpty
+import io.kotest.matchers.collections.shouldContainAll
 import io.kotest.matchers.collections.shouldHaveSize
+import io.kotest.matchers.longs.shouldBeLessThan
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.string.shouldContain
 import io.kotest.matchers.string.shouldStartWith
@@ -14,7 +16,11 @@ import io.kotest.matchers.types.shouldBeInstanceOf
 import java.net.InetSocketAddress
 import java.net.Socket
 import java.net.SocketTimeoutException
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.Paths
 import java.time.Duration
+import java.util.concurrent.TimeUnit
 
 /** Runs where a Docker engine is reachable through Testcontainers; reported as skipped, with why, elsewhere. */
 internal val needsDocker: (TestCase) -> Enabled = {
@@ -30,11 +36,13 @@ class ContainerFleetTest :
     FunSpec({
         test("a container fleet starts, kills, restarts empty on the same port, pauses, resumes and is removed by close")
             .config(enabledOrReasonIf = needsDocker) {
-                val fleet = RedisFleet.builder().masters(3).backend(Backend.CONTAINERS).commandTimeout(Duration.ofMillis(500)).start()
+                val fleet =
+                    RedisFleet.builder().masters(3).backend(Backend.CONTAINERS).image(RedisFleet.LOCAL_BINARY_IMAGE)
+                        .commandTimeout(Duration.ofMillis(500)).start()
                 val ports = (0 until 3).map(fleet::port)
                 fleet.use {
                     fleet.backend shouldBe Backend.CONTAINERS
-                    fleet.serverVersion shouldStartWith "7.2."
+                    fleet.serverVersion shouldStartWith "6.2." // the image holds the bundled binary
                     fleet.pids().shouldBeEmpty()
                     ports.toSet() shouldHaveSize 3
                     fleet.uris() shouldBe ports.map { "redis://${fleet.host}:$it" }
@@ -96,6 +104,7 @@ class ContainerFleetTest :
                 RedisFleet.builder()
                     .masters(2)
                     .backend(Backend.CONTAINERS)
+                    .image(RedisFleet.LOCAL_BINARY_IMAGE)
                     .password("p@ss word")
                     .serverArgs("--maxmemory", "2mb")
                     .start()
@@ -122,6 +131,75 @@ class ContainerFleetTest :
                 error.message shouldContain RedisFleet.dockerUnavailableReason()!!
             }
 
+        test("an image built from a local binary holds that binary and its libraries only, and later fleets reuse it")
+            .config(enabledOrReasonIf = needsDocker) {
+                // The binary a local fleet would run, when it is one (the fetched servers are wrapper scripts).
+                val onPath = RedisServerBinary.resolve(null)
+                val binary = if (isElf(onPath)) onPath else RedisServerBinary.bundled()
+                val expected = RedisFleet.builder().redisServer(binary).start().use { it.serverVersion }
+                val docker = org.testcontainers.DockerClientFactory.instance().client()
+                fun localImages() =
+                    docker.listImagesCmd().withLabelFilter(mapOf("dev.redlock.testing.image" to "local-binary")).exec()
+                        .associate { it.id to it.created }
+
+                val first =
+                    RedisFleet.builder().backend(Backend.CONTAINERS).image(RedisFleet.LOCAL_BINARY_IMAGE).redisServer(binary).start().use { fleet ->
+                        fleet.serverVersion shouldBe expected
+                        fleet.command(0, "SET", "k", "v") shouldBe "OK"
+                        localImages()
+                    }
+                val image = docker.listImagesCmd().withLabelFilter(mapOf("dev.redlock.testing.image" to "local-binary")).exec()
+                    .first { it.repoTags.orEmpty().any { tag -> tag.startsWith("redlock-testing/redis-server:") } }
+                val config = docker.inspectImageCmd(image.id).exec()
+                config.config?.cmd?.toList() shouldBe listOf("redis-server")
+                config.size!! shouldBeLessThan 64L * 1024 * 1024 // a binary and its libraries, no distribution
+                RedisFleet.builder().backend(Backend.CONTAINERS).image(RedisFleet.LOCAL_BINARY_IMAGE).redisServer(binary).start().use { fleet ->
+                    fleet.serverVersion shouldBe expected
+                }
+                localImages() shouldBe first // nothing rebuilt
+            }
+
+        test("an image cannot be built from a wrapper script, nor redisServer be combined with a registry image")
+            .config(enabledOrReasonIf = needsDocker) {
+                val script = Files.createTempFile("redis-server-wrapper", ".sh")
+                try {
+                    Files.writeString(script, "#!/bin/sh\nexec redis-server \"$@\"\n")
+                    script.toFile().setExecutable(true)
+                    val error =
+                        shouldThrow<RedisFleetException> {
+                            RedisFleet.builder().backend(Backend.CONTAINERS).image(RedisFleet.LOCAL_BINARY_IMAGE).redisServer(script).start()
+                        }
+                    error.message shouldContain "not an ELF executable"
+                    error.message shouldContain script.toString()
+                } finally {
+                    Files.deleteIfExists(script)
+                }
+                shouldThrow<IllegalArgumentException> {
+                    RedisFleet.builder().backend(Backend.CONTAINERS).redisServer(RedisServerBinary.bundled()).start()
+                }.message shouldContain "LOCAL_BINARY_IMAGE"
+            }
+
+        test("containers of a JVM that was killed outright are removed by the next sweep")
+            .config(enabledOrReasonIf = needsDocker) {
+                val java = Paths.get(System.getProperty("java.home"), "bin", "java").toString()
+                val child =
+                    ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), UnclosedContainerFleetMain::class.java.name)
+                        .redirectErrorStream(true)
+                        .apply { environment()["TESTCONTAINERS_RYUK_DISABLED"] = "true" }
+                        .start()
+                val output = child.inputStream.bufferedReader().readText()
+                child.waitFor(60, TimeUnit.SECONDS) shouldBe true
+                val ids = Regex("containers=([0-9a-f,]+)").find(output)?.groupValues?.get(1)?.split(",")
+                    ?: error("the child printed no container ids:\n$output")
+                ids shouldHaveSize 2
+                val docker = org.testcontainers.DockerClientFactory.instance().client()
+                fun exists(id: String) = runCatching { docker.inspectContainerCmd(id).exec() }.isSuccess
+                ids.filter(::exists) shouldHaveSize 2 // halted without its shutdown hook: left behind
+
+                Orphans.sweep() shouldContainAll ids
+                ids.filter(::exists).shouldBeEmpty()
+            }
+
         test("a broken image fails the start with the image's name, and leaves no container behind")
             .config(enabledOrReasonIf = needsDocker) {
                 val error =
@@ -131,3 +209,7 @@ class ContainerFleetTest :
                 error.message shouldContain "redlock-no-such-image:0.0.0"
             }
     })
+
+/** Whether [path] is an ELF executable rather than a script. */
+internal fun isElf(path: Path): Boolean =
+    Files.newInputStream(path).use { it.readNBytes(4) }.contentEquals(byteArrayOf(0x7f, 'E'.code.toByte(), 'L'.code.toByte(), 'F'.code.toByte()))

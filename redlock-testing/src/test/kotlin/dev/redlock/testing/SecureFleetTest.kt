@@ -1,6 +1,7 @@
 package dev.redlock.testing
 
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.shouldNotBe
@@ -13,6 +14,7 @@ import java.nio.file.Files
 import java.security.cert.CertificateFactory
 import java.security.cert.X509Certificate
 
+@Tags("compat")
 class SecureFleetTest :
     FunSpec({
         test("a TLS fleet speaks TLS only, with a CA the client can load, and its own operations work over TLS") {

@@ -1,12 +1,14 @@
 package dev.redlock.testing
 
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldHaveSize
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.shouldNotBe
 import io.kotest.matchers.string.shouldContain
 
+@Tags("compat")
 class SentinelFleetTest :
     FunSpec({
         test("a sentinel fleet monitors its groups, fails them over, holds replication back on demand, and leaves nothing behind") {

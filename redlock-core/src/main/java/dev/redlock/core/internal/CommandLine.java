@@ -187,6 +187,14 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
     return new MasterFailureException(failures.master(), Kind.UNREACHABLE, "the lock client is closed", null);
   }
 
+  /** The connection when it is open now, else {@code null} (never opens one). */
+  C connectionNow() {
+    synchronized (lock) {
+      CompletableFuture<C> c = connection;
+      return c != null && c.isDone() && !c.isCompletedExceptionally() && !closed ? c.join() : null;
+    }
+  }
+
   /** The connection, opened on first use and opened anew after a failed connect. Call under lock. */
   private CompletableFuture<C> connection() {
     CompletableFuture<C> c = connection;

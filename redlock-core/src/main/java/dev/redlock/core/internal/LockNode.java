@@ -92,6 +92,15 @@ public interface LockNode extends AutoCloseable {
   CompletableFuture<Boolean> confirmFence(String[] keys, String token, long fence, Duration timeout);
 
   /**
+   * Asks the master how old its data is (its boot marker, or the age the next acquire would give
+   * it), creating nothing: a health check that also tells whether the restart guard holds its votes.
+   *
+   * @param timeout the bound on the call
+   * @return the age in milliseconds
+   */
+  CompletableFuture<Long> probe(Duration timeout);
+
+  /**
    * Sets the one listener that receives the release notices of the keys this node {@link #watch
    * watches}. Called on the client's I/O threads: it must not block.
    *
@@ -118,6 +127,53 @@ public interface LockNode extends AutoCloseable {
    * @return a future completing once the subscription is gone
    */
   CompletableFuture<Void> unwatch(String key, Duration timeout);
+
+  /**
+   * Sets the one listener that hears what the master pushes about the keys this node's scripts
+   * read (server-assisted client-side caching, {@code CLIENT TRACKING}) and about its connection.
+   * Called on the client's I/O threads: it must not block.
+   *
+   * @param listener receives invalidations and connection changes
+   */
+  void onTracking(TrackingListener listener);
+
+  /**
+   * Whether the master currently pushes invalidations of the keys this node's scripts read.
+   *
+   * @return {@code false} while tracking is being set up, after the connection dropped, or where
+   *     the server, its ACL or the connection's protocol does not allow it
+   */
+  boolean tracking();
+
+  /**
+   * Whether the connection for commands is open now.
+   *
+   * @return {@code false} before it opened, and while it is reconnecting
+   */
+  boolean connected();
+
+  /** Hears what the master pushes about tracked keys and about the connection; see {@link #onTracking}. */
+  interface TrackingListener {
+    /**
+     * The server says these keys changed (written by another client, deleted, expired, evicted);
+     * {@code null} when it may have lost track of any key this node read (tracking was just set up
+     * again, or the server flushed its table): treat every key as changed.
+     *
+     * @param keys the keys, or {@code null} for all
+     */
+    void invalidated(java.util.List<String> keys);
+
+    /** The connection for commands dropped; the master may be gone. */
+    void disconnected();
+
+    /**
+     * Tracking could not be set up on this master (refused, not supported): the reason, once per
+     * connection, for a log line.
+     *
+     * @param reason why
+     */
+    void unavailable(String reason);
+  }
 
   /** Receives release notices; see {@link #onRelease}. */
   @FunctionalInterface

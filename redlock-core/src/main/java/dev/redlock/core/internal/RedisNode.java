@@ -3,6 +3,7 @@ package dev.redlock.core.internal;
 import dev.redlock.core.MasterFailureException;
 import dev.redlock.core.MasterFailureException.Kind;
 import io.lettuce.core.ClientOptions;
+import io.lettuce.core.MaintNotificationsConfig;
 import io.lettuce.core.RedisChannelHandler;
 import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisConnectionStateListener;
@@ -14,6 +15,7 @@ import io.lettuce.core.SslOptions;
 import io.lettuce.core.api.StatefulConnection;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.lettuce.core.api.async.RedisAsyncCommands;
+import io.lettuce.core.api.push.PushListener;
 import io.lettuce.core.codec.StringCodec;
 import io.lettuce.core.pubsub.RedisPubSubAdapter;
 import io.lettuce.core.pubsub.StatefulRedisPubSubConnection;
@@ -76,6 +78,12 @@ public final class RedisNode implements LockNode {
   private volatile ReleaseListener releaseListener = (key, releaseId) -> { };
   private volatile String serverId;
 
+  /** Server-assisted tracking of the keys the scripts read (see {@link Tracking}). */
+  private final Tracking tracking;
+
+  /** The commands connection, once open (for its state). */
+  private volatile StatefulRedisConnection<String, String> commandConnection;
+
   /**
    * Creates the node; nothing is connected until the first call. The node opens its connections
    * with the client and closes them on {@link #close()}; it never shuts the client down.
@@ -90,6 +98,7 @@ public final class RedisNode implements LockNode {
     this.timer = timer;
     this.options = client::getOptions;
     this.ownsCommandConnection = true;
+    this.tracking = new Tracking(timer, this::connectTimeout);
     this.commands =
         new CommandLine<>(
             lock,
@@ -102,11 +111,7 @@ public final class RedisNode implements LockNode {
                 client
                     .connectPubSubAsync(StringCodec.UTF8, uri)
                     .toCompletableFuture()
-                    .thenApply(
-                        c -> {
-                          c.addListener(new NoticeListener());
-                          return c;
-                        }),
+                    .thenCompose(this::listen),
             this::connectTimeout, timer, failures, REQUEST_QUEUE_SIZE);
   }
 
@@ -125,6 +130,7 @@ public final class RedisNode implements LockNode {
     this.timer = timer;
     this.options = connection::getOptions;
     this.ownsCommandConnection = false;
+    this.tracking = new Tracking(timer, this::connectTimeout);
     this.commands =
         new CommandLine<>(lock, () -> identify(connection), this::connectTimeout, timer, failures, REQUEST_QUEUE_SIZE);
     this.notices = null;
@@ -150,6 +156,9 @@ public final class RedisNode implements LockNode {
     if (ssl != null) {
       b.sslOptions(ssl);
     }
+    // Lettuce 7 would send CLIENT MAINT_NOTIFICATIONS on every connection: a subcommand no server
+    // of the matrix knows, refused (and logged in ACL LOG on Redis 6.2) for nothing.
+    b.maintNotificationsConfig(MaintNotificationsConfig.disabled());
     return b.disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
         .autoReconnect(true)
         .requestQueueSize(REQUEST_QUEUE_SIZE)
@@ -169,19 +178,87 @@ public final class RedisNode implements LockNode {
   }
 
   /**
-   * Reads the server's identity on a connection that just opened, and again whenever it reopens
-   * (a restarted server has a new run id). A server whose ACL denies {@code INFO} stays unknown.
+   * Prepares a commands connection that just opened: reads the server's identity, and again
+   * whenever it reopens (a restarted server has a new run id; a server whose ACL denies {@code INFO}
+   * stays unknown), and sets tracking up before its first command.
    */
   private <C extends StatefulRedisConnection<String, String>> CompletableFuture<C> identify(C connection) {
+    commandConnection = connection;
     connection.addListener(
         new RedisConnectionStateListener() {
           @Override
           public void onRedisConnected(RedisChannelHandler<?, ?> c, SocketAddress address) {
             // Fired as the socket opens, before Lettuce accepts commands on it: ask a moment later.
-            timer.schedule(() -> readServerId(connection, 5), 50, TimeUnit.MILLISECONDS);
+            timer.schedule(
+                () -> {
+                  readServerId(connection, 5);
+                  tracking.commandsReopened();
+                },
+                50, TimeUnit.MILLISECONDS);
+          }
+
+          @Override
+          public void onRedisDisconnected(RedisChannelHandler<?, ?> c) {
+            tracking.commandsDropped();
           }
         });
-    return readServerId(connection, 0).handle((id, e) -> connection);
+    if (notices != null) {
+      // Tracking redirects to the notice connection: open it too (a no-op when it is open).
+      notices.issue(c -> CompletableFuture.completedFuture(null), connectTimeout(), false);
+    }
+    return readServerId(connection, 0)
+        .handle((id, e) -> null)
+        .thenCompose(x -> tracking.commandsOpened(connection))
+        .handle((x, e) -> connection);
+  }
+
+  /**
+   * Prepares a notice connection that just opened: it hears release notices and tracking
+   * invalidations (RESP3 pushes redirected to it), and tells its client id, to which the commands
+   * connection redirects its tracking. Again after every reconnect (a new id).
+   */
+  private CompletableFuture<StatefulRedisPubSubConnection<String, String>> listen(
+      StatefulRedisPubSubConnection<String, String> c) {
+    c.addListener(new NoticeListener());
+    c.addListener((PushListener) tracking::pushed);
+    c.addListener(
+        new RedisConnectionStateListener() {
+          @Override
+          public void onRedisConnected(RedisChannelHandler<?, ?> ch, SocketAddress address) {
+            timer.schedule(() -> tracking.noticesOpened(c), 50, TimeUnit.MILLISECONDS);
+          }
+
+          @Override
+          public void onRedisDisconnected(RedisChannelHandler<?, ?> ch) {
+            tracking.noticesDropped();
+          }
+        });
+    return tracking.noticesOpened(c).handle((x, e) -> c);
+  }
+
+  @Override
+  public void onTracking(TrackingListener listener) {
+    tracking.want(listener);
+    if (notices == null) {
+      tracking.impossible("its commands go over a connection you opened, and no connection of ours is there to receive pushes");
+      return;
+    }
+    // Connections opened before tracking was wanted: set it up on them now.
+    StatefulRedisPubSubConnection<String, String> opened = notices.connectionNow();
+    if (opened != null) {
+      tracking.noticesOpened(opened);
+    }
+  }
+
+  @Override
+  public boolean tracking() {
+    return tracking.on();
+  }
+
+  @Override
+  public boolean connected() {
+    StatefulRedisConnection<String, String> c = commandConnection;
+    return c != null && c.isOpen();
   }
 
   private CompletableFuture<String> readServerId(StatefulRedisConnection<String, String> connection, int retries) {
@@ -216,6 +293,10 @@ public final class RedisNode implements LockNode {
    */
   @Override
   public CompletableFuture<Void> warmUp(Duration timeout) {
+    if (notices != null) {
+      // Opened now, not at the first wait: invalidations of held keys arrive on it.
+      notices.issue(c -> CompletableFuture.completedFuture(null), timeout, false);
+    }
     return commands.issue(
         c -> {
           CompletableFuture<?>[] loads = new CompletableFuture<?>[Script.ALL.length];
@@ -284,6 +365,12 @@ public final class RedisNode implements LockNode {
   }
 
   @Override
+  public CompletableFuture<Long> probe(Duration timeout) {
+    String[] keys = {Keys.BOOT_MARKER};
+    return commands.issue(c -> callScript(c.async(), Script.PROBE, ScriptOutputType.INTEGER, keys, NO_ARGS, null), timeout, false);
+  }
+
+  @Override
   public void onRelease(ReleaseListener listener) {
     this.releaseListener = listener;
   }
@@ -329,6 +416,7 @@ public final class RedisNode implements LockNode {
       String[] args,
       AtomicBoolean superseded) {
     String[] values = args.length == 0 ? NO_ARGS : args;
+    tracking.reading();
     CompletableFuture<T> first = a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
     return first
         .handle(
@@ -394,6 +482,7 @@ public final class RedisNode implements LockNode {
 
   /** Marks the node closed and takes the connections it opened away, for closing. */
   private List<CompletableFuture<? extends StatefulConnection<String, String>>> detach() {
+    tracking.close();
     List<CompletableFuture<? extends StatefulConnection<String, String>>> opened = new ArrayList<>(2);
     CompletableFuture<StatefulRedisConnection<String, String>> c = commands.close();
     // The user's connection stays open: only what this node opened is closed.

@@ -38,9 +38,12 @@ public final class Script {
   /** Releases a lease of a reader-writer lock or a semaphore and announces it. */
   public static final Script SHARED_RELEASE = load("shared_release");
 
+  /** Reads how old a master's data is (its boot marker), creating nothing: for health checks. */
+  public static final Script PROBE = load("probe");
+
   /** Every script, for loading them ahead of use. */
   static final Script[] ALL = {
-    ACQUIRE, EXTEND, RELEASE, FENCE, RW_ACQUIRE, SEMAPHORE_ACQUIRE, SHARED_EXTEND, SHARED_RELEASE
+    ACQUIRE, EXTEND, RELEASE, FENCE, RW_ACQUIRE, SEMAPHORE_ACQUIRE, SHARED_EXTEND, SHARED_RELEASE, PROBE
   };
 
   private final String name;

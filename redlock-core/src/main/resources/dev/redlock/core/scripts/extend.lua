@@ -1,5 +1,5 @@
 -- Extend one or several leases in one call (renewals of many leases are coalesced this way).
--- ARGV[1]: the lease time in milliseconds
+-- ARGV[1]: the lease time in milliseconds; '0' only checks, changing nothing
 -- Then, for each lease i: ARGV[2i] = number of keys of the lease, ARGV[2i+1] = its token.
 -- KEYS:    the keys of all leases, lease after lease, in the same order.
 -- For each lease: if every one of its keys holds its token, resets their expiry to the lease
@@ -21,10 +21,14 @@ while ARGV[a] do
       break
     end
   end
-  if held then
+  if held and lease ~= '0' then
     for i = k, k + count - 1 do
       redis.call('PEXPIRE', KEYS[i], lease)
+      -- Read again after writing, to be told of the key's next change (CLIENT TRACKING NOLOOP).
+      redis.call('EXISTS', KEYS[i])
     end
+  end
+  if held then
     answers[#answers + 1] = 1
   else
     answers[#answers + 1] = 0

@@ -41,6 +41,7 @@ if ARGV[3] == 'w' then
     return {0, tonumber(last[2]) - millis, -1, age}
   end
   redis.call('SET', KEYS[1], token, 'PX', lease)
+  redis.call('EXISTS', KEYS[1]) -- read after writing: tracked again (CLIENT TRACKING NOLOOP)
   if redis.call('GET', KEYS[3]) == token then
     redis.call('DEL', KEYS[3])
   end
@@ -66,4 +67,5 @@ local ttl = redis.call('PTTL', KEYS[2])
 if ttl < lease then
   redis.call('PEXPIRE', KEYS[2], lease)
 end
+redis.call('ZSCORE', KEYS[2], token) -- read after writing: tracked again (CLIENT TRACKING NOLOOP)
 return {1, 0, -1, age}

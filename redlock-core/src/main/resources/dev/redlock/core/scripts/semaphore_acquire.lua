@@ -32,10 +32,11 @@ if not redis.call('ZSCORE', KEYS[1], token) and count >= permits then
   return {0, tonumber(first[2]) - millis, -1, age, -1}
 end
 redis.call('ZADD', KEYS[1], millis + lease, token)
-local ttl = redis.call('PTTL', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1]) -- also a read after writing: tracked again (CLIENT TRACKING NOLOOP)
 if ttl < lease then
   redis.call('PEXPIRE', KEYS[1], lease)
   ttl = lease
 end
 redis.call('SET', KEYS[2], permits, 'PX', ttl)
+redis.call('ZSCORE', KEYS[1], token) -- the last write was to the holders' set's companion: read the set again
 return {1, 0, -1, age, -1}

@@ -1,6 +1,6 @@
 -- Extend one or several leases kept as members of sorted sets (readers, semaphore permits), in one
 -- call, as extend.lua does for plain keys.
--- ARGV[1]: the lease time in milliseconds
+-- ARGV[1]: the lease time in milliseconds; 0 only checks, changing nothing
 -- Then, for each lease i: ARGV[2i] = number of keys of the lease, ARGV[2i+1] = its token.
 -- KEYS:    per lease, its sorted set, then companion keys that must live as long (the semaphore's
 --          K), lease after lease, in the same order.
@@ -18,7 +18,7 @@ while ARGV[a] do
   local count = tonumber(ARGV[a])
   local token = ARGV[a + 1]
   local score = tonumber(redis.call('ZSCORE', KEYS[k], token) or '')
-  if score and score > millis then
+  if score and score > millis and lease > 0 then
     redis.call('ZADD', KEYS[k], 'XX', millis + lease, token)
     for i = k, k + count - 1 do
       local ttl = redis.call('PTTL', KEYS[i])
@@ -26,6 +26,9 @@ while ARGV[a] do
         redis.call('PEXPIRE', KEYS[i], lease)
       end
     end
+    redis.call('ZSCORE', KEYS[k], token) -- read after writing: tracked again (CLIENT TRACKING NOLOOP)
+  end
+  if score and score > millis then
     answers[#answers + 1] = 1
   else
     answers[#answers + 1] = 0

@@ -15,6 +15,9 @@ import java.util.concurrent.atomic.AtomicInteger
 import kotlin.coroutines.ContinuationInterceptor
 import kotlin.random.Random
 import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.toJavaDuration
+import kotlin.time.toKotlinDuration
 import kotlin.time.TimeSource
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.CoroutineName
@@ -57,6 +60,9 @@ internal class Engine(
     val acquireAnswers: (Answer<*>) -> Unit = { observe(it, "acquire") }
     val extendAnswers: (Answer<*>) -> Unit = { observe(it, "extend") }
 
+    /** What the masters push about held and waited-for keys. */
+    val invalidations = Invalidations(this)
+
     /** Leases held in this process (granted, not yet released or lost): what [close] releases. */
     private val live: MutableSet<RedlockLease> = ConcurrentHashMap.newKeySet()
     private val closed = AtomicBoolean()
@@ -66,23 +72,48 @@ internal class Engine(
     val isClosed: Boolean get() = closed.get()
 
     init {
+        if (config.keyTracking()) invalidations.start()
         if (nodes.size % 2 == 0) {
             Observer.LOG.warn(
                 "Redlock over {} masters: an even number tolerates no more failed masters ({}) than {} would; an odd number makes the most of every server",
                 nodes.size, nodes.size - quorum, nodes.size - 1,
             )
         }
-        val warmUp = config.nodeTimeout().multipliedBy(20)
-        for (node in nodes) {
-            node.warmUp(warmUp).whenComplete { _, e ->
-                if (e != null && !closed.get()) {
-                    Observer.LOG.warn(
-                        "Redlock master {} is not reachable at start-up ({}); locks work while a majority of the {} masters answers",
-                        node.name(), e.message, nodes.size,
-                    )
-                }
+    }
+
+    /**
+     * Completes once every master's first connection is open (or failed): calls that may wait
+     * wait for it, within their wait time, instead of sending attempts that could only time out
+     * while the connections are still opening.
+     */
+    val warmedUp: CompletableFuture<Void?> = CompletableFuture.allOf(*nodes.map { node ->
+        node.warmUp(config.nodeTimeout().multipliedBy(20)).handle { _, e ->
+            if (e != null && !closed.get()) {
+                Observer.LOG.warn(
+                    "Redlock master {} is not reachable at start-up ({}); locks work while a majority of the {} masters answers",
+                    node.name(), e.message, nodes.size,
+                )
             }
+            null
         }
+    }.toTypedArray()).thenApply { null }
+
+    /**
+     * Until when a call may wait for the first connections: a new Redlock's first connect timeout.
+     * After that, no call ever waits for them.
+     */
+    private val warmUpUntil = timeSource.markNow() + LettuceMasters.connectTimeout(config).toKotlinDuration()
+
+    /**
+     * Waits for the masters' first connections, at most [limit], or longer while the Redlock is new
+     * (until its first connect timeout has passed): a call made right after creating a Redlock,
+     * even a single attempt, then finds its connections open instead of timing out on them.
+     * Returns at once once they are open.
+     */
+    suspend fun awaitWarmUp(limit: Duration) {
+        if (warmedUp.isDone) return
+        val wait = maxOf(limit, -warmUpUntil.elapsedNow())
+        if (wait > Duration.ZERO) kotlinx.coroutines.withTimeoutOrNull(wait) { warmedUp.await() }
     }
 
     private fun observe(answer: Answer<*>, operation: String) {
@@ -135,11 +166,50 @@ internal class Engine(
         }
     }
 
+    /**
+     * Asks every master how it stands (one probe each, at once, bounded by the node timeout) and
+     * what follows for its votes; what a probe finds about the restart guard counts for later
+     * acquisitions too.
+     */
+    suspend fun checkMasters(): List<dev.redlock.core.MasterStatus> {
+        checkOpen()
+        // A health check on a Redlock just created waits for its first connections (bounded).
+        awaitWarmUp(Duration.ZERO)
+        val timeout = defaults.nodeTimeout
+        val probes = masters.nodes.map { it.probe(timeout) }
+        CompletableFuture.allOf(*probes.toTypedArray()).handle { _, _ -> null }.await()
+        return masters.nodes.indices.map { i ->
+            val answer = masters.answer(i, probes[i].handle { age, _ -> age }.join(), probes[i].handle { _, e -> e }.join())
+            val failure = answer.failure as dev.redlock.core.MasterFailureException?
+            when {
+                failure?.kind() == dev.redlock.core.MasterFailureException.Kind.DUPLICATE ->
+                    dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.DUPLICATE, java.time.Duration.ZERO, failure)
+                failure != null -> {
+                    observer.failed(i, "probe", failure)
+                    dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.DOWN, java.time.Duration.ZERO, failure)
+                }
+                else -> {
+                    observer.answered(i)
+                    val age = answer.value!!
+                    if (masters.guardMillis > 0 && age < masters.guardMillis) {
+                        val left = (masters.guardMillis - age).milliseconds
+                        masters.guard(i, left)
+                        dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.RESTART_GUARDED, left.toJavaDuration(), null)
+                    } else {
+                        dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.UP, java.time.Duration.ZERO, null)
+                    }
+                }
+            }
+        }
+    }
+
     /** A lease was granted: it is held in this process until released or lost. */
     fun adopt(lease: RedlockLease) {
         live += lease
+        invalidations.held(lease)
         // Closed while the winning attempt was under way: close() may have missed this lease.
         if (closed.get() && live.remove(lease)) {
+            invalidations.ended(lease)
             lease.markLost(LockLostException.Reason.CLOSED, null)
             lease.markReleased()
             sendRelease(lease, Tokens.releaseId())
@@ -149,7 +219,7 @@ internal class Engine(
 
     /** The lease was released or lost. */
     fun forget(lease: RedlockLease) {
-        live -= lease
+        if (live.remove(lease)) invalidations.ended(lease)
     }
 
     /**

@@ -291,6 +291,35 @@ internal class LeaseTimer(
         return leases.mapIndexed { i, lease -> lease.extended(start, tally.confirmed[i], tally.notHeld[i], tally.failures) }
     }
 
+    /**
+     * Checks [leases] (all of one kind of extend and quorum) on every master without renewing them
+     * (the extend script with a lease time of 0 only reads), and applies each lease's outcome: lost
+     * when a quorum no longer holds it. Bounded by the node timeout. For invalidations: a hint that
+     * a held key changed, never a proof.
+     */
+    suspend fun checkAll(leases: List<RedlockLease>) {
+        val masters = engine.masters
+        val first = leases[0]
+        val keys = ArrayList<String>(leases.size)
+        val args = ArrayList<String>(leases.size * 2 + 1)
+        args += "0"
+        for (lease in leases) {
+            keys.addAll(lease.extendKeys)
+            args += lease.extendKeys.size.toString()
+            args += lease.token
+        }
+        val keyArray = keys.toTypedArray()
+        val argArray = args.toTypedArray()
+        val gathered = fanOut(masters, first.quorum, { held: BooleanArray -> held.all { it } }, engine.extendAnswers) { node ->
+            node.extend(first.kind.extendScript, keyArray, argArray, first.timing.nodeTimeout)
+        }
+        var tally = Tally(gathered.answers, leases.size)
+        if (!tally.decided(masters.size, first.quorum) && gathered.answers.size < masters.size) {
+            tally = Tally(gathered.all(), leases.size)
+        }
+        leases.forEachIndexed { i, lease -> lease.checked(tally.confirmed[i], tally.notHeld[i], tally.failures) }
+    }
+
     /** What leases must share to be renewed by one call. */
     private data class BatchKey(val leaseMillis: Long, val nodeTimeout: java.time.Duration, val script: String, val quorum: Int)
 

@@ -16,7 +16,7 @@ import java.util.concurrent.ScheduledExecutorService
 import java.util.concurrent.TimeUnit
 
 /**
- * The Lettuce side of a [Redlock]: one [RedisNode] per master and, for the masters given as URIs,
+ * The Lettuce side of a `Redlock`: one [RedisNode] per master and, for the masters given as URIs,
  * one shared [ClientResources] and [RedisClient]. What the library created is closed with the
  * Redlock; a client or connection the user supplied is never shut down or closed (only the
  * connections the library opened with a user's client are).
@@ -72,18 +72,18 @@ internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorSer
     private fun onClientThread(): Boolean =
         Thread.currentThread() is io.netty.util.concurrent.FastThreadLocalThread
 
-    private companion object {
-        val CLOSE_TIMEOUT: Duration = Duration.ofSeconds(2)
-        val RECONNECT_CAP: Duration = Duration.ofMillis(500)
-        val IO_THREADS = Runtime.getRuntime().availableProcessors().coerceIn(2, 4)
-        const val COMPUTATION_THREADS = 2
+    companion object {
+        private val CLOSE_TIMEOUT: Duration = Duration.ofSeconds(2)
+        private val RECONNECT_CAP: Duration = Duration.ofMillis(500)
+        private val IO_THREADS = Runtime.getRuntime().availableProcessors().coerceIn(2, 4)
+        private const val COMPUTATION_THREADS = 2
 
         /** Connecting may take longer than one command; the caller is bounded by the node timeout anyway. */
         fun connectTimeout(config: RedlockConfig): Duration =
             maxOf(Duration.ofSeconds(1), config.nodeTimeout().multipliedBy(4))
 
         /** The TLS options for URI masters: as given, or trusting the given PEM file, or Lettuce's default. */
-        fun sslOptions(config: RedlockConfig): SslOptions? =
+        private fun sslOptions(config: RedlockConfig): SslOptions? =
             config.sslOptions().orElse(null)
                 ?: config.trustedCertificates().map { SslOptions.builder().jdkSslProvider().trustManager(it.toFile()).build() }.orElse(null)
     }

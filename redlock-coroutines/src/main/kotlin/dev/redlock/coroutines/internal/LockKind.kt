@@ -55,6 +55,9 @@ internal sealed class LockKind {
     /** The keys the extend script checks and renews for one lease; their count goes with the lease's token. */
     abstract fun extendKeys(base: Array<String>): Array<String>
 
+    /** The keys whose changes a master pushes to a holder of the lease (those that say whether it is held). */
+    open fun trackedKeys(base: Array<String>): Array<String> = extendKeys(base)
+
     /**
      * The release script's keys. [final] is false between two attempts of one acquisition (a mark
      * that keeps new readers out must then stay), true otherwise.
@@ -196,6 +199,7 @@ internal sealed class LockKind {
             arrayOf(token, leaseMillis.toString(), permits.toString(), flag(guard))
 
         override fun extendKeys(base: Array<String>) = arrayOf(Keys.permitHolders(base[0]), Keys.permitCount(base[0]))
+        override fun trackedKeys(base: Array<String>) = arrayOf(Keys.permitHolders(base[0]))
         override fun releaseKeys(base: Array<String>, final: Boolean) = extendKeys(base)
         override fun releaseArgs(base: Array<String>, token: String, releaseId: String, final: Boolean) =
             arrayOf(token, Keys.RELEASE_CHANNEL_PREFIX, releaseId, Keys.permitHolders(base[0]), "z", "c")

@@ -67,6 +67,12 @@ internal class RedlockLease(
     /** The keys the extend script renews for this lease. */
     val extendKeys: Array<String> = kind.extendKeys(keys)
 
+    /** The keys whose changes the masters push to this process while it holds the lease. */
+    val trackedKeys: Array<String> get() = kind.trackedKeys(keys)
+
+    /** Whether a check of this lease on the masters (after an invalidation) is under way. */
+    val checking = java.util.concurrent.atomic.AtomicBoolean()
+
     private val grantedAt: ComparableTimeMark = grantedAt
 
     /** The end of the maximum hold time, when one is configured. */
@@ -194,6 +200,34 @@ internal class RedlockLease(
         return failure
     }
 
+    /**
+     * Applies the outcome of a check (nothing renewed): gone from so many masters that a quorum is
+     * out of reach, the lease is lost; held on a quorum, a lease put at risk by a dropped connection
+     * is held again (one at risk from failed renewals stays so until a renewal gets through).
+     */
+    fun checked(confirmed: Int, notHeld: Int, failures: List<MasterFailureException>) {
+        if (LockMath.quorumImpossible(engine.masters.size, quorum, notHeld)) {
+            markLost(LockLostException.Reason.NOT_HELD, failures.firstOrNull())
+            return
+        }
+        if (confirmed < quorum) return
+        synchronized(this) {
+            val s = current as? State.Held ?: return
+            if (s.renewalFailure is ConnectionsAtRisk) move(State.Held(s.validUntil, null))
+        }
+    }
+
+    /** Too few masters are connected to make a sure quorum: AT_RISK until a check or renewal gets through. */
+    fun atRisk(reason: String) {
+        synchronized(this) {
+            val s = current as? State.Held ?: return
+            if (s.renewalFailure == null) move(State.Held(s.validUntil, ConnectionsAtRisk(reason)))
+        }
+    }
+
+    /** Why a lease is at risk when its masters' connections dropped (not a failed renewal). */
+    class ConnectionsAtRisk(reason: String) : RuntimeException(reason, null, false, false)
+
     override suspend fun release() {
         if (!markReleased()) return
         // A lost lease may still hold keys on a minority of masters: delete them too, so they do
@@ -264,6 +298,13 @@ internal class RedlockLease(
         entry.watch = ended.invokeOnCompletion(entry)
         return entry
     }
+
+    /**
+     * Calls [handler] (once, on the thread that finds the loss) if the lease is lost before the
+     * returned handle is disposed; a lease released first never calls it. No coroutine of its own.
+     */
+    fun invokeOnLoss(handler: (LockLostException) -> Unit): DisposableHandle =
+        ended.invokeOnCompletion { loss?.let(handler) }
 
     /** Marks the lease lost (once) and returns the loss; null if it was released first. */
     fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? = lose { reason to cause }

@@ -10,6 +10,7 @@ import dev.redlock.coroutines.Redlock
 import dev.redlock.coroutines.acquireLease
 import dev.redlock.coroutines.closeAfter
 import dev.redlock.coroutines.guard
+import dev.redlock.coroutines.invokeOnLoss
 import dev.redlock.coroutines.runWithLease
 import dev.redlock.coroutines.workDispatcher
 import dev.redlock.java.LockLease
@@ -78,12 +79,13 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
                 redlock.runWithLease(type, options.names(), options.lease(), options.wait(), options.autoRenew(), options.fencingFor(type), call) { lease ->
                     val facadeLease = BridgedLease(this@EngineBridge, lease, leaseExecutor)
                     bridged = facadeLease
-                    // Completes lost() while the action runs; the engine's own guard cancels the block.
-                    val watch = launch { facadeLease.onLost(lease.awaitLost()) }
+                    // Completes lost() while the action runs (no coroutine of its own: a held lock
+                    // costs little); the engine's own guard cancels the block.
+                    val watch = lease.invokeOnLoss(facadeLease::onLost)
                     try {
                         runAction(action, facadeLease, executor, type)
                     } finally {
-                        watch.cancel()
+                        watch.dispose()
                     }
                 }
             } catch (e: LockLostException) {
@@ -154,6 +156,10 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
      * AsyncRedlock is closed it does not run at all (closing released every lease already).
      */
     fun launchCleanup(block: suspend () -> Unit): Job = scope.launch { block() }
+
+    /** `checkMasters`: every master's status, delivered on [executor]. */
+    fun checkMasters(executor: Executor): CompletableFuture<List<dev.redlock.core.MasterStatus>> =
+        launchCall(executor, null) { redlock.checkMasters() }.result
 
     /** Starts a watch of a lease (a state listener): cancelled by its handle, or when the Redlock closes. */
     fun launchWatch(block: suspend () -> Unit): Job = scope.launch { block() }

@@ -16,9 +16,11 @@ import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** {@link RedisNode} against a master that requires a password. */
+@Tag("compat")
 final class RedisNodeAuthenticationTest {
   private static final String PASSWORD = "fleet-pw-7f3a";
   private static final Duration TIMEOUT = Duration.ofSeconds(5);

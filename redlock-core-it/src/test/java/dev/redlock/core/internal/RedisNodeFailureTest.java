@@ -27,9 +27,11 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** {@link RedisNode} when its master is down, paused or restarted. */
+@Tag("compat")
 final class RedisNodeFailureTest {
   private static final Duration TIMEOUT = Duration.ofSeconds(5);
   private static final Duration SHORT = Duration.ofMillis(200);

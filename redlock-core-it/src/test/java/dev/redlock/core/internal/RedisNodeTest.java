@@ -31,6 +31,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -38,6 +39,7 @@ import org.junit.jupiter.api.Test;
  * RedisFleet}. Failures of the master itself (down, paused, restarted) are in {@code
  * RedisNodeFailureTest}, bad credentials in {@code RedisNodeAuthenticationTest}.
  */
+@Tag("compat")
 final class RedisNodeTest {
   private static final Duration TIMEOUT = Duration.ofSeconds(5);
   private static final long LEASE = 10_000;
