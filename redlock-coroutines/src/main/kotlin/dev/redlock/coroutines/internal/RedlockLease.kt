@@ -88,8 +88,13 @@ internal class RedlockLease(
     @Volatile
     private var flow: MutableStateFlow<LeaseState>? = null
 
+    /**
+     * Held and within its deadlines. The state is read again after the deadline check: a check that
+     * finds the lease released meanwhile answers null (no loss), and must not make a lease past its
+     * deadline look valid.
+     */
     override val isValid: Boolean
-        get() = current is State.Held && checkDeadlines() == null
+        get() = checkDeadlines() == null && current is State.Held
 
     override val remaining: Duration
         get() = (current as? State.Held)?.let { (-it.validUntil.elapsedNow()).coerceAtLeast(Duration.ZERO) } ?: Duration.ZERO

@@ -30,4 +30,18 @@ class LeaseDeadlineRaceTest : FunSpec({
         lease.state.value shouldBe LeaseState.HELD
         lease.remaining shouldBe 1_968.milliseconds
     }
+
+    test("a release that lands while isValid is reading does not make a lease past its deadline look valid") {
+        // Found by the model checker too: isValid saw the lease held, the holder released it, and
+        // the deadline check, finding it released, reported no loss, so isValid answered true at
+        // 3 s for a lease whose deadline was 2958 ms.
+        val clock = HookedClock()
+        val config = modelConfig(3_000)
+        val engine = modelEngine(config, 3, clock)
+        val lease = modelLease(engine, clock, "r", config)
+        clock.advance(3_000)
+        clock.beforeNextRead { lease.markReleased() shouldBe true }
+        lease.isValid shouldBe false
+        lease.state.value shouldBe LeaseState.RELEASED
+    }
 })

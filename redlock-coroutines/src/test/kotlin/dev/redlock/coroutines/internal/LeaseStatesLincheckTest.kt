@@ -18,10 +18,11 @@ import org.jetbrains.lincheck.datastructures.Validate
 import org.jetbrains.lincheck.datastructures.forClasses
 
 /**
- * The lease's state machine ([RedlockLease.State]: held, released, lost) under all interleavings of
- * its transitions: Lincheck runs random concurrent scenarios of [LeaseStateScenario]'s operations on
- * a real [RedlockLease] and checks that each outcome is one that [LeaseStateModel], a plain
- * sequential statement of the rules, allows for some order of the same operations
+ * The lease's state machine ([RedlockLease.State]: held, at risk, released, lost) under concurrent
+ * transitions: Lincheck runs random concurrent scenarios of [LeaseStateScenario]'s operations (and
+ * a few written out) on a real [RedlockLease], in each the interleavings its model checker picks
+ * (or real threads, in stress mode), and checks that each outcome is one that [LeaseStateModel], a
+ * plain sequential statement of the rules, allows for some order of the same operations
  * (linearizability), and that the lease's parts agree once the operations are done.
  */
 class LeaseStatesLincheckTest : FunSpec({
@@ -29,6 +30,7 @@ class LeaseStatesLincheckTest : FunSpec({
     test("every concurrent run of the lease's transitions matches the rules run in some order, in model checking").config(timeout = MODEL_CHECKING_BOUND, invocationTimeout = MODEL_CHECKING_BOUND) {
         withEngineLogsOff {
             ModelCheckingOptions()
+                .lenientHangDetection()
                 .iterations(20 * lincheckScale)
                 .invocationsPerIteration(100)
                 .threads(3)
@@ -37,6 +39,7 @@ class LeaseStatesLincheckTest : FunSpec({
                 .actorsAfter(2)
                 .sequentialSpecification(LeaseStateModel::class.java)
                 .addCustomScenario(renewalDuringIsValid)
+                .addCustomScenario(renewalsAnsweredOutOfOrder)
                 // Logging, metrics and the exceptions' texts: no shared state of the lease.
                 .addGuarantee(forClasses { it.startsWith("dev.redlock.core.") || it == Observer::class.java.name }.allMethods().ignore())
                 // The coroutines library (the lease's end, its state flow): each call one atomic step.
@@ -48,6 +51,7 @@ class LeaseStatesLincheckTest : FunSpec({
     test("every concurrent run of the lease's transitions matches the rules run in some order, on real threads (stress)").config(timeout = MODEL_CHECKING_BOUND, invocationTimeout = MODEL_CHECKING_BOUND) {
         withEngineLogsOff {
             StressOptions()
+                .lenientHangDetection()
                 .iterations(10 * lincheckScale)
                 .invocationsPerIteration(500)
                 .threads(3)
@@ -67,8 +71,8 @@ class LeaseStatesLincheckTest : FunSpec({
  * outcomes carry their start as an absolute time, so that every outcome depends only on the order
  * of the operations (what linearizability needs).
  */
-internal const val LEASE_MS = 3_000L
-internal const val MAX_HOLD_MS = 5_000L
+private const val LEASE_MS = 3_000L
+private const val MAX_HOLD_MS = 5_000L
 private const val DRIFT_MS = 32L
 private const val LEAD_MS = 10L
 private const val STEP_MS = 1_000L
@@ -83,6 +87,16 @@ private val renewalDuringIsValid = DSLScenarioBuilder().apply {
         thread { actor(LeaseStateScenario::isValid) }
         thread { actor(LeaseStateScenario::extended, 2, 0) }
         thread { actor(LeaseStateScenario::advance, 1) }
+    }
+}.buildScenario()
+
+/** Two renewals in flight (the timer's and the holder's extend()): the later one's answer lands first. */
+private val renewalsAnsweredOutOfOrder = DSLScenarioBuilder().apply {
+    initial { actor(LeaseStateScenario::advance, 1) }
+    parallel {
+        thread { actor(LeaseStateScenario::extended, 1, 0); actor(LeaseStateScenario::validUntil) }
+        thread { actor(LeaseStateScenario::extended, 0, 1); actor(LeaseStateScenario::isValid) }
+        thread { actor(LeaseStateScenario::advance, 2); actor(LeaseStateScenario::checkDeadlines) }
     }
 }.buildScenario()
 
@@ -107,7 +121,7 @@ private val masterFailures = List(3) { MasterFailureException("m$it", MasterFail
 private val lossReasons = listOf(LockLostException.Reason.NOT_HELD, LockLostException.Reason.CLOSED)
 
 /** The operations on one real lease. Lincheck creates one per run. */
-@Param(name = "at", gen = IntGen::class, conf = "0:4")
+@Param(name = "at", gen = IntGen::class, conf = "0:3")
 @Param(name = "outcome", gen = IntGen::class, conf = "0:3")
 @Param(name = "steps", gen = IntGen::class, conf = "1:2")
 @Param(name = "reason", gen = IntGen::class, conf = "0:1")
@@ -128,6 +142,33 @@ class LeaseStateScenario {
         val (confirmed, notHeld) = outcome(outcome)
         val failures = masterFailures.subList(0, 3 - confirmed - notHeld)
         return describe(lease.extended(origin + (at * STEP_MS).milliseconds, confirmed, notHeld, failures))
+    }
+
+    /** The end of validity the lease holds on to (ms from the grant), or -1 once it ended: one read of its state. */
+    @Operation
+    fun validUntil(): Long = (lease.current as? RedlockLease.State.Held)?.let { (it.validUntil - origin).inWholeMilliseconds } ?: -1L
+
+    /** Applies the answers of a check after an invalidation (nothing renewed), as [RedlockLease.checked] takes them. */
+    @Operation
+    fun checked(@Param(name = "outcome") outcome: Int) {
+        val (confirmed, notHeld) = outcome(outcome)
+        lease.checked(confirmed, notHeld, masterFailures.subList(0, 3 - confirmed - notHeld))
+    }
+
+    /** Too few masters connected: the lease is put at risk, as the invalidations do. */
+    @Operation
+    fun atRisk() = lease.atRisk("connections dropped")
+
+    /** The lease's state as one read of it (no deadline check): held, at risk and why, released, lost and why. */
+    @Operation
+    fun stateNow(): String = when (val c = lease.current) {
+        is RedlockLease.State.Held -> when (c.renewalFailure) {
+            null -> "held"
+            is RedlockLease.ConnectionsAtRisk -> "at risk:connections"
+            else -> "at risk:renewal"
+        }
+        is RedlockLease.State.Released -> "released"
+        is RedlockLease.State.Lost -> "lost:${c.loss.reason()}"
     }
 
     @Operation
@@ -221,13 +262,14 @@ internal fun endedOf(lease: RedlockLease): CompletableDeferred<LockLostException
  */
 class LeaseStateModel {
     private sealed class S {
-        data class Held(val validUntil: Long, val atRisk: Boolean) : S()
+        /** [risk]: null when held safely, else why at risk ("renewal": a renewal failed; "connections": masters' connections dropped). */
+        data class Held(val validUntil: Long, val risk: String?) : S()
         data object Released : S()
         data class Lost(val reason: LockLostException.Reason) : S()
     }
 
     private var now = 0L
-    private var s: S = S.Held(LEASE_MS - DRIFT_MS, false)
+    private var s: S = S.Held(LEASE_MS - DRIFT_MS, null)
     private var releaseSent = false
 
     fun advance(steps: Int) {
@@ -261,14 +303,43 @@ class LeaseStateModel {
                 is S.Lost -> "lost:${c.reason}"
                 is S.Held -> expire()?.let { "lost:$it" } ?: run {
                     // Renewed to the full lease from the call's start; never moved backwards.
-                    s = S.Held(maxOf(at * STEP_MS + LEASE_MS - DRIFT_MS, c.validUntil), false)
+                    s = S.Held(maxOf(at * STEP_MS + LEASE_MS - DRIFT_MS, c.validUntil), null)
                     "extended"
                 }
             }
         }
-        (s as? S.Held)?.let { s = it.copy(atRisk = true) }
+        // Not extended: at risk for that reason, whatever put it at risk before.
+        (s as? S.Held)?.let { s = it.copy(risk = "renewal") }
         return "not extended"
     }
+
+    /**
+     * A check: a quorum out of reach loses the lease; a quorum that still holds it ends a risk from
+     * dropped connections, not one from a failed renewal (only a renewal ends that); fewer change nothing.
+     */
+    fun checked(outcome: Int) {
+        val (confirmed, notHeld) = outcome(outcome)
+        if (3 - notHeld < 2) {
+            lose(LockLostException.Reason.NOT_HELD)
+            return
+        }
+        val held = s as? S.Held ?: return
+        if (confirmed >= 2 && held.risk == "connections") s = held.copy(risk = null)
+    }
+
+    /** Dropped connections put a lease held safely at risk; one at risk from a failed renewal stays so. */
+    fun atRisk() {
+        val held = s as? S.Held ?: return
+        if (held.risk == null) s = held.copy(risk = "connections")
+    }
+
+    fun stateNow(): String = when (val c = s) {
+        is S.Held -> c.risk?.let { "at risk:$it" } ?: "held"
+        S.Released -> "released"
+        is S.Lost -> "lost:${c.reason}"
+    }
+
+    fun validUntil(): Long = (s as? S.Held)?.validUntil ?: -1L
 
     fun markLost(reason: Int): String = lose(lossReasons[reason])?.let { "lost:$it" } ?: "not held"
 
