@@ -40,6 +40,8 @@ class LeaseStatesLincheckTest : FunSpec({
                 .sequentialSpecification(LeaseStateModel::class.java)
                 .addCustomScenario(renewalDuringIsValid)
                 .addCustomScenario(renewalsAnsweredOutOfOrder)
+                .addCustomScenario(releaseDuringIsValid)
+                .addCustomScenario(checksAndRisks)
                 // Logging, metrics and the exceptions' texts: no shared state of the lease.
                 .addGuarantee(forClasses { it.startsWith("dev.redlock.core.") || it == Observer::class.java.name }.allMethods().ignore())
                 // The coroutines library (the lease's end, its state flow): each call one atomic step.
@@ -98,6 +100,30 @@ private val renewalsAnsweredOutOfOrder = DSLScenarioBuilder().apply {
         thread { actor(LeaseStateScenario::extended, 0, 1); actor(LeaseStateScenario::isValid) }
         thread { actor(LeaseStateScenario::advance, 2); actor(LeaseStateScenario::checkDeadlines) }
     }
+}.buildScenario()
+
+/** The holder releases a lease past its deadline while another thread asks whether it is valid. */
+private val releaseDuringIsValid = DSLScenarioBuilder().apply {
+    initial { actor(LeaseStateScenario::advance, 2); actor(LeaseStateScenario::advance, 1) }
+    parallel {
+        thread { actor(LeaseStateScenario::markReleased) }
+        thread { actor(LeaseStateScenario::isValid) }
+    }
+}.buildScenario()
+
+/**
+ * The two reasons to be at risk and what ends each: a failed renewal (only a renewal ends it) and
+ * dropped connections (a check that finds a quorum ends it too), with a check and a renewal that
+ * fails landing together.
+ */
+private val checksAndRisks = DSLScenarioBuilder().apply {
+    initial { actor(LeaseStateScenario::extended, 0, 2) }
+    parallel {
+        thread { actor(LeaseStateScenario::checked, 1); actor(LeaseStateScenario::stateNow) }
+        thread { actor(LeaseStateScenario::atRisk); actor(LeaseStateScenario::extended, 0, 0); actor(LeaseStateScenario::stateNow) }
+        thread { actor(LeaseStateScenario::stateNow); actor(LeaseStateScenario::extended, 0, 2); actor(LeaseStateScenario::checked, 0) }
+    }
+    post { actor(LeaseStateScenario::stateNow) }
 }.buildScenario()
 
 /** One renewal's answers on three masters, as [RedlockLease.extended] takes them. */

@@ -40,6 +40,7 @@ class WaitRoomsLincheckTest : FunSpec({
                 .actorsBefore(3)
                 .actorsAfter(2)
                 .sequentialSpecification(WaitRoomsModel::class.java)
+                .addCustomScenario(changesFromMasters)
                 .addCustomScenario(quorumOfChangesDuringAttempt)
                 .addCustomScenario(leaveWhileReleased)
                 .addCustomScenario(queueBehindWhileHeadLeaves)
@@ -242,15 +243,36 @@ class WaitRoomsScenario {
 }
 
 /**
- * A waiter about to attempt while two masters say its key changed: the changes counted before the
+ * Changes pushed by the masters one after the other, read by a queued head and by a waiter for both
+ * keys: each is woken once two masters said so, not before (the random scenarios rarely leave a
+ * waiter without another reason to wake while its changes add up).
+ */
+private val changesFromMasters = DSLScenarioBuilder().apply {
+    initial {
+        actor(WaitRoomsScenario::join0, 0, true)
+        actor(WaitRoomsScenario::join1, 2, false)
+        actor(WaitRoomsScenario::take0) // what the new rooms' subscriptions woke
+        actor(WaitRoomsScenario::take1)
+    }
+    parallel {
+        thread { actor(WaitRoomsScenario::take0); actor(WaitRoomsScenario::take0) }
+        thread { actor(WaitRoomsScenario::take1); actor(WaitRoomsScenario::take1) }
+        thread { actor(WaitRoomsScenario::changed, 1, 2); actor(WaitRoomsScenario::later); actor(WaitRoomsScenario::changed, 2, 0); actor(WaitRoomsScenario::changed, 2, 1) }
+    }
+    post { actor(WaitRoomsScenario::take0); actor(WaitRoomsScenario::take1) }
+}.buildScenario()
+
+/**
+ * A waiter about to attempt while masters say its key changed: the changes counted before the
  * attempt must not add up with those after it, and one that lands during it may count.
  */
 private val quorumOfChangesDuringAttempt = DSLScenarioBuilder().apply {
     initial { actor(WaitRoomsScenario::join0, 0, true); actor(WaitRoomsScenario::take0) }
     parallel {
-        thread { actor(WaitRoomsScenario::attempting0); actor(WaitRoomsScenario::take0); actor(WaitRoomsScenario::take0) }
-        thread { actor(WaitRoomsScenario::changed, 1, 0); actor(WaitRoomsScenario::notice, 2, 0, 0); actor(WaitRoomsScenario::changed, 0, 0) }
+        thread { actor(WaitRoomsScenario::take0); actor(WaitRoomsScenario::attempting0); actor(WaitRoomsScenario::take0) }
+        thread { actor(WaitRoomsScenario::changed, 1, 0); actor(WaitRoomsScenario::changed, 2, 0); actor(WaitRoomsScenario::later); actor(WaitRoomsScenario::changed, 0, 0) }
     }
+    post { actor(WaitRoomsScenario::take0) }
 }.buildScenario()
 
 /** The head leaves without the lock while a release of its key lands: the next in line must not miss it. */
@@ -261,6 +283,7 @@ private val leaveWhileReleased = DSLScenarioBuilder().apply {
         thread { actor(WaitRoomsScenario::mayAttempt1); actor(WaitRoomsScenario::take1) }
         thread { actor(WaitRoomsScenario::released, 0, 1); actor(WaitRoomsScenario::notice, 0, 0, 1) }
     }
+    post { actor(WaitRoomsScenario::take1) }
 }.buildScenario()
 
 /** A newcomer queues while the only waiter leaves, and a waiter for both keys comes and goes. */
