@@ -33,8 +33,8 @@ class WaitRoomsLincheckTest : FunSpec({
         withEngineLogsOff {
             ModelCheckingOptions()
                 .lenientHangDetection()
-                .iterations(12 * lincheckScale)
-                .invocationsPerIteration(50)
+                .iterations(10 * lincheckScale)
+                .invocationsPerIteration(40)
                 .threads(3)
                 .actorsPerThread(3)
                 .actorsBefore(3)
