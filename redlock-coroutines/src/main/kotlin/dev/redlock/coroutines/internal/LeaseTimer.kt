@@ -44,7 +44,8 @@ internal class LeaseTimer(
     private val lock = Any()
     private val origin: ComparableTimeMark = engine.timeSource.markNow()
     private val queue = PriorityQueue<Tick>(compareBy(Tick::due))
-    private val doorbell = Channel<Unit>(Channel.CONFLATED)
+    /** Rung when a tick earlier than the one the loop sleeps until is queued; internal for the model-checking tests, which play the loop. */
+    internal val doorbell = Channel<Unit>(Channel.CONFLATED)
 
     /** Registered entries not yet disposed; guarded by [lock]. */
     private var live = 0
@@ -127,6 +128,16 @@ internal class LeaseTimer(
         }
     }
 
+    /** One tick as [inspect] shows it: when it is due (ns from the timer's origin), its entry, and whether it is the entry's current one. */
+    class QueuedTick(val due: Long, val entry: Entry, val current: Boolean)
+
+    /**
+     * The queue and the number of live entries, read together under the lock. Changes nothing; for
+     * the model-checking tests, which check the timer's invariants on it.
+     */
+    fun inspect(): Pair<List<QueuedTick>, Int> =
+        synchronized(lock) { queue.map { QueuedTick(it.due, it.entry, it.seq == it.entry.seq) } to live }
+
     private fun retryAfterFailure(lease: RedlockLease): Duration =
         minOf(engine.config.retryDelay().toKotlinDuration(), lease.timing.renewInterval, lease.remaining / 3)
 
@@ -145,8 +156,11 @@ internal class LeaseTimer(
         }
     }
 
-    /** Handles everything due now; returns how long until the next thing is due. */
-    private fun tick(): Duration {
+    /**
+     * Handles everything due now; returns how long until the next thing is due. The loop's step;
+     * internal for the model-checking tests, which run it as the timer's thread.
+     */
+    internal fun tick(): Duration {
         val now = now()
         val expired = ArrayList<RedlockLease>()
         val renew = ArrayList<Entry>()
@@ -192,13 +206,18 @@ internal class LeaseTimer(
                 try {
                     extendAll(chunk.map { it.lease })
                 } finally {
-                    synchronized(lock) {
-                        for (entry in chunk) {
-                            entry.renewing = false
-                            schedule(entry)
-                        }
-                    }
+                    renewalsEnded(chunk)
                 }
+            }
+        }
+    }
+
+    /** The renewal of [chunk] ended, however it went: each entry goes back on the timer at its next due time. */
+    internal fun renewalsEnded(chunk: List<Entry>) {
+        synchronized(lock) {
+            for (entry in chunk) {
+                entry.renewing = false
+                schedule(entry)
             }
         }
     }
