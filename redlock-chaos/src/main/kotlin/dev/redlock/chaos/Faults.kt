@@ -36,6 +36,21 @@ enum class FaultKind(val label: String, val breaksAssumptions: Boolean, val keyL
         "a majority of masters restarted at once (empty) just after a client was granted a per-call lease longer than the restart guard",
         false, keyLoss = true,
     ),
+
+    // An administrator's deletions, aimed at a probe section held on a resource nobody else uses.
+    /**
+     * `DEL` of a held lock's keys on a majority: the lock is legitimately gone, and any client may
+     * take it at once, before its holder can be told; so in general it breaks mutual exclusion. The
+     * suite aims it at a resource with no other client, where the holder must be told (NOT_HELD).
+     */
+    ADMIN_DEL_MAJORITY("an administrator's DEL of a held lock's keys on a majority of masters", true, keyLoss = true),
+    /** `DEL` of a held lock's keys on a minority: the lease keeps its quorum and must not be lost. */
+    ADMIN_DEL_MINORITY("an administrator's DEL of a held lock's keys on a minority of masters", false, keyLoss = true),
+    /**
+     * `FLUSHALL` on a majority: every lease is gone, and the boot markers with it, so the restart
+     * guard keeps the flushed masters' votes out for its length; no new holder before that.
+     */
+    FLUSHALL_MAJORITY("FLUSHALL on a majority of masters at once (every lease lost; the restart guard holds new grants back)", false, keyLoss = true),
     ;
 
     companion object {
@@ -48,6 +63,9 @@ enum class FaultKind(val label: String, val breaksAssumptions: Boolean, val keyL
         /** The faults aimed at the edges (a renewal in flight, close(), a script reload, a lease beyond the guard). */
         val EDGES: List<FaultKind> =
             listOf(RENEWAL_LATENCY, RENEWAL_BLACK_HOLE, CLOSE_CLIENT, SCRIPT_FLUSH_PAUSED_MASTER, SCRIPT_FLUSH_SLOW_MASTER, RESTART_GUARDED_LONG_LEASE)
+
+        /** An administrator's deletions of lock keys, whose detection delay the suite measures. */
+        val ADMIN: List<FaultKind> = listOf(ADMIN_DEL_MAJORITY, ADMIN_DEL_MINORITY, FLUSHALL_MAJORITY)
     }
 }
 

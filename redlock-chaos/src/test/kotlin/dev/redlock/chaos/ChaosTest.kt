@@ -9,6 +9,7 @@ import io.kotest.matchers.ints.shouldBeGreaterThan
 import io.kotest.matchers.longs.shouldBeGreaterThan
 import io.kotest.matchers.maps.shouldBeEmpty
 import io.kotest.matchers.shouldBe
+import io.kotest.matchers.shouldNotBe
 import io.kotest.matchers.string.shouldNotContain
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
@@ -64,8 +65,14 @@ class ChaosTest :
             ),
         )
 
+        // An administrator's deletions, each in turn with the probe tracking and not, through the timings (see Injector.adminFault).
+        fun adminInOrder(n: Int): List<FaultKind> =
+            List(if (n == 1) 4 else 6) { FaultKind.ADMIN_DEL_MAJORITY } +
+                List(if (n == 1) 0 else 4) { FaultKind.ADMIN_DEL_MINORITY } +
+                List(4) { FaultKind.FLUSHALL_MAJORITY }
+
         test("the short tier covers every fault the suite can inject") {
-            (safeInOrder + keyLossInOrder + families.flatMap { it.faults }).toSet() shouldBe FaultKind.SCHEDULABLE.toSet()
+            (safeInOrder + keyLossInOrder + families.flatMap { it.faults } + adminInOrder(3)).toSet() shouldBe FaultKind.SCHEDULABLE.toSet()
         }
 
         for (n in listOf(1, 3, 5)) {
@@ -108,6 +115,38 @@ class ChaosTest :
                     result.keysLeftAfterLease.shouldBeEmpty()
                     result.report.faults.map { it.kind } shouldBe keyLossInOrder
                     result.report.outcomes[Outcome.UNFINISHED] shouldBe null
+                }
+            }
+
+            test("admin N=$n: DEL on a majority and FLUSHALL on a majority are detected, tracking on and off; DEL on a minority loses nothing") {
+                val faults = adminInOrder(n)
+                val result = runScenario(
+                    Scenario(
+                        name = "admin", masters = n, seed = 4000L + n, faults = faults, inOrder = true,
+                        clients = 4, childClients = 0, renewingClients = 1, resources = 2, mixTracking = true,
+                        gap = 50.milliseconds..150.milliseconds, duration = 40.seconds,
+                    )
+                )
+                println(result.summary())
+                val report = result.report
+                withClue(result.summary()) {
+                    report.violations.shouldBeEmpty()
+                    report.missedLosses.shouldBeEmpty()
+                    report.fenceInversions.shouldBeEmpty()
+                    report.outcomes[Outcome.UNFINISHED] shouldBe null
+                    report.faults.map { it.kind } shouldBe faults
+                    report.deletions shouldHaveSize faults.size
+                    // Each probe lease taken on a majority was declared lost (NOT_HELD) and its block cancelled; each on a
+                    // minority renewed and completed; no lease renewed once its keys were gone; no grant before the guard allowed.
+                    report.deletionProblems.shouldBeEmpty()
+                    for (d in report.deletions.filter { it.record.majority }) {
+                        val probe = d.victims.single { it.probe }
+                        probe.section.lossReason shouldBe "NOT_HELD"
+                        probe.stoppedAfter shouldNotBe null
+                    }
+                    // Both kinds of probe, both kinds of client: the figures compare tracking on and off.
+                    report.deletions.map { it.record.probeTracked }.toSet() shouldBe setOf(true, false)
+                    result.keysLeftAfterLease.shouldBeEmpty()
                 }
             }
 
