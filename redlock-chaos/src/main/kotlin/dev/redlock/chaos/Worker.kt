@@ -39,7 +39,7 @@ data class Timing(
     val restartGuard: Duration? = null,
     /** Whether leases carry fencing tokens, which the checker then checks for order. */
     val fencing: Boolean = true,
-    /** Whether the masters push changes of held keys to the clients (`RedlockConfig.keyTracking`). */
+    /** Whether the masters push changes of held and waited-for keys (RedlockConfig.keyTracking). */
     val keyTracking: Boolean = true,
 ) {
     /** The restart guard in force: the configured one, or the library's default (the lease time). */

@@ -25,7 +25,7 @@ while ARGV[a] do
     for i = k, k + count - 1 do
       redis.call('PEXPIRE', KEYS[i], lease)
       -- Read again after writing, to be told of the key's next change (CLIENT TRACKING NOLOOP).
-      redis.call('PTTL', KEYS[i])
+      redis.call('EXISTS', KEYS[i])
     end
   end
   if held then
