@@ -73,6 +73,14 @@ class Victim(val section: Section, val deletion: Deletion, val tracked: Boolean,
     val declaredAfter: Long?
         get() = section.lossDeclaredAt?.let { it - deletion.at }
 
+    /**
+     * The detection delay: from the deletion's last command answered (the administrator's
+     * acknowledgement) to the declared NOT_HELD loss; null if no such loss was declared. Negative
+     * when the holder was told before the administrator had read the answer.
+     */
+    val detectedAfter: Long?
+        get() = section.lossDeclaredAt?.takeIf { section.lossReason == "NOT_HELD" }?.let { it - deletion.end }
+
     /** From the deletion to the moment the block stopped, when it stopped because of the loss (cancelled); else null. */
     val stoppedAfter: Long?
         get() = if (section.outcome == Outcome.LOST && section.lossDeclaredAt != null) section.end - deletion.at else null
@@ -124,6 +132,15 @@ class CheckReport(
     /** Every problem the deletion faults found. */
     val deletionProblems: List<String>
         get() = deletions.flatMap { d -> d.problems.map { "${d.record.kind} on masters ${d.record.masters} (${d.record.timing}): $it" } }
+
+    /**
+     * The detection delays ([Victim.detectedAfter]) of the leases that deletions on a majority took,
+     * by fault kind and whether the holder ran with key tracking; deletions not judged (another
+     * fault overlapped) are left out.
+     */
+    val detectionByKind: Map<Pair<FaultKind, Boolean>, List<Long>>
+        get() = deletions.filter { it.judged }.flatMap { d -> d.victims.mapNotNull { v -> v.detectedAfter?.let { (d.record.kind to v.tracked) to it } } }
+            .groupBy({ it.first }, { it.second })
 
     /** The sections whose block took longest to stop after the loss was declared, slowest first. */
     val slowestCancels: List<Pair<Section, Long>>
@@ -178,12 +195,15 @@ class CheckReport(
             if (r.majority) append("${d.victims.size} lease(s) taken; ")
             if (d.victims.isNotEmpty()) append(d.victims.joinToString { v ->
                 "${v.section.id}${if (v.tracked) "" else " (untracked)"} " +
-                    (v.declaredAfter?.let { "lost ${v.section.lossReason} after ${ms(it)}, stopped after ${v.stoppedAfter?.let(::ms) ?: "-"}" }
+                    (v.declaredAfter?.let { "lost ${v.section.lossReason} after ${ms(it)} (${v.detectedAfter?.let(::ms) ?: "-"} after the last answer), stopped after ${v.stoppedAfter?.let(::ms) ?: "-"}" }
                         ?: "${v.section.outcome} uninformed ${ms(v.section.end - r.at)} after")
             }).append("; ")
             if (!d.judged) append("not judged: another fault overlapped the probe's section; ")
             append("[${r.note}]")
             for (p in d.problems) append("\n    DELETION PROBLEM: $p")
+        }
+        for ((key, delays) in detectionByKind.entries.sortedBy { it.key.first.ordinal * 2 + if (it.key.second) 0 else 1 }) {
+            append("\n  detection after ${key.first} (last answer to NOT_HELD declared), ${if (key.second) "tracking" else "no tracking"}: ${distribution(delays)}")
         }
         for (o in orphans.take(5)) {
             append("\n  ORPHAN KEY on master ${o.master}: '${o.resource}' held by nobody at ${ms(o.at - origin)}, ${o.pttlMillis} ms left (${o.note})")

@@ -225,10 +225,10 @@ class Injector(
             FaultKind.SCRIPT_FLUSH_PAUSED_MASTER, FaultKind.SCRIPT_FLUSH_SLOW_MASTER -> onMasterAndProxies { m -> scriptReloadFault(kind, m) }
             FaultKind.RESTART_GUARDED_LONG_LEASE -> onMasters(quorum) { masters -> restartAfterLongGrant(kind, masters) }
             FaultKind.ADMIN_DEL_MAJORITY, FaultKind.FLUSHALL_MAJORITY -> onMastersAndProbes(quorum) { masters -> adminFault(kind, masters) }
-            FaultKind.ADMIN_DEL_MINORITY -> {
-                val most = cluster.masters - quorum
-                if (most == 0) null else onMastersAndProbes(random.nextInt(1, most + 1)) { masters -> adminFault(kind, masters) }
-            }
+            FaultKind.ADMIN_DEL_ONE -> onMastersAndProbes(1) { masters -> adminFault(kind, masters) }
+            // With one master there is no minority: nothing to inject.
+            FaultKind.ADMIN_DEL_MINORITY ->
+                if (cluster.masters == 1) null else onMastersAndProbes(cluster.masters - quorum) { masters -> adminFault(kind, masters) }
             FaultKind.SLOW_CLOCK -> throw IllegalArgumentException("SLOW_CLOCK is a client setting (Scenario.slowClients), not an injected event")
         }
         event?.let(history::record)
@@ -487,8 +487,9 @@ class Injector(
                             cluster.probeProxies[m].latency = slow
                             slowed += cluster.probeProxies[m]
                         }
-                        io { delete(masters.take(1), first = true) }
+                        // Armed before the first deletion: with tracking, the check it causes may pass at once.
                         val armed = cluster.probeProxies[masters[1]].onNextCommand({ isExtendOfProbe(it, renewalOnly = false) }) { }
+                        io { delete(masters.take(1), first = true) }
                         val fired = withTimeoutOrNull(lease * 2) { armed.fired.await() } != null
                         if (!fired && armed.cancel()) {
                             io { delete(masters.drop(1), first = false) }
