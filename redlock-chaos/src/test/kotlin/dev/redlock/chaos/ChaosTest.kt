@@ -30,7 +30,11 @@ private data class EdgeFamily(
  * loss; the faults that destroy keys run apart, and only the absence of missed losses is required
  * there (the negative controls show that they do break mutual exclusion). The faults aimed at the
  * edges run a family at a time (`edge ...`), with the promises of `close()`, the script reload and
- * the restart guard checked besides. The checker allows no margin anywhere.
+ * the restart guard checked besides. An administrator's deletions run apart (`admin ...`): `DEL` of
+ * a probe section's key on one master, the largest minority or a majority, and `FLUSHALL` on a
+ * majority, with the probe's key tracking on and off in turn; on a majority the lease must be
+ * declared lost (NOT_HELD) and its block cancelled, on a minority it must renew and go on, and the
+ * detection delay is reported by kind and tracking. The checker allows no margin anywhere.
  */
 class ChaosTest :
     FunSpec({
