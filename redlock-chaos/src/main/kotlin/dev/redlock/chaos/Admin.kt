@@ -74,6 +74,20 @@ class AdminConnections(private val cluster: ChaosCluster) : AutoCloseable {
         return targets.map { it.read() }
     }
 
+    /**
+     * Waits (polling `EXISTS`, at most [timeoutNanos]) until [key] exists on every master in
+     * [masters]; returns whether it did. A lock is granted once a quorum answered: its write to a
+     * slower master may still be on the way, and would re-create the key after a deletion there.
+     */
+    fun awaitKey(masters: List<Int>, key: String, timeoutNanos: Long): Boolean {
+        val deadline = System.nanoTime() + timeoutNanos
+        while (true) {
+            if (sendAll(masters, listOf("EXISTS", key)).all { it == 1L }) return true
+            if (System.nanoTime() > deadline) return false
+            Thread.sleep(1)
+        }
+    }
+
     override fun close() {
         for (i in links.indices) {
             links[i]?.close()

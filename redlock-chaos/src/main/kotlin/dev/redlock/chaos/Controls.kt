@@ -165,6 +165,10 @@ private suspend fun deletionRun(control: Control, cluster: ChaosCluster, h: Redl
                 check(!holder.isCompleted) { "H did not get the lock: ${history.notAcquiredCounts()}" }
                 delay(1.milliseconds)
             }
+            // After H's own writes on masters 0 and 1 (the grant may come before the slower one's).
+            check(withContext(Dispatchers.IO) { admin.awaitKey(listOf(0, 1), "${Timing.KEY_PREFIX}x", timing.lease.inWholeNanoseconds) }) {
+                "H's key did not reach masters 0 and 1 within a lease"
+            }
             delay(50.milliseconds)
             var start = 0L
             val replies = withContext(Dispatchers.IO) { admin.sendAll(listOf(0, 1), listOf("DEL", "${Timing.KEY_PREFIX}x")) { start = System.nanoTime() } }

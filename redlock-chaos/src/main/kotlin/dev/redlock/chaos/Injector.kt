@@ -448,7 +448,8 @@ class Injector(
         val key = "${Timing.KEY_PREFIX}$resource"
         val id = "$client#$index"
         val command = if (kind == FaultKind.FLUSHALL_MAJORITY) listOf("FLUSHALL") else listOf("DEL", key)
-        io { synchronized(admin) { admin.open(0 until cluster.masters) } }
+        // Only the masters of this fault: the others may be down (another fault), and are not written to.
+        io { synchronized(admin) { admin.open(masters) } }
         val done = AtomicBoolean(false)
         val steps = List(((lease * 4) / PROBE_STEP).toInt()) { PROBE_STEP }
         val section = async { runSection(probe, id, client, resource, timing(tracked), steps, 1.0, history, stopWhen = { done.get() }) }
@@ -472,8 +473,12 @@ class Injector(
         try {
             withTimeoutOrNull(timing.wait + lease) { while (!history.isRunning(id) && !section.isCompleted) delay(1.milliseconds) }
             val began = history.openSectionOf(client)?.second
+            // The deletion must come after the probe's own write on those masters, or that write re-creates the key.
+            val written = began != null && io { synchronized(admin) { admin.awaitKey(masters, key, lease.inWholeNanoseconds) } }
             if (began == null) {
                 note = "the probe did not get its lock"
+            } else if (!written) {
+                note = "the probe's key was not on every one of masters $masters within a lease: nothing deleted"
             } else {
                 note = when (mode) {
                     "renewal" -> {
