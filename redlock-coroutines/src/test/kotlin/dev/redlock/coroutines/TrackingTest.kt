@@ -165,6 +165,43 @@ class TrackingTest : FunSpec({
         }
     }
 
+    test("keys deleted one master after the other, the second while the check of the first waits for a slow master: lost once that check is over, not at the next renewal") {
+        val proxies = (0 until 3).map { TcpProxy.start("127.0.0.1", fleet.port(it)) }
+        try {
+            // A 6 s lease (node timeout 300 ms): the next renewal would come 2 s after the acquisition.
+            val config = RedlockConfig.builder().masters(proxies.map { it.uri() }).leaseTime(JavaDuration.ofSeconds(6)).build()
+            Redlock(config).use { redlock ->
+                val inside = CompletableDeferred<Lease>()
+                supervisorScope {
+                    val holder = async { redlock.withRedlock("one-by-one") { lease -> inside.complete(lease); awaitCancellation() } }
+                    val lease = inside.await()
+                    eventually(what = "every master holds the key and tracks it") {
+                        (0 until 3).all { fleet.keys(it).isNotEmpty() } && redlock.engine.masters.nodes.all { it.tracking() }
+                    }
+                    delay(100.milliseconds)
+                    // Master 2 answers slowly: the check the first deletion causes waits for it (master 1 alone says "held").
+                    proxies[2].latency = JavaDuration.ofMillis(100)
+                    val check = proxies[1].onNextCommand({ it.isEvalSha(dev.redlock.core.internal.Script.EXTEND.sha()) }) { }
+                    fleet.command(0, "DEL", "redlock:one-by-one")
+                    check.fired.get(5, java.util.concurrent.TimeUnit.SECONDS)
+                    // That check has read the key on master 1; it goes now, while the check still waits for master 2.
+                    delay(10.milliseconds)
+                    val deleted = TimeSource.Monotonic.markNow()
+                    fleet.command(1, "DEL", "redlock:one-by-one")
+                    val loss = shouldThrow<LockLostException> { awaitOrDump(holder) }
+                    val took = deleted.elapsedNow() - lease.times().lossDeclaredAt!!.elapsedNow()
+                    println("tracking: the second DEL (a majority now) to the loss declared, while a check was in flight: $took")
+                    loss.reason() shouldBe LockLostException.Reason.NOT_HELD
+                    withClue("declared $took after the second DEL; the next renewal was due about 2 s after the acquisition") {
+                        (took < 1.seconds) shouldBe true
+                    }
+                }
+            }
+        } finally {
+            proxies.forEach { it.close() }
+        }
+    }
+
     test("masters killed while a lease is held put it at risk at once; back empty, the check finds it gone") {
         fleet.redlock(3) { leaseTime(JavaDuration.ofSeconds(6)) }.use { redlock ->
             val lease = redlock.acquire("killed")

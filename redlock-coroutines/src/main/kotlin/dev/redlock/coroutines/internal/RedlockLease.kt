@@ -73,6 +73,9 @@ internal class RedlockLease(
     /** Whether a check of this lease on the masters (after an invalidation) is under way. */
     val checking = java.util.concurrent.atomic.AtomicBoolean()
 
+    /** Whether a change of its keys was heard that no check under way has read yet: one more check is due. */
+    val checkAgain = java.util.concurrent.atomic.AtomicBoolean()
+
     private val grantedAt: ComparableTimeMark = grantedAt
 
     /** The end of the maximum hold time, when one is configured. */
