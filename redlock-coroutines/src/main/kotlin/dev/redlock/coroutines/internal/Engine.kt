@@ -71,6 +71,9 @@ internal class Engine(
 
     val isClosed: Boolean get() = closed.get()
 
+    /** How many leases are held in this process (for tests: a lease nobody received still counts). */
+    val liveLeases: Int get() = live.size
+
     init {
         if (config.keyTracking()) invalidations.start()
         if (nodes.size % 2 == 0) {
