@@ -1,5 +1,6 @@
 package dev.redlock.coroutines
 
+import dev.redlock.core.MasterStatus
 import dev.redlock.core.RedlockMetrics
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
@@ -67,13 +68,23 @@ class ReleaseTest : FunSpec({
     test("a failed attempt removes what it set, also on a master that timed out") {
         // Another holder has the key on masters 0 and 1; master 2 is free but paused.
         listOf(0, 1).forEach { fleet.command(it, "SET", "redlock:split", "someone-else", "PX", "60000") }
-        fleet.pause(2)
         fleet.redlock { nodeTimeout(Duration.ofMillis(100)).restartGuard(Duration.ofMinutes(1)) }.use { redlock ->
-            redlock.tryAcquire("split", leaseTime = 60.seconds) shouldBe null
-            fleet.resume(2)
-            // Master 2 runs the attempt's acquire and then its cleanup: no key of ours survives,
-            // although it would live for 60 s otherwise.
-            eventually(what = "master 2 has no key") { fleet.keys(2).isEmpty() }
+            // Connections open before the pause: paused first, master 2 would never open its
+            // connection, the attempt would not be sent there, and there would be nothing to clean up.
+            redlock.checkMasters()
+            fleet.pause(2)
+            try {
+                redlock.tryAcquire("split", leaseTime = 60.seconds) shouldBe null
+            } finally {
+                fleet.resume(2)
+            }
+            // Master 2 runs the attempt's acquire (setting the key for 60 s) and then its cleanup,
+            // then a probe sent after them on the same connection: once one answered, no key of
+            // ours may be left there.
+            withTimeout(10.seconds) { // a hang guard: probes time out while the master catches up
+                while (redlock.checkMasters()[2].state() == MasterStatus.State.DOWN) delay(10.milliseconds)
+            }
+            fleet.keys(2) shouldBe emptyList()
             listOf(0, 1).forEach { fleet.command(it, "GET", "redlock:split") shouldBe "someone-else" }
         }
         listOf(0, 1).forEach { fleet.command(it, "DEL", "redlock:split") }
