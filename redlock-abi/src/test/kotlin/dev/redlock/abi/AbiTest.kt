@@ -38,6 +38,7 @@ class AbiTest : FunSpec({
         "redlock-testing" to "dev.redlock.testing.RedisFleet",
         "redlock-junit5" to "dev.redlock.junit5.RedlockTest",
         "redlock-kotest" to "dev.redlock.kotest.RedisFleetExtension",
+        "redlock-spring" to "dev.redlock.spring.Redlocked",
     )
 
     for ((module, anchor) in modules) {

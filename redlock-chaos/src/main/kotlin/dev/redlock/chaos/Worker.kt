@@ -38,6 +38,8 @@ data class Timing(
     val restartGuard: Duration? = null,
     /** Whether leases carry fencing tokens, which the checker then checks for order. */
     val fencing: Boolean = true,
+    /** Whether the masters push changes of held and waited-for keys (RedlockConfig.keyTracking). */
+    val keyTracking: Boolean = true,
 ) {
     fun config(masters: List<String>): RedlockConfig =
         RedlockConfig.builder()
@@ -49,6 +51,7 @@ data class Timing(
             .keyPrefix(KEY_PREFIX)
             .restartGuard(restartGuard?.toJavaDuration())
             .fencing(fencing)
+            .keyTracking(keyTracking)
             .build()
 
     companion object {

@@ -16,6 +16,7 @@ import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.withTimeoutOrNull
 
 /**
  * Masters managed by Redis Sentinel (`redis-sentinel://` URIs) against local sentinels: locks
@@ -24,7 +25,7 @@ import kotlinx.coroutines.delay
  */
 @Tags("compat")
 class SentinelDeploymentTest : FunSpec({
-    val sentinels = SentinelFleet.builder().groups(3).sentinels(3).replicas(1).start()
+    val sentinels = SentinelFleet.builder().groups(4).sentinels(3).replicas(1).start()
     afterSpec { sentinels.close() }
     afterEach {
         // No lock key left on any group's primary.
@@ -33,10 +34,11 @@ class SentinelDeploymentTest : FunSpec({
         }
     }
 
-    fun redlock(uris: List<String>): Redlock =
+    fun redlock(uris: List<String>, keyTracking: Boolean = true): Redlock =
         Redlock(
             RedlockConfig.builder()
                 .masters(uris)
+                .keyTracking(keyTracking)
                 .leaseTime(Duration.ofSeconds(5))
                 .restartGuard(Duration.ofSeconds(30))
                 .waitTime(Duration.ofSeconds(10))
@@ -47,7 +49,7 @@ class SentinelDeploymentTest : FunSpec({
     fun holds(port: Int, key: String): Boolean = sentinels.command(port, "EXISTS", key) == 1L
 
     test("a Redlock over 3 Sentinel-managed primaries locks on each group's primary, named by its master id") {
-        redlock(sentinels.uris()).use { redlock ->
+        redlock(sentinels.uris().take(3)).use { redlock ->
             redlock.engine.masters.nodes.map { it.name() } shouldBe
                 (0 until 3).map { "group-$it via " + sentinels.sentinelPorts().joinToString(",") { p -> "127.0.0.1:$p" } }
             redlock.withRedlock("sentinel-res") {
@@ -92,7 +94,10 @@ class SentinelDeploymentTest : FunSpec({
     test("UNSAFE: a failover to a replica that had not received the lock key lets a second holder in while the first lease is still valid") {
         val group = 1
         val uri = listOf(sentinels.uri(group))
-        redlock(uri).use { first ->
+        // Without key tracking the first holder has nothing but its renewals to learn from, so the
+        // window of two holders stays open until its next renewal; with tracking (next test) its
+        // reconnection to the new primary checks the lease at once.
+        redlock(uri, keyTracking = false).use { first ->
             redlock(uri).use { second ->
                 val (primary, replica) = sentinels.nodePorts(group)
                 sentinels.primaryPort(group) shouldBe primary
@@ -126,6 +131,29 @@ class SentinelDeploymentTest : FunSpec({
                 lost.reason() shouldBe LockLostException.Reason.NOT_HELD
                 lease.isValid shouldBe false
                 intruder.release()
+                lease.release()
+            }
+        }
+    }
+
+    test("with key tracking the first holder learns of a failover's loss when its connection reaches the new primary, without a renewal") {
+        val group = 3
+        val uri = listOf(sentinels.uri(group))
+        redlock(uri).use { first ->
+            redlock(uri).use { second ->
+                val primary = sentinels.primaryPort(group)
+                sentinels.cutReplication(group)
+                val lease = first.acquire("lost-in-tracked-failover", leaseTime = 30.seconds)
+                holds(sentinels.primaryPort(group), "redlock:lost-in-tracked-failover") shouldBe true
+                val promoted = sentinels.failover(group)
+                promoted shouldNotBe primary
+                holds(promoted, "redlock:lost-in-tracked-failover") shouldBe false
+                // A 30 s lease renews every 10 s: a loss found within 8 s came from the reconnection's check.
+                val lost = withTimeoutOrNull(8.seconds) { lease.awaitLost() }
+                checkNotNull(lost) { "the first holder did not learn of the loss when its connection moved to the new primary" }
+                lost.reason() shouldBe LockLostException.Reason.NOT_HELD
+                lease.isValid shouldBe false
+                second.acquire("lost-in-tracked-failover").release()
                 lease.release()
             }
         }

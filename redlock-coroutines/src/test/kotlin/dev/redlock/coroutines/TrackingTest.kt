@@ -139,6 +139,28 @@ class TrackingTest : FunSpec({
         }
     }
 
+    test("tracking turned off and on (the connections that receive pushes killed and reopened): every lease is checked, none lost") {
+        // A 60 s lease: no renewal (every 20 s) comes within the test, so every script call on the
+        // masters after the kill is the check.
+        fleet.redlock(3) { leaseTime(JavaDuration.ofSeconds(60)) }.use { redlock ->
+            val lease = redlock.acquire("retracked")
+            eventually(what = "tracked on every master") { redlock.engine.masters.nodes.all { it.tracking() } }
+            val checksBefore = (0 until 3).sumOf { fleet.commandCalls(it, "evalsha") }
+            // Kills the connection each master redirects its invalidations to (redir= in CLIENT LIST).
+            for (i in 0 until 3) {
+                val redirects = clientList(fleet, i).mapNotNull { it["redir"]?.toLong()?.takeIf { id -> id > 0 } }
+                redirects.size shouldBe 1
+                fleet.command(i, "CLIENT", "KILL", "ID", redirects.single().toString())
+            }
+            eventually(what = "tracking is on again and the lease was checked") {
+                redlock.engine.masters.nodes.all { it.tracking() } && (0 until 3).sumOf { fleet.commandCalls(it, "evalsha") } > checksBefore
+            }
+            lease.state.value shouldBe LeaseState.HELD
+            lease.isValid shouldBe true
+            lease.release()
+        }
+    }
+
     test("a waiter takes the lock when the holder's key expires, long before the holder's lease would have said") {
         fleet.redlock(3) { leaseTime(JavaDuration.ofSeconds(30)).retryDelay(JavaDuration.ofSeconds(30)) }.use { holderSide ->
             fleet.redlock(3) { leaseTime(JavaDuration.ofSeconds(30)).retryDelay(JavaDuration.ofSeconds(30)).waitTime(JavaDuration.ofSeconds(60)) }.use { waiterSide ->
@@ -181,6 +203,25 @@ class TrackingTest : FunSpec({
             }
         } finally {
             proxies.forEach { it.close() }
+        }
+    }
+
+    test("masters killed while a lease is held put it at risk at once; back empty, the check finds it gone") {
+        fleet.redlock(3) { leaseTime(JavaDuration.ofSeconds(6)) }.use { redlock ->
+            val lease = redlock.acquire("killed")
+            eventually(what = "tracked everywhere") { redlock.engine.masters.nodes.all { it.tracking() } && (0 until 3).all { fleet.keys(it).isNotEmpty() } }
+            fleet.kill(0)
+            fleet.kill(1)
+            // Long before the 6 s lease's validity or a renewal: the dropped connections say it.
+            eventually(what = "the lease is at risk") { lease.state.value == LeaseState.AT_RISK }
+            lease.isValid shouldBe true
+            fleet.restart(0)
+            fleet.restart(1)
+            // Restarted without their data: the check after tracking is set up again finds the key
+            // on one master of three.
+            eventually(what = "the lease is lost") { lease.state.value == LeaseState.LOST }
+            lease.awaitLost().reason() shouldBe LockLostException.Reason.NOT_HELD
+            lease.release()
         }
     }
 
@@ -246,6 +287,20 @@ class TrackingTest : FunSpec({
             }
         }
 
+        test("an ACL user without the tracking rules (the README's rules less +client|id +client|tracking)") {
+            val readme = ReadmeAclRules.fromReadme()
+            val rules = readme.forServer(fleet.serverName, fleet.serverVersion) - setOf("+client|id", "+client|tracking")
+            try {
+                for (m in 0 until 3) fleet.command(m, "ACL", "SETUSER", "untracked", "on", ">untracked-pw", *rules.toTypedArray()) shouldBe "OK"
+                val uris = (0 until 3).map { "redis://untracked:untracked-pw@127.0.0.1:${fleet.port(it)}" }
+                captureLogs().use { logs ->
+                    Redlock(RedlockConfig.builder().masters(uris).build()).use { redlock -> worksWithout(redlock, logs, 3, "CLIENT ID was refused (NOPERM") }
+                }
+            } finally {
+                for (m in 0 until 3) fleet.command(m, "ACL", "DELUSER", "untracked")
+            }
+        }
+
         test("a connection the user opened") {
             val client = RedisClient.create()
             try {
@@ -264,8 +319,11 @@ class TrackingTest : FunSpec({
     }
 })
 
-/** How many clients of master [index] have tracking on (flag `t` in CLIENT LIST). */
-private fun trackingClients(fleet: RedisFleet, index: Int): Int =
-    (fleet.command(index, "CLIENT", "LIST") as String).lines().count { line ->
-        line.split(' ').any { it.startsWith("flags=") && 't' in it.removePrefix("flags=") }
+/** Master [index]'s clients, each as its CLIENT LIST fields. */
+private fun clientList(fleet: RedisFleet, index: Int): List<Map<String, String>> =
+    (fleet.command(index, "CLIENT", "LIST") as String).lines().filter(String::isNotBlank).map { line ->
+        line.trim().split(' ').associate { it.substringBefore('=') to it.substringAfter('=', "") }
     }
+
+/** How many clients of master [index] have tracking on (flag `t` in CLIENT LIST). */
+private fun trackingClients(fleet: RedisFleet, index: Int): Int = clientList(fleet, index).count { 't' in it["flags"].orEmpty() }

@@ -1,5 +1,6 @@
 package dev.redlock.testing
 
+import dev.redlock.core.internal.Keys
 import java.io.IOException
 import java.net.SocketTimeoutException
 import java.nio.file.Files
@@ -354,8 +355,7 @@ public class RedisFleet private constructor(
     private fun markNeverGranted(index: Int) {
         command(
             index, "EVAL",
-            "local t = redis.call('TIME') redis.call('SET', KEYS[1], string.format('%d', t[1] * 1000 - 31536000000))",
-            "1", BOOT_MARKER_KEY,
+            Keys.BOOT_MARKER_NEVER_GRANTED, "1", BOOT_MARKER_KEY,
         )
     }
 
@@ -651,7 +651,7 @@ public class RedisFleet private constructor(
          * they could forget), [flushAll] dates them back again, and [restart] brings a master back
          * without one, as a real crash would. [keys] and [keyCount] leave the marker out.
          */
-        public const val BOOT_MARKER_KEY: String = "\u0000redlock-boot"
+        public const val BOOT_MARKER_KEY: String = Keys.BOOT_MARKER
         private val OWNED_OPTIONS = setOf("--port", "--bind", "--dir", "--daemonize", "--requirepass", "--tls-port", "--user")
 
         /**

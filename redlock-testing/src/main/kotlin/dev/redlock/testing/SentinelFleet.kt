@@ -1,5 +1,6 @@
 package dev.redlock.testing
 
+import dev.redlock.core.internal.Keys
 import java.io.IOException
 import java.nio.file.Files
 import java.nio.file.Path
@@ -249,7 +250,7 @@ public class SentinelFleet private constructor(
         }
         repeat(groupCount) { g ->
             val primary = node("group-$g-primary", emptyList())
-            command(primary.port, "EVAL", NEVER_GRANTED, "1", RedisFleet.BOOT_MARKER_KEY)
+            command(primary.port, "EVAL", Keys.BOOT_MARKER_NEVER_GRANTED, "1", Keys.BOOT_MARKER)
             val proxy = TcpProxy.start("127.0.0.1", primary.port).also { proxies += it }
             replicationProxy += proxy
             val replicas = List(settings.replicas) { r ->
@@ -386,10 +387,6 @@ public class SentinelFleet private constructor(
     public companion object {
         private const val POLL_MILLIS = 20L
         private const val COMMAND_TIMEOUT_MILLIS = 5_000
-
-        /** Dates the boot marker a year back, as [RedisFleet] does for its masters. */
-        private const val NEVER_GRANTED =
-            "local t = redis.call('TIME') redis.call('SET', KEYS[1], string.format('%d', t[1] * 1000 - 31536000000))"
 
         /** A new [Builder]: one group of a primary and one replica, three sentinels. */
         @JvmStatic

@@ -15,6 +15,14 @@ public final class Keys {
   /** A master's boot marker for the restart guard: the server time (ms) the marker dates from. */
   public static final String BOOT_MARKER = "\u0000redlock-boot";
 
+  /**
+   * A script (one key: {@link #BOOT_MARKER}) that dates the boot marker a year back: the master has
+   * granted no lock it could have forgotten, so the restart guard counts its votes at once. For
+   * test fleets that start masters fresh (the library itself never runs it).
+   */
+  public static final String BOOT_MARKER_NEVER_GRANTED =
+      "local t = redis.call('TIME') redis.call('SET', KEYS[1], string.format('%d', t[1] * 1000 - 31536000000))";
+
   /** Channels of release notices are this prefix followed by the key waiters listen to. */
   public static final String RELEASE_CHANNEL_PREFIX = "redlock-released:";
 

@@ -3,6 +3,7 @@ package dev.redlock.core.internal;
 import dev.redlock.core.MasterFailureException;
 import dev.redlock.core.MasterFailureException.Kind;
 import io.lettuce.core.ClientOptions;
+import io.lettuce.core.MaintNotificationsConfig;
 import io.lettuce.core.RedisChannelHandler;
 import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisConnectionStateListener;
@@ -11,14 +12,11 @@ import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
 import io.lettuce.core.SocketOptions;
 import io.lettuce.core.SslOptions;
-import io.lettuce.core.StatefulRedisConnectionImpl;
-import io.lettuce.core.TrackingArgs;
 import io.lettuce.core.api.StatefulConnection;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.lettuce.core.api.async.RedisAsyncCommands;
 import io.lettuce.core.api.push.PushListener;
 import io.lettuce.core.codec.StringCodec;
-import io.lettuce.core.protocol.ProtocolVersion;
 import io.lettuce.core.pubsub.RedisPubSubAdapter;
 import io.lettuce.core.pubsub.StatefulRedisPubSubConnection;
 import java.net.SocketAddress;
@@ -78,32 +76,13 @@ public final class RedisNode implements LockNode {
   private final CommandLine<StatefulRedisPubSubConnection<String, String>> notices;
 
   private volatile ReleaseListener releaseListener = (key, releaseId) -> { };
-  private volatile TrackingListener trackingListener = NO_TRACKING_LISTENER;
   private volatile String serverId;
 
-  /** The notice connection's client id, where invalidations are redirected; -1 until known. */
-  private volatile long noticeClientId = -1;
-
-  /** Whether the engine asked for tracking ({@link #onTracking}). */
-  private volatile boolean trackingWanted;
-
-  /** Whether the commands connection has tracking on, redirected to the notice connection's id. */
-  private volatile boolean tracking;
+  /** Server-assisted tracking of the keys the scripts read (see {@link Tracking}). */
+  private final Tracking tracking;
 
   /** The commands connection, once open (for its state). */
   private volatile StatefulRedisConnection<String, String> commandConnection;
-
-  private static final TrackingListener NO_TRACKING_LISTENER =
-      new TrackingListener() {
-        @Override
-        public void invalidated(List<String> keys) {}
-
-        @Override
-        public void disconnected() {}
-
-        @Override
-        public void unavailable(String reason) {}
-      };
 
   /**
    * Creates the node; nothing is connected until the first call. The node opens its connections
@@ -119,6 +98,7 @@ public final class RedisNode implements LockNode {
     this.timer = timer;
     this.options = client::getOptions;
     this.ownsCommandConnection = true;
+    this.tracking = new Tracking(timer, this::connectTimeout);
     this.commands =
         new CommandLine<>(
             lock,
@@ -150,6 +130,7 @@ public final class RedisNode implements LockNode {
     this.timer = timer;
     this.options = connection::getOptions;
     this.ownsCommandConnection = false;
+    this.tracking = new Tracking(timer, this::connectTimeout);
     this.commands =
         new CommandLine<>(lock, () -> identify(connection), this::connectTimeout, timer, failures, REQUEST_QUEUE_SIZE);
     this.notices = null;
@@ -175,6 +156,9 @@ public final class RedisNode implements LockNode {
     if (ssl != null) {
       b.sslOptions(ssl);
     }
+    // Lettuce 7 would send CLIENT MAINT_NOTIFICATIONS on every connection: a subcommand no server
+    // of the matrix knows, refused (and logged in ACL LOG on Redis 6.2) for nothing.
+    b.maintNotificationsConfig(MaintNotificationsConfig.disabled());
     return b.disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
         .autoReconnect(true)
         .requestQueueSize(REQUEST_QUEUE_SIZE)
@@ -194,8 +178,9 @@ public final class RedisNode implements LockNode {
   }
 
   /**
-   * Reads the server's identity on a connection that just opened, and again whenever it reopens
-   * (a restarted server has a new run id). A server whose ACL denies {@code INFO} stays unknown.
+   * Prepares a commands connection that just opened: reads the server's identity, and again
+   * whenever it reopens (a restarted server has a new run id; a server whose ACL denies {@code INFO}
+   * stays unknown), and sets tracking up before its first command.
    */
   private <C extends StatefulRedisConnection<String, String>> CompletableFuture<C> identify(C connection) {
     commandConnection = connection;
@@ -207,174 +192,67 @@ public final class RedisNode implements LockNode {
             timer.schedule(
                 () -> {
                   readServerId(connection, 5);
-                  enableTracking(5);
+                  tracking.commandsReopened();
                 },
                 50, TimeUnit.MILLISECONDS);
           }
 
           @Override
           public void onRedisDisconnected(RedisChannelHandler<?, ?> c) {
-            // Whatever it tracked for us is gone with the connection.
-            tracking = false;
-            trackingListener.disconnected();
+            tracking.commandsDropped();
           }
         });
-    // The notice connection may have opened first: tracking waits for both.
-    enableTracking(5);
-    return readServerId(connection, 0).handle((id, e) -> connection);
+    if (notices != null) {
+      // Tracking redirects to the notice connection: open it too (a no-op when it is open).
+      notices.issue(c -> CompletableFuture.completedFuture(null), connectTimeout(), false);
+    }
+    return readServerId(connection, 0)
+        .handle((id, e) -> null)
+        .thenCompose(x -> tracking.commandsOpened(connection))
+        .handle((x, e) -> connection);
   }
 
   /**
    * Prepares a notice connection that just opened: it hears release notices and tracking
    * invalidations (RESP3 pushes redirected to it), and tells its client id, to which the commands
-   * connection then redirects its tracking. Again after every reconnect (a new id).
+   * connection redirects its tracking. Again after every reconnect (a new id).
    */
   private CompletableFuture<StatefulRedisPubSubConnection<String, String>> listen(
       StatefulRedisPubSubConnection<String, String> c) {
     c.addListener(new NoticeListener());
-    c.addListener(
-        (PushListener)
-            message -> {
-              if ("invalidate".equals(message.getType())) {
-                invalidated(message.getContent(StringCodec.UTF8::decodeValue));
-              }
-            });
+    c.addListener((PushListener) tracking::pushed);
     c.addListener(
         new RedisConnectionStateListener() {
           @Override
           public void onRedisConnected(RedisChannelHandler<?, ?> ch, SocketAddress address) {
-            timer.schedule(() -> readNoticeClientId(c, 5), 50, TimeUnit.MILLISECONDS);
+            timer.schedule(() -> tracking.noticesOpened(c), 50, TimeUnit.MILLISECONDS);
           }
 
           @Override
           public void onRedisDisconnected(RedisChannelHandler<?, ?> ch) {
-            // Invalidations redirected to this connection are lost while it is down.
-            noticeClientId = -1;
-            tracking = false;
+            tracking.noticesDropped();
           }
         });
-    return readNoticeClientId(c, 0).handle((id, e) -> c);
-  }
-
-  private CompletableFuture<Long> readNoticeClientId(StatefulRedisPubSubConnection<String, String> c, int retries) {
-    if (!trackingWanted || closed) {
-      return CompletableFuture.completedFuture(-1L);
-    }
-    ProtocolVersion protocol = negotiated(c);
-    if (protocol == ProtocolVersion.RESP2) {
-      // The server refused HELLO 3 (or the client asked for RESP2): invalidations would be pushed
-      // as pub/sub messages in a shape Lettuce does not decode. Without tracking, then.
-      trackingListener.unavailable("the connection speaks RESP2 (HELLO 3 was refused, or the client was set to RESP2), and invalidations are pushed in RESP3");
-      return CompletableFuture.completedFuture(-1L);
-    }
-    CompletableFuture<Long> id;
-    try {
-      id = c.async().clientId().toCompletableFuture();
-    } catch (RuntimeException e) {
-      id = CompletableFuture.failedFuture(e);
-    }
-    return id.handle(
-        (value, e) -> {
-          if (e == null) {
-            noticeClientId = value;
-            enableTracking(5);
-            return value;
-          }
-          Throwable cause = Failures.unwrap(e);
-          if (refused(cause)) {
-            trackingListener.unavailable("CLIENT ID was refused (" + cause.getMessage().strip() + ")");
-          } else if (retries > 0 && c.isOpen()) {
-            timer.schedule(() -> readNoticeClientId(c, retries - 1), 100, TimeUnit.MILLISECONDS);
-          }
-          return -1L;
-        });
-  }
-
-  /** The protocol the connection's handshake settled on, or {@code null} when not known. */
-  private static ProtocolVersion negotiated(StatefulConnection<?, ?> c) {
-    if (c instanceof StatefulRedisConnectionImpl<?, ?> impl && impl.getConnectionState() != null) {
-      ProtocolVersion v = impl.getConnectionState().getNegotiatedProtocolVersion();
-      if (v != null) {
-        return v;
-      }
-    }
-    return c.getOptions().getConfiguredProtocolVersion();
-  }
-
-  /** The server answered with an error (unknown or renamed command, ACL denial), not a timeout. */
-  private static boolean refused(Throwable cause) {
-    return cause instanceof io.lettuce.core.RedisCommandExecutionException;
-  }
-
-  /**
-   * Turns tracking on for the commands connection, its invalidations redirected to the notice
-   * connection, our own writes excepted (NOLOOP: a renewal does not invalidate our own key).
-   * Needs both connections open; runs again whenever either reopens. Once on, every key read before
-   * was read untracked: the listener hears "everything changed" and checks again.
-   */
-  private void enableTracking(int retries) {
-    long id = noticeClientId;
-    StatefulRedisConnection<String, String> c = commandConnection;
-    if (!trackingWanted || id < 0 || c == null || !c.isOpen() || closed) {
-      return;
-    }
-    CompletableFuture<String> on;
-    try {
-      on = c.async().clientTracking(TrackingArgs.Builder.enabled().redirect(id).noloop()).toCompletableFuture();
-    } catch (RuntimeException e) {
-      on = CompletableFuture.failedFuture(e);
-    }
-    on.whenComplete(
-        (ok, e) -> {
-          if (e == null) {
-            tracking = true;
-            // Keys read before now were read untracked: every one of them may have changed.
-            trackingListener.invalidated(null);
-            return;
-          }
-          Throwable cause = Failures.unwrap(e);
-          if (refused(cause)) {
-            trackingListener.unavailable("CLIENT TRACKING was refused (" + cause.getMessage().strip() + ")");
-          } else if (retries > 0) {
-            timer.schedule(() -> enableTracking(retries - 1), 100, TimeUnit.MILLISECONDS);
-          }
-        });
-  }
-
-  /** An invalidation push: {@code ["invalidate", [keys...]]}, or a nil array for "everything". */
-  private void invalidated(List<Object> content) {
-    Object keys = content.size() > 1 ? content.get(1) : null;
-    if (keys instanceof List<?> list) {
-      List<String> names = new ArrayList<>(list.size());
-      for (Object k : list) {
-        names.add(String.valueOf(k));
-      }
-      trackingListener.invalidated(names);
-    } else {
-      trackingListener.invalidated(null);
-    }
+    return tracking.noticesOpened(c).handle((x, e) -> c);
   }
 
   @Override
   public void onTracking(TrackingListener listener) {
-    this.trackingListener = listener;
-    this.trackingWanted = true;
+    tracking.want(listener);
     if (notices == null) {
-      listener.unavailable("its commands go over a connection you opened, and no connection of ours is there to receive pushes");
+      tracking.impossible("its commands go over a connection you opened, and no connection of ours is there to receive pushes");
       return;
     }
-    // Connections opened before the listener was set: set tracking up now.
+    // Connections opened before tracking was wanted: set it up on them now.
     StatefulRedisPubSubConnection<String, String> opened = notices.connectionNow();
-    if (opened != null && noticeClientId < 0) {
-      readNoticeClientId(opened, 5);
-    } else {
-      enableTracking(5);
+    if (opened != null) {
+      tracking.noticesOpened(opened);
     }
   }
 
   @Override
   public boolean tracking() {
-    return tracking;
+    return tracking.on();
   }
 
   @Override
@@ -538,6 +416,7 @@ public final class RedisNode implements LockNode {
       String[] args,
       AtomicBoolean superseded) {
     String[] values = args.length == 0 ? NO_ARGS : args;
+    tracking.reading();
     CompletableFuture<T> first = a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
     return first
         .handle(
@@ -601,12 +480,9 @@ public final class RedisNode implements LockNode {
     }
   }
 
-  private volatile boolean closed;
-
   /** Marks the node closed and takes the connections it opened away, for closing. */
   private List<CompletableFuture<? extends StatefulConnection<String, String>>> detach() {
-    closed = true;
-    tracking = false;
+    tracking.close();
     List<CompletableFuture<? extends StatefulConnection<String, String>>> opened = new ArrayList<>(2);
     CompletableFuture<StatefulRedisConnection<String, String>> c = commands.close();
     // The user's connection stays open: only what this node opened is closed.

@@ -51,7 +51,7 @@ for i = 1, n do
   redis.call('SET', KEYS[i], token, 'PX', ARGV[2])
   -- Read again after writing: a read is what makes a tracking client (CLIENT TRACKING ... NOLOOP)
   -- hear of the key's next change, and our own write just dropped that.
-  redis.call('PTTL', KEYS[i])
+  redis.call('EXISTS', KEYS[i])
 end
 local fence = -1
 if ARGV[4] == '1' then

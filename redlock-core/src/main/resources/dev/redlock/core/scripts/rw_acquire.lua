@@ -41,7 +41,7 @@ if ARGV[3] == 'w' then
     return {0, tonumber(last[2]) - millis, -1, age}
   end
   redis.call('SET', KEYS[1], token, 'PX', lease)
-  redis.call('PTTL', KEYS[1]) -- read after writing: tracked again (CLIENT TRACKING NOLOOP)
+  redis.call('EXISTS', KEYS[1]) -- read after writing: tracked again (CLIENT TRACKING NOLOOP)
   if redis.call('GET', KEYS[3]) == token then
     redis.call('DEL', KEYS[3])
   end

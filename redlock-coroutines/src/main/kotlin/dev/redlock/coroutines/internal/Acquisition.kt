@@ -72,13 +72,13 @@ internal class Acquisition(
             // only time out.
             engine.awaitWarmUp(timing.wait - start.elapsedNow())
             // A newcomer queues behind the waiters of this process instead of overtaking them.
-            waiter = if (once) null else rooms.queueIfWaited(noticeKeys, kind.exclusive)
+            waiter = if (once) null else rooms.queueIfWaited(noticeKeys, kind.exclusive, quorum)
             var attemptNow = waiter == null
             var last: Attempt? = null
             while (true) {
                 if (attemptNow) {
                     engine.checkOpen()
-                    waiter?.clear()
+                    waiter?.let { rooms.attempting(it) }
                     val attempt = attempt()
                     if (attempt.granted) grant(attempt)?.let { return it }
                     cleanUp()
@@ -90,7 +90,7 @@ internal class Acquisition(
                     val why = "not acquired within waitTime ${Checks.show(timing.wait.toJavaDuration())}"
                     throw if (last != null) notAcquired(last.complete(), why) else queuedTooLong(why)
                 }
-                val w = waiter ?: rooms.join(noticeKeys, kind.exclusive).also { waiter = it }
+                val w = waiter ?: rooms.join(noticeKeys, kind.exclusive, quorum).also { waiter = it }
                 // The head of the local queue (or a waiter for several keys) waits for a release
                 // notice, with the holder's remaining time and the jittered retry delay as
                 // fallbacks; the others wait for their turn.

@@ -37,7 +37,12 @@ internal class Invalidations(private val engine: Engine) {
         active = true
         engine.masters.nodes.forEachIndexed { i, node ->
             node.onTracking(object : LockNode.TrackingListener {
-                override fun invalidated(keys: List<String>?) = offload { changed(keys) }
+                override fun invalidated(keys: List<String>?) {
+                    // Waiters at once, on the I/O thread, in order with the release notices; the
+                    // checks of held leases on the work pool.
+                    engine.rooms.changed(i, keys)
+                    offload { changed(keys) }
+                }
                 override fun disconnected() = offload { masterDropped() }
                 override fun unavailable(reason: String) {
                     if (told.compareAndSet(i, 0, 1)) {
@@ -98,13 +103,9 @@ internal class Invalidations(private val engine: Engine) {
     private fun changed(keys: List<String>?) {
         if (keys == null) {
             allLeases().forEach(::check)
-            engine.rooms.wakeAll()
             return
         }
-        for (key in keys) {
-            leasesOf(key).forEach(::check)
-            engine.rooms.released(key, null)
-        }
+        for (key in keys) leasesOf(key).forEach(::check)
     }
 
     /** Checks [lease] on the masters now, unless a check of it is already under way. */

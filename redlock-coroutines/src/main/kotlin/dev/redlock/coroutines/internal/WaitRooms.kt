@@ -32,8 +32,30 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
     private val rooms = ConcurrentHashMap<String, Room>()
     private val lock = Any()
 
+    /**
+     * Per master, the last push not yet paired: a release notice or an invalidation. A release by
+     * another process shows up as both (when a waiter here read the key, the server tracks it for
+     * us), one right after the other on the same connection, in either order by server version: the
+     * second of the pair must not wake anyone again. Only a push within [PAIRED] of the first pairs
+     * with it, so that a push that had no partner never silences a later one.
+     */
+    private val lastPush = arrayOfNulls<Push>(nodes.size)
+
+    /**
+     * A push of [keys] ([notice]: a release notice of its one key), heard at [at] (nanoTime); for
+     * an invalidation, the keys whose waiters it woke ([woke]).
+     */
+    private class Push(val keys: List<String>?, val notice: Boolean, val at: Long, val woke: Set<String> = emptySet())
+
+    /** The unpaired push of [master] that [notice] or an invalidation of [key] completes, consumed; or null. */
+    private fun partner(master: Int, key: String, notice: Boolean, now: Long): Push? {
+        val last = lastPush[master] ?: return null
+        if (last.notice == notice || now - last.at > PAIRED || last.keys?.contains(key) != true) return null
+        return last
+    }
+
     init {
-        for (node in nodes) node.onRelease { key, releaseId -> released(key, releaseId) }
+        nodes.forEachIndexed { i, node -> node.onRelease { key, releaseId -> noticed(i, key, releaseId) } }
     }
 
     /** What woke a waiter. */
@@ -43,9 +65,25 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
     private var closed = false
 
     /** One acquisition waiting for [keys]; [queued] when it waits in its key's queue (exclusive, one key). */
-    class Waiter(val keys: Array<String>, val queued: Boolean) {
+    class Waiter(val keys: Array<String>, val queued: Boolean, private val quorum: Int) {
         private val flags = AtomicInteger()
         private val doorbell = Channel<Unit>(Channel.CONFLATED)
+
+        /** The masters that said one of [keys] changed since this waiter's last attempt began. */
+        private val changed = java.util.BitSet()
+
+        /**
+         * Master [master] says a key changed. Rings only once [quorum] masters have: a change on
+         * fewer (a contender's clean-up on a minority, one master's expiry before the others') cannot
+         * have freed the lock, and waking on it would send contenders into attempts that fail and
+         * clean up, waking each other at network speed. Called under the rooms' lock.
+         */
+        fun changedOn(master: Int): Boolean {
+            changed.set(master)
+            if (changed.cardinality() < quorum) return false
+            ring(Signal.RELEASED)
+            return true
+        }
 
         fun ring(signal: Signal) {
             flags.getAndUpdate { it or (1 shl signal.ordinal) }
@@ -63,8 +101,9 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
             }
         }
 
-        /** Forgets signals that an attempt about to start makes moot (not closing). */
-        fun clear() {
+        /** Forgets signals and changes that an attempt about to start makes moot (not closing). */
+        fun clear(lock: Any) {
+            synchronized(lock) { changed.clear() }
             flags.getAndUpdate { it and (1 shl Signal.CLOSED.ordinal) }
             doorbell.tryReceive()
         }
@@ -97,9 +136,9 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
          * left, so a late notice never sends its successor into a hopeless attempt. Null
          * [releaseId]: not a notice (subscriptions settled), wakes as a first notice does.
          */
-        fun wake(releaseId: String?) {
+        fun wake(releaseId: String?, echo: Boolean = false) {
             if (releaseId != null && seen.contains(releaseId)) {
-                if (releaseId != latest) return
+                if (releaseId != latest || echo) return
                 latestHead?.takeIf { queue.firstOrNull() === it }?.ring(Signal.RELEASED)
             } else {
                 if (releaseId != null) {
@@ -107,9 +146,20 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
                     next = (next + 1) % seen.size
                     latest = releaseId
                 }
+                // An echo (the notice of a release whose invalidation, just before, woke the head)
+                // only names the release: the head it woke is the one this release woke.
+                if (echo) return
                 latestHead = queue.firstOrNull()?.also { it.ring(Signal.RELEASED) }
             }
             for (w in watchers) w.ring(Signal.RELEASED)
+        }
+
+        /** Master [master] says the key changed: the head and the watchers count it; whether anyone was woken. */
+        fun changedOn(master: Int): Boolean {
+            var rang = false
+            queue.firstOrNull()?.let { if (it.changedOn(master)) { rang = true; latestHead = it } }
+            for (w in watchers) rang = w.changedOn(master) or rang
+            return rang
         }
     }
 
@@ -118,18 +168,18 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
      * not overtake them; null when nobody in this process waits for the key (the newcomer then
      * tries at once).
      */
-    fun queueIfWaited(keys: Array<String>, exclusive: Boolean): Waiter? {
+    fun queueIfWaited(keys: Array<String>, exclusive: Boolean, quorum: Int): Waiter? {
         if (keys.size != 1 || !exclusive || rooms[keys[0]] == null) return null
         synchronized(lock) {
             val room = rooms[keys[0]] ?: return null
             if (room.queue.isEmpty()) return null
-            return Waiter(keys, true).also { room.queue.addLast(it); if (closed) it.ring(Signal.CLOSED) }
+            return Waiter(keys, true, quorum).also { room.queue.addLast(it); if (closed) it.ring(Signal.CLOSED) }
         }
     }
 
     /** Registers [keys] as waited for, subscribing to the notices of keys nobody waited for yet. */
-    fun join(keys: Array<String>, exclusive: Boolean): Waiter {
-        val waiter = Waiter(keys, keys.size == 1 && exclusive)
+    fun join(keys: Array<String>, exclusive: Boolean, quorum: Int): Waiter {
+        val waiter = Waiter(keys, keys.size == 1 && exclusive, quorum)
         if (closed) return waiter.also { it.ring(Signal.CLOSED) }
         // Subscriptions change under the lock, so that the masters see them in the order the
         // rooms came and went (a room removed and re-created at once must end up subscribed).
@@ -146,6 +196,9 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
         }
         return waiter
     }
+
+    /** [waiter] is about to attempt: what woke it, and the changes it counted, are moot now. */
+    fun attempting(waiter: Waiter) = waiter.clear(lock)
 
     /** Whether [waiter] may try now: it heads its queue, or is not queued. */
     fun mayAttempt(waiter: Waiter): Boolean {
@@ -177,13 +230,6 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
         }
     }
 
-    /** Wakes every waiter to look again at once (a master may have lost track of their keys). */
-    fun wakeAll() {
-        synchronized(lock) {
-            for (room in rooms.values) room.wake(null)
-        }
-    }
-
     /** Wakes every waiter with [Signal.CLOSED], now and for good (the Redlock is closing). */
     fun closeAll() {
         synchronized(lock) {
@@ -195,11 +241,50 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
         }
     }
 
-    /** A release of [key] was announced (by a master, or by a lease of this process when [releaseId] is its id). */
-    fun released(key: String, releaseId: String?) {
+    /** A release of [key] by a lease of this process, [releaseId] its id: its waiters need not wait for the notices. */
+    fun released(key: String, releaseId: String) {
         if (rooms[key] == null) return
         synchronized(lock) {
             rooms[key]?.wake(releaseId)
+        }
+    }
+
+    /** Master [master] announced a release of [key]. On the node's I/O thread, in the order pushed. */
+    private fun noticed(master: Int, key: String, releaseId: String) {
+        val now = System.nanoTime()
+        synchronized(lock) {
+            val partner = partner(master, key, notice = true, now)
+            // The invalidation of this very release came first (Redis 6.2 pushes it before the
+            // script's notice): if it woke the waiters, the notice only names the release.
+            val echo = partner != null && key in partner.woke
+            lastPush[master] = if (partner != null) null else Push(listOf(key), notice = true, now)
+            rooms[key]?.wake(releaseId, echo)
+        }
+    }
+
+    /**
+     * Master [master] says [keys] changed (deleted, expired, written by another client), or, when
+     * null, that any key may have: their waiters look again at once, whoever changed them. On the
+     * node's I/O thread, in the order pushed.
+     */
+    fun changed(master: Int, keys: List<String>?) {
+        val now = System.nanoTime()
+        synchronized(lock) {
+            if (keys == null) {
+                // The master may have lost track of any key: everyone looks again.
+                lastPush[master] = null
+                for (room in rooms.values) room.wake(null)
+                return
+            }
+            // The invalidation that follows a release notice (Redis 7 and later push it after the
+            // script's notice): that notice woke the waiters already.
+            val paired = lastPush[master]?.takeIf { it.notice }?.keys?.single()
+                ?.takeIf { it in keys && partner(master, it, notice = false, now) != null }
+            var woke: MutableSet<String>? = null
+            for (key in keys) {
+                if (key != paired && rooms[key]?.changedOn(master) == true) (woke ?: HashSet<String>().also { woke = it }) += key
+            }
+            lastPush[master] = if (paired != null) null else Push(keys, notice = false, now, woke ?: emptySet())
         }
     }
 
@@ -225,6 +310,11 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
                 what, key, node.name(), e.message,
             )
         }
+    }
+
+    private companion object {
+        /** How close together (ns) the notice and the invalidation of one release arrive, at most. */
+        const val PAIRED = 50_000_000L
     }
 
     /** How many keys have a room (for tests). */
