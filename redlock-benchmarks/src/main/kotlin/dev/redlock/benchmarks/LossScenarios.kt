@@ -122,6 +122,26 @@ data class TrackingCost(
     val failures: Int,
 )
 
+/** Scenario 8, second part: one caller acquiring and releasing one resource, uncontended, with or without tracking. */
+data class TrackingOpCost(
+    val tracking: Boolean,
+    val n: Int,
+    /** `acquire + release`, or `withRedlock { }` (which also starts and stops the renewal job). */
+    val form: String,
+    val window: Int,
+    val latency: Latency,
+    /** Every command the N masters ran per operation, those inside scripts included (`INFO commandstats`, INFO itself left out). */
+    val commandsPerOp: Double,
+    val scriptsPerOp: Double,
+    /** Per command name, calls per operation summed over the N masters. */
+    val perCommand: Map<String, Double>,
+    /** This process's CPU time per operation, µs. */
+    val clientCpuPerOp: Double,
+)
+
+/** Scenario 8's two parts. */
+class TrackingCosts(val held: List<TrackingCost>, val ops: List<TrackingOpCost>)
+
 /**
  * Scenarios 6 to 8 (issue 15): how fast a lock's loss and a crashed holder's expiry reach the
  * holder and the next holder, with the masters' pushes (key tracking) and without, against
@@ -465,29 +485,83 @@ class LossScenarios(private val fleet: RedisFleet, private val profile: Profile,
     // ---------------------------------------------------------------- scenario 8
 
     /**
-     * Scenario 4's locks at N = 1 (its count and lease), held with tracking and without, in
+     * [Profile.costLocks] locks at N = 1 with a [Profile.costLease] lease, held with tracking and without, in
      * alternating windows: the master's commands and CPU, this process's CPU, and what the tracking
      * table holds. Each window starts halfway between two renewal rounds and lasts three rounds.
      */
-    suspend fun trackingCost(): List<TrackingCost> {
-        val results = ArrayList<TrackingCost>()
+    suspend fun trackingCost(): TrackingCosts {
+        val held = ArrayList<TrackingCost>()
+        val ops = ArrayList<TrackingOpCost>()
         Admin(fleet).use { admin ->
+            for (n in listOf(1, 5)) {
+                for (window in 1..profile.costWindows) {
+                    for (tracking in listOf(true, false)) {
+                        log("scenario 8, N = $n, uncontended, ${if (tracking) "tracking" else "keyTracking(false)"}, window $window")
+                        ops += opCost(admin, n, tracking, window)
+                        ops.takeLast(2).forEach { log("  ${it.form}: p50 ${us(it.latency.p50)}, p99 ${us(it.latency.p99)}, ${"%.2f".format(it.commandsPerOp)} commands/op") }
+                    }
+                }
+            }
             for (window in 1..profile.costWindows) {
                 for (tracking in listOf(true, false)) {
-                    log("scenario 8, ${if (tracking) "tracking" else "keyTracking(false)"}, ${profile.heldLocks} locks, ${profile.holdLease} lease, window $window")
-                    results += costWindow(admin, tracking, window)
-                    val r = results.last()
+                    log("scenario 8, ${if (tracking) "tracking" else "keyTracking(false)"}, ${profile.costLocks} locks, ${profile.costLease} lease, window $window")
+                    held += costWindow(admin, tracking, window)
+                    val r = held.last()
                     log("  client CPU ${"%.3f".format(r.clientCpu)} s/s, server CPU ${"%.3f".format(r.serverCpu)} s/s, ${num(r.commandsPerSecond)} commands/s, tracked keys ${r.trackedKeys}")
                 }
             }
         }
-        return results
+        return TrackingCosts(held, ops)
+    }
+
+    /**
+     * Scenario 1's loop (one caller, one resource, closed loop) with or without tracking, in both
+     * forms, with the commands the N masters ran and this process's CPU time per operation.
+     */
+    private suspend fun opCost(admin: Admin, n: Int, tracking: Boolean, window: Int): List<TrackingOpCost> {
+        val subject = OursSubject(uris(n), LEASE, keyTracking = tracking)
+        try {
+            val forms = listOf<Pair<String, suspend () -> Unit>>(
+                "acquire + release" to { subject.acquire("s8", 1).release() },
+                "withRedlock { }" to { subject.locked("s8", 1) {} },
+            )
+            return forms.map { (form, op) ->
+                val warmEnd = now() + profile.warmup.inWholeNanoseconds
+                while (now() < warmEnd) op()
+                val before = (0 until n).map { admin.commandStats(it) }
+                val cpuBefore = processCpuNanos()
+                val histogram = newHistogram()
+                val end = now() + profile.costMeasure.inWholeNanoseconds
+                while (now() < end) histogram.recordValue(timed { op() })
+                val cpu = processCpuNanos() - cpuBefore
+                val after = (0 until n).map { admin.commandStats(it) }
+                val count = histogram.totalCount.toDouble()
+                val perCommand = HashMap<String, Double>()
+                for (m in 0 until n) {
+                    for ((name, calls) in after[m].calls) {
+                        if (name == "info") continue
+                        val delta = calls - (before[m].calls[name] ?: 0)
+                        if (delta > 0) perCommand.merge(name, delta / count, Double::plus)
+                    }
+                }
+                TrackingOpCost(
+                    tracking, n, form, window, Latency.of(histogram),
+                    commandsPerOp = perCommand.values.sum(),
+                    scriptsPerOp = (perCommand["evalsha"] ?: 0.0) + (perCommand["eval"] ?: 0.0),
+                    perCommand = perCommand.toSortedMap(),
+                    clientCpuPerOp = cpu / 1000.0 / count,
+                )
+            }
+        } finally {
+            subject.close()
+            fleet.flushAll()
+        }
     }
 
     private suspend fun costWindow(admin: Admin, tracking: Boolean, window: Int): TrackingCost {
-        val locks = profile.heldLocks
-        val cycle = profile.holdLease / 3
-        val subject = OursSubject(uris(1), profile.holdLease, keyTracking = tracking)
+        val locks = profile.costLocks
+        val cycle = profile.costLease / 3
+        val subject = OursSubject(uris(1), profile.costLease, keyTracking = tracking)
         try {
             repeat(200) { subject.acquire("warm-$it", 0).release() }
             val gate = CompletableDeferred<Unit>()

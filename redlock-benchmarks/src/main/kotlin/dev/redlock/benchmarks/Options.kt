@@ -11,7 +11,7 @@ val USAGE: String = """
 
     Starts 5 local Redis masters and runs every scenario against this library, Redisson and a raw
     Lettuce baseline, one after another on the same masters, then writes a Markdown report.
-    A full run takes about 25 minutes on 2 cores; run it on an otherwise idle machine.
+    A full run takes about 25 minutes (scenarios 6 to 8: about 11) on 2 cores; run it on an otherwise idle machine.
 
     Options:
       --quick          a smoke run of about a minute with small counts and short phases
@@ -59,8 +59,13 @@ data class Profile(
     /** Scenario 7: the lease of the holder that is killed, and holders killed per subject and N. */
     val crashLease: Duration,
     val crashSamples: Int,
-    /** Scenario 8: windows per variant (with and without tracking, alternating); locks, lease and hold are scenario 4's at N = 1. */
+    /** Scenario 8: windows per variant (with and without tracking, alternating), in both parts. */
     val costWindows: Int,
+    /** Scenario 8, uncontended part: the measured part of each window (after [warmup]). */
+    val costMeasure: Duration,
+    /** Scenario 8, held part: locks held at N = 1 and their lease (a window lasts three renewal rounds). */
+    val costLocks: Int,
+    val costLease: Duration,
 ) {
     companion object {
         val FULL = Profile(
@@ -79,12 +84,15 @@ data class Profile(
             lossLease = 6.seconds,
             lossHolders = 40,
             lossDelRounds = 2,
-            lossFlushRounds = 40,
-            lossFlushRoundsSlow = 15,
-            lossFlushRoundsRedisson = 6,
+            lossFlushRounds = 20,
+            lossFlushRoundsSlow = 8,
+            lossFlushRoundsRedisson = 4,
             crashLease = 2.seconds,
-            crashSamples = 15,
+            crashSamples = 8,
             costWindows = 2,
+            costMeasure = 5.seconds,
+            costLocks = 20_000,
+            costLease = 15.seconds,
         )
         val QUICK = FULL.copy(
             name = "quick",
@@ -106,6 +114,9 @@ data class Profile(
             lossFlushRoundsRedisson = 1,
             crashSamples = 2,
             costWindows = 1,
+            costMeasure = 1.seconds,
+            costLocks = 2_000,
+            costLease = 6.seconds,
         )
         val TINY = QUICK.copy(
             name = "tiny",
@@ -119,6 +130,8 @@ data class Profile(
             lossFlushRounds = 2,
             lossFlushRoundsSlow = 1,
             crashSamples = 1,
+            costMeasure = 500.milliseconds,
+            costLocks = 500,
         )
     }
 }

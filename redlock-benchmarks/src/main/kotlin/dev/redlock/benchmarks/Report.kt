@@ -16,7 +16,7 @@ class Results(
     val slowMaster: List<SlowMaster>?,
     val adminFaults: List<LossDetection>? = null,
     val crashHandOff: List<CrashHandOff>? = null,
-    val trackingCost: List<TrackingCost>? = null,
+    val trackingCost: TrackingCosts? = null,
     /** The masters' `hz` (how often a second Redis runs its active expiry), for scenario 7. */
     val serverHz: String = "?",
     val runSeconds: Double,
