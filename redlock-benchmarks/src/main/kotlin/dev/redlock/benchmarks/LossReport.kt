@@ -186,7 +186,7 @@ internal fun scenario7(results: List<CrashHandOff>, r: Results, line: (String) -
     line("## 7. Hand-off after a holder's crash")
     line("")
     line("What this measures: a holder in a JVM of its own (started with this class path, `CrashHolder`) takes a lock")
-    line("with a ${profile.crashLease} lease (renewed every ${profile.crashLease / 3}: ours in `withRedlock`, Redisson by its watchdog); this")
+    line("with a ${profile.crashLease} lease (renewed every ${(profile.crashLease / 3).inWholeMilliseconds} ms: ours in `withRedlock`, Redisson by its watchdog); this")
     line("process then waits for the same lock with the same library; at a random moment of the holder's renewal")
     line("cycle the holder is killed (SIGKILL, `destroyForcibly`), its keys left to expire. The `PTTL` of its key on every")
     line("master, read right after the kill, tells when a quorum's keys expire (to the millisecond); \"after expiry\" runs")
