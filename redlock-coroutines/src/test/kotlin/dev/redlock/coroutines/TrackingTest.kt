@@ -184,6 +184,43 @@ class TrackingTest : FunSpec({
         }
     }
 
+    test("a push that arrives while the check of an earlier push is under way is checked too, not dropped") {
+        // Three masters behind proxies, a 30 s lease (renewed at 10 s). DEL on master 0 starts a check;
+        // its call to master 2 is held up in the proxy, so the check waits for that master's answer to
+        // make a quorum; meanwhile master 1, which already answered "held", has its key deleted too. Its
+        // push arrives while the check is under way; the check ends with masters 1 and 2 confirming, and
+        // only a check after that push finds the lease gone from a majority.
+        val proxies = (0 until 3).map { TcpProxy.start("127.0.0.1", fleet.port(it)) }
+        try {
+            val config = RedlockConfig.builder().masters(proxies.map { it.uri() }).leaseTime(JavaDuration.ofSeconds(30))
+                .nodeTimeout(JavaDuration.ofSeconds(3)).build()
+            Redlock(config).use { redlock ->
+                val lease = redlock.acquire("raced")
+                eventually(what = "every master holds the key and tracks it") {
+                    redlock.engine.masters.nodes.all { it.tracking() } && (0 until 3).all { fleet.keys(it).isNotEmpty() }
+                }
+                val extend = dev.redlock.core.internal.Script.EXTEND.sha()
+                val held = proxies[2].onNextCommand({ it.isEvalSha(extend) }) { Thread.sleep(1_000) }
+                val checksOn1 = fleet.commandCalls(1, "evalsha")
+                val checksOn2 = fleet.commandCalls(2, "evalsha")
+                val deleted = TimeSource.Monotonic.markNow()
+                fleet.command(0, "DEL", "redlock:raced")
+                eventually(limit = 5.seconds, what = "master 1 answered the check") { fleet.commandCalls(1, "evalsha") > checksOn1 }
+                fleet.command(1, "DEL", "redlock:raced")
+                withClue("master 2 has not answered the check yet: the second push comes while it is under way") {
+                    held.isFired shouldBe true
+                    fleet.commandCalls(2, "evalsha") shouldBe checksOn2
+                }
+                eventually(limit = 5.seconds, what = "the lease is lost long before its renewal") { lease.state.value == LeaseState.LOST }
+                println("tracking: a second push during a check to the loss declared: ${deleted.elapsedNow()}")
+                lease.awaitLost().reason() shouldBe LockLostException.Reason.NOT_HELD
+                lease.release()
+            }
+        } finally {
+            proxies.forEach { it.close() }
+        }
+    }
+
     test("connections that drop put the lease at risk at once; back, with the key still there, it is held again") {
         val proxies = (0 until 3).map { TcpProxy.start("127.0.0.1", fleet.port(it)) }
         try {

@@ -108,15 +108,23 @@ internal class Invalidations(private val engine: Engine) {
         for (key in keys) leasesOf(key).forEach(::check)
     }
 
-    /** Checks [lease] on the masters now, unless a check of it is already under way. */
+    /**
+     * Checks [lease] on the masters now; if a check of it is already under way, once more after it.
+     * A push that comes during a check is not covered by it: the check may have read that master
+     * before the change, and with other masters that had not yet changed, made a quorum.
+     */
     private fun check(lease: RedlockLease) {
-        if (!lease.isHeld || !lease.checking.compareAndSet(false, true)) return
+        if (!lease.isHeld) return
+        lease.recheck.set(true)
+        if (!lease.checking.compareAndSet(false, true)) return
         engine.scope.launch {
             try {
-                engine.timer.checkAll(listOf(lease))
+                while (lease.isHeld && lease.recheck.getAndSet(false)) engine.timer.checkAll(listOf(lease))
             } finally {
                 lease.checking.set(false)
             }
+            // A push between the loop's last look and the flag's reset found the check still running.
+            if (lease.recheck.get()) check(lease)
         }
     }
 

@@ -73,6 +73,9 @@ internal class RedlockLease(
     /** Whether a check of this lease on the masters (after an invalidation) is under way. */
     val checking = java.util.concurrent.atomic.AtomicBoolean()
 
+    /** Whether an invalidation came that no check has started on since: set by each push, cleared when a check starts. */
+    val recheck = java.util.concurrent.atomic.AtomicBoolean()
+
     private val grantedAt: ComparableTimeMark = grantedAt
 
     /** The end of the maximum hold time, when one is configured. */
