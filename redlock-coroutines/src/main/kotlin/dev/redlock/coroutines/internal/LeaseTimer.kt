@@ -247,29 +247,10 @@ internal class LeaseTimer(
      * Bounded by the node timeout.
      */
     suspend fun extendAll(leases: List<RedlockLease>): List<Throwable?> {
-        val masters = engine.masters
-        val first = leases[0]
-        val timing = first.timing
-        val keys = ArrayList<String>(leases.size)
-        val args = ArrayList<String>(leases.size * 2 + 1)
-        args += timing.leaseMillis.toString()
-        for (lease in leases) {
-            keys.addAll(lease.extendKeys)
-            args += lease.extendKeys.size.toString()
-            args += lease.token
-        }
-        val keyArray = keys.toTypedArray()
-        val argArray = args.toTypedArray()
         val start = engine.timeSource.markNow()
-        val gathered = fanOut(masters, first.quorum, { held: BooleanArray -> held.all { it } }, engine.extendAnswers) { node ->
-            node.extend(first.kind.extendScript, keyArray, argArray, timing.nodeTimeout)
-        }
-        var tally = Tally(gathered.answers, leases.size)
-        if (!tally.decided(masters.size, first.quorum) && gathered.answers.size < masters.size) {
-            tally = Tally(gathered.all(), leases.size)
-        }
-        engine.observer.renewalBatch(leases.size, keyArray.size, start.elapsedNow())
-        return leases.mapIndexed { i, lease -> lease.extended(start, tally.confirmed[i], tally.notHeld[i], tally.failures) }
+        val call = extendCall(leases, leases[0].timing.leaseMillis.toString())
+        engine.observer.renewalBatch(leases.size, call.keys, start.elapsedNow())
+        return leases.mapIndexed { i, lease -> lease.extended(start, call.tally.confirmed[i], call.tally.notHeld[i], call.tally.failures) }
     }
 
     /**
@@ -279,11 +260,22 @@ internal class LeaseTimer(
      * a held key changed, never a proof.
      */
     suspend fun checkAll(leases: List<RedlockLease>) {
+        val tally = extendCall(leases, "0").tally
+        leases.forEachIndexed { i, lease -> lease.checked(tally.confirmed[i], tally.notHeld[i], tally.failures) }
+    }
+
+    private class ExtendCall(val tally: Tally, val keys: Int)
+
+    /**
+     * One extend script call for [leases] on every master, with [leaseArg] as the lease time ("0"
+     * only checks): decided as soon as every lease is, all answers counted otherwise.
+     */
+    private suspend fun extendCall(leases: List<RedlockLease>, leaseArg: String): ExtendCall {
         val masters = engine.masters
         val first = leases[0]
         val keys = ArrayList<String>(leases.size)
         val args = ArrayList<String>(leases.size * 2 + 1)
-        args += "0"
+        args += leaseArg
         for (lease in leases) {
             keys.addAll(lease.extendKeys)
             args += lease.extendKeys.size.toString()
@@ -298,7 +290,7 @@ internal class LeaseTimer(
         if (!tally.decided(masters.size, first.quorum) && gathered.answers.size < masters.size) {
             tally = Tally(gathered.all(), leases.size)
         }
-        leases.forEachIndexed { i, lease -> lease.checked(tally.confirmed[i], tally.notHeld[i], tally.failures) }
+        return ExtendCall(tally, keyArray.size)
     }
 
     /** What leases must share to be renewed by one call. */

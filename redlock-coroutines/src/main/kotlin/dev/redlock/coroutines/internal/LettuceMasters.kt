@@ -48,7 +48,7 @@ internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorSer
                 MasterSpec.Source.CLIENT -> RedisNode(spec.client(), spec.redisUri(), timer)
                 MasterSpec.Source.CONNECTION -> RedisNode(spec.connection(), "connection:masters[$i]", timer)
                 else -> RedisNode(client!!, RedisURI.create(spec.uri()), timer)
-            }
+            }.replicaAcks(config.replicaAcks(), config.replicaAckTimeout())
         }
 
     /**

@@ -65,6 +65,7 @@ final class RedlockAutoConfigurationTest {
             "redlock.node-timeout=150ms",
             "redlock.key-prefix=app:",
             "redlock.fencing=true",
+            "redlock.key-tracking=false",
             "redlock.restart-guard=1m",
             "redlock.max-hold-time=5m")
         .run(
@@ -80,6 +81,7 @@ final class RedlockAutoConfigurationTest {
               assertEquals(Duration.ofMillis(150), config.nodeTimeout());
               assertEquals("app:", config.keyPrefix());
               assertTrue(config.fencing());
+              assertFalse(config.keyTracking());
               assertEquals(Duration.ofMinutes(1), config.restartGuard());
               assertEquals(Duration.ofMinutes(5), config.maxHoldTime().orElseThrow());
               assertSame(config, context.getBean(AsyncRedlock.class).config());
@@ -176,6 +178,21 @@ final class RedlockAutoConfigurationTest {
     runner(fleet)
         .withPropertyValues("redlock.restart-guard=500ms")
         .run(context -> assertEquals("redlock.restart-guard", failure(context).getName()));
+    runner(fleet)
+        .withPropertyValues("redlock.replica-acks=17")
+        .run(context -> assertEquals("redlock.replica-acks", failure(context).getName()));
+    runner(fleet)
+        .withPropertyValues("redlock.replica-ack-timeout=50ms")
+        .run(context -> assertEquals("redlock.replica-ack-timeout", failure(context).getName()));
+    runner(fleet)
+        .withPropertyValues("redlock.replica-acks=1", "redlock.replica-ack-timeout=20ms")
+        .run(
+            context -> {
+              assertStarted(context);
+              RedlockConfig config = context.getBean(RedlockConfig.class);
+              assertEquals(1, config.replicaAcks());
+              assertEquals(Duration.ofMillis(20), config.replicaAckTimeout());
+            });
     runner(fleet)
         .withPropertyValues("redlock.drift-factor=0.9")
         .run(context -> assertEquals("redlock.drift-factor", failure(context).getName()));
