@@ -51,6 +51,10 @@ suspend fun runBenchmarks(options: Options, shownArgs: List<String>, log: (Strin
             val s3 = if (3 in chosen) scenarios.manyResources() else null
             val s4 = if (4 in chosen) scenarios.heldLocks() else null
             val s5 = if (5 in chosen) scenarios.slowMaster() else null
+            val loss = LossScenarios(fleet, options.profile, log)
+            val s6 = if (6 in chosen) loss.adminFaults() else null
+            val s7 = if (7 in chosen) loss.crashHandOff() else null
+            val s8 = if (8 in chosen) loss.trackingCost() else null
             Results(
                 machine = machine,
                 profile = options.profile,
@@ -60,6 +64,10 @@ suspend fun runBenchmarks(options: Options, shownArgs: List<String>, log: (Strin
                 manyResources = s3,
                 heldLocks = s4,
                 slowMaster = s5,
+                adminFaults = s6,
+                crashHandOff = s7,
+                trackingCost = s8,
+                serverHz = runCatching { (fleet.command(0, "CONFIG", "GET", "hz") as List<*>)[1].toString() }.getOrDefault("?"),
                 runSeconds = (now() - started) / 1e9,
                 loadAtEnd = Machine.loadAverage(),
             )
@@ -84,7 +92,9 @@ fun quietLogs() {
 }
 
 // java.util.logging keeps loggers weakly: held here so that their levels stick.
-private val QUIET = listOf("org.redisson", "io.netty", "io.lettuce").map { Logger.getLogger(it) }
+// Our own log reports every lost lock at WARNING: scenario 6 loses locks on purpose, and the other
+// scenarios count their losses themselves.
+private val QUIET = listOf("org.redisson", "io.netty", "io.lettuce", "dev.redlock").map { Logger.getLogger(it) }
 private val SILENT = listOf("org.redisson.Redisson", "io.netty.util.concurrent.DefaultPromise.rejectedExecution").map { Logger.getLogger(it) }
 
 fun main(args: Array<String>) {

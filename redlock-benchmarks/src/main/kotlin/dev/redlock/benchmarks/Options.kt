@@ -11,11 +11,11 @@ val USAGE: String = """
 
     Starts 5 local Redis masters and runs every scenario against this library, Redisson and a raw
     Lettuce baseline, one after another on the same masters, then writes a Markdown report.
-    A full run takes about 12 minutes on 2 cores; run it on an otherwise idle machine.
+    A full run takes about 25 minutes (scenarios 6 to 8: about 11) on 2 cores; run it on an otherwise idle machine.
 
     Options:
       --quick          a smoke run of about a minute with small counts and short phases
-      --only 1,3       run only these scenarios (1 to 5)
+      --only 1,3       run only these scenarios (1 to 8)
       --out PATH       where to write the report (relative paths: from the repository root).
                        Default: BENCHMARKS.md at the repository root for a full run of every
                        scenario; redlock-benchmarks/target/BENCHMARKS-quick.md or
@@ -47,6 +47,25 @@ data class Profile(
     val holdLease: Duration,
     /** Scenario 5: the round trip added to one master of five. */
     val slowBy: Duration,
+    /** Scenario 6: the lease of the locks an administrator deletes (renewed every third of it). */
+    val lossLease: Duration,
+    /** Scenario 6, DEL: locks held at once in a round, each deleted at its own moment of the renewal cycle, and rounds per subject and N. */
+    val lossHolders: Int,
+    val lossDelRounds: Int,
+    /** Scenario 6, FLUSHALL: rounds (one lock, one FLUSHALL each) per N, with tracking, without, and for Redisson. */
+    val lossFlushRounds: Int,
+    val lossFlushRoundsSlow: Int,
+    val lossFlushRoundsRedisson: Int,
+    /** Scenario 7: the lease of the holder that is killed, and holders killed per subject and N. */
+    val crashLease: Duration,
+    val crashSamples: Int,
+    /** Scenario 8: windows per variant (with and without tracking, alternating), in both parts. */
+    val costWindows: Int,
+    /** Scenario 8, uncontended part: the measured part of each window (after [warmup]). */
+    val costMeasure: Duration,
+    /** Scenario 8, held part: locks held at N = 1 and their lease (a window lasts three renewal rounds). */
+    val costLocks: Int,
+    val costLease: Duration,
 ) {
     companion object {
         val FULL = Profile(
@@ -62,6 +81,18 @@ data class Profile(
             hold = 60.seconds,
             holdLease = 30.seconds,
             slowBy = 20.milliseconds,
+            lossLease = 6.seconds,
+            lossHolders = 40,
+            lossDelRounds = 2,
+            lossFlushRounds = 20,
+            lossFlushRoundsSlow = 8,
+            lossFlushRoundsRedisson = 4,
+            crashLease = 2.seconds,
+            crashSamples = 8,
+            costWindows = 2,
+            costMeasure = 5.seconds,
+            costLocks = 20_000,
+            costLease = 15.seconds,
         )
         val QUICK = FULL.copy(
             name = "quick",
@@ -75,6 +106,17 @@ data class Profile(
             // could lose locks, which is not what this scenario is about.
             hold = 5.seconds,
             holdLease = 6.seconds,
+            lossLease = 3.seconds,
+            lossHolders = 10,
+            lossDelRounds = 1,
+            lossFlushRounds = 5,
+            lossFlushRoundsSlow = 2,
+            lossFlushRoundsRedisson = 1,
+            crashSamples = 2,
+            costWindows = 1,
+            costMeasure = 1.seconds,
+            costLocks = 2_000,
+            costLease = 6.seconds,
         )
         val TINY = QUICK.copy(
             name = "tiny",
@@ -84,6 +126,12 @@ data class Profile(
             heldLocks = 1_000,
             // One renewal round (at 2 s) within the hold.
             hold = 3.seconds,
+            lossHolders = 3,
+            lossFlushRounds = 2,
+            lossFlushRoundsSlow = 1,
+            crashSamples = 1,
+            costMeasure = 500.milliseconds,
+            costLocks = 500,
         )
     }
 }
@@ -106,7 +154,7 @@ data class Options(
         }
 
     companion object {
-        val ALL_SCENARIOS: Set<Int> = (1..5).toSortedSet()
+        val ALL_SCENARIOS: Set<Int> = (1..8).toSortedSet()
 
         /** Parses the command line; `--name value` and `--name=value` are both accepted. */
         fun parse(args: Array<String>): Options {
@@ -137,9 +185,9 @@ data class Options(
         private fun parseScenarios(text: String): Set<Int> {
             val numbers = text.split(',').map { it.trim() }.filter { it.isNotEmpty() }.map {
                 it.toIntOrNull()?.takeIf { n -> n in ALL_SCENARIOS }
-                    ?: throw UsageException("--only expects scenario numbers from 1 to 5 separated by commas, like 1,3, but was '$text'")
+                    ?: throw UsageException("--only expects scenario numbers from 1 to 8 separated by commas, like 1,3, but was '$text'")
             }
-            if (numbers.isEmpty()) throw UsageException("--only expects at least one scenario number from 1 to 5, but was '$text'")
+            if (numbers.isEmpty()) throw UsageException("--only expects at least one scenario number from 1 to 8, but was '$text'")
             return numbers.toSortedSet()
         }
     }

@@ -14,11 +14,16 @@ class Results(
     val manyResources: List<Throughput>?,
     val heldLocks: List<Footprint>?,
     val slowMaster: List<SlowMaster>?,
+    val adminFaults: List<LossDetection>? = null,
+    val crashHandOff: List<CrashHandOff>? = null,
+    val trackingCost: TrackingCosts? = null,
+    /** The masters' `hz` (how often a second Redis runs its active expiry), for scenario 7. */
+    val serverHz: String = "?",
     val runSeconds: Double,
     val loadAtEnd: Double,
 )
 
-/** One target of issue 4, checked against this run. */
+/** One target of issue 4 (scenarios 1 to 5) or issue 15 (6 to 8), checked against this run. */
 data class Target(
     val scenario: Int,
     val text: String,
@@ -135,6 +140,7 @@ fun targets(r: Results): List<Target> {
             else "the slow master's connection still delays the fast ones (its replies share the client's threads)."
         }
     }
+    out += lossTargets(r)
     return out
 }
 
@@ -149,7 +155,7 @@ private fun handOffWhy(ours: HandOff, redisson: HandOff): String =
 private fun List<HandOff>.find(impl: Impl, n: Int, contenders: Int): HandOff? =
     find { it.impl == impl && it.n == n && it.contenders == contenders }
 
-private fun atMost(scenario: Int, text: String, value: Double, limit: Double, measured: String, why: () -> String): Target {
+internal fun atMost(scenario: Int, text: String, value: Double, limit: Double, measured: String, why: () -> String): Target {
     if (value.isNaN()) return Target(scenario, text, measured, null, null, null)
     val met = value <= limit
     val over = value / limit
@@ -157,7 +163,7 @@ private fun atMost(scenario: Int, text: String, value: Double, limit: Double, me
     return Target(scenario, text, measured, met, if (met) null else shortfall, if (met) null else why())
 }
 
-private fun atLeast(scenario: Int, text: String, value: Double, limit: Double, measured: String, why: () -> String): Target {
+internal fun atLeast(scenario: Int, text: String, value: Double, limit: Double, measured: String, why: () -> String): Target {
     if (value.isNaN()) return Target(scenario, text, measured, null, null, null)
     val met = value >= limit
     return Target(scenario, text, measured, met, if (met) null else "short by ${pct(1 - value / limit)}", if (met) null else why())
@@ -190,7 +196,7 @@ fun render(r: Results): String {
     line()
     line("**Setup.** Every implementation runs in the same JVM against the same masters, one after another, with")
     line("the keys flushed in between; N = 1 uses the first master, N = 5 all five. Ours runs with its default")
-    line("configuration (retry delay ${RedlockConfig.DEFAULT_RETRY_DELAY.toMillis()} ms) and a $LEASE lease. Redisson: one client per master")
+    line("configuration (retry delay ${RedlockConfig.DEFAULT_RETRY_DELAY.toMillis()} ms, key tracking on) and a $LEASE lease unless a scenario says otherwise. Redisson: one client per master")
     line("(`useSingleServer`), `RLock` for N = 1 and `getRedLock` over the five clients for N = 5, 2 Netty and 2")
     line("executor threads per client, `lockWatchdogTimeout` = the lease time (Redisson ${m.redissonVersion} marks `getRedLock`")
     line("deprecated; it is still its lock over independent masters). Baseline: raw Lettuce, `SET NX PX` on")
@@ -227,6 +233,9 @@ fun render(r: Results): String {
     r.manyResources?.let { scenario3(it, r.profile, ::line) }
     r.heldLocks?.let { scenario4(it, r.profile, ::line) }
     r.slowMaster?.let { scenario5(it, r.profile, ::line) }
+    r.adminFaults?.let { scenario6(it, r.profile, ::line) }
+    r.crashHandOff?.let { scenario7(it, r, ::line) }
+    r.trackingCost?.let { scenario8(it, r.profile, ::line) }
     return s.toString()
 }
 

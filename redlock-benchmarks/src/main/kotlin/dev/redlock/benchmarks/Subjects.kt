@@ -69,12 +69,16 @@ fun openSubject(impl: Impl, uris: List<String>, leaseTime: Duration, retry: Retr
         Impl.BASELINE -> BaselineSubject(uris, leaseTime, retry)
     }
 
-/** This library, as a user would configure it: defaults except the lease time, and a wait long enough never to give up. */
-class OursSubject(uris: List<String>, leaseTime: Duration) : LockSubject {
+/**
+ * This library, as a user would configure it: defaults except the lease time, and a wait long enough
+ * never to give up. [keyTracking] false turns off the masters' pushes of changed keys (on by default).
+ */
+class OursSubject(uris: List<String>, leaseTime: Duration, keyTracking: Boolean = true) : LockSubject {
     override val impl = Impl.OURS
     override val cancellableWait = true
     val redlock = Redlock(
-        RedlockConfig.builder().masters(uris).leaseTime(leaseTime.toJavaDuration()).waitTime(10.minutes.toJavaDuration()).build(),
+        RedlockConfig.builder().masters(uris).leaseTime(leaseTime.toJavaDuration()).waitTime(10.minutes.toJavaDuration())
+            .keyTracking(keyTracking).build(),
     )
 
     override suspend fun acquire(resource: String, holder: Long): Held {

@@ -15,7 +15,7 @@ import kotlin.io.path.deleteIfExists
 import kotlin.io.path.readText
 
 /**
- * Runs the whole harness in its tiny mode against real masters (about 40 s) and checks its own
+ * Runs the whole harness in its tiny mode against real masters (about two minutes) and checks its own
  * invariants: every implementation was measured, mutual exclusion held in every hot-resource
  * phase, every held lock stayed held and was renewed, and the report carries every table.
  * Timing figures are not asserted: they depend on the machine.
@@ -97,14 +97,66 @@ class HarnessSmokeTest : FunSpec({
         }
     }
 
+    test("scenario 6: ours saw every loss, in the block and as LockLostException, with and without tracking; Redisson's rounds ran") {
+        val s6 = results.adminFaults.shouldNotBeNull()
+        s6 shouldHaveSize 2 * Variant.entries.size * Fault.entries.size
+        for (r in s6) {
+            withClue("${r.variant.label}, N = ${r.n}, ${r.fault}") {
+                r.errors shouldBe 0
+                (r.samples > 0) shouldBe true
+                if (r.variant != Variant.REDISSON) {
+                    r.unseen shouldBe 0
+                    r.lockLost shouldBe r.samples
+                    r.cancelled.count shouldBe r.samples.toLong()
+                }
+            }
+        }
+    }
+
+    test("scenario 7: after every killed holder, the waiter of every subject took the lock") {
+        val s7 = results.crashHandOff.shouldNotBeNull()
+        s7 shouldHaveSize 2 * Variant.entries.size
+        for (r in s7) {
+            withClue("${r.variant.label}, N = ${r.n}") {
+                r.samples shouldBe Profile.TINY.crashSamples
+                r.missed shouldBe 0
+                r.errors shouldBe 0
+                r.afterExpiry.count shouldBe r.samples.toLong()
+            }
+        }
+    }
+
+    test("scenario 8: both forms measured with and without tracking at N = 1 and 5, and every held lock stayed held") {
+        val s8 = results.trackingCost.shouldNotBeNull()
+        s8.ops shouldHaveSize 2 * Profile.TINY.costWindows * 2 * 2
+        for (o in s8.ops) {
+            withClue("N = ${o.n}, ${o.form}, tracking ${o.tracking}") {
+                o.latency.count shouldBeGreaterThan 0L
+                // At least an acquire and a release script on each of a majority of the masters.
+                o.scriptsPerOp shouldBeGreaterThan (o.n / 2 + 1) * 2 - 0.01
+            }
+        }
+        s8.held shouldHaveSize Profile.TINY.costWindows * 2
+        for (w in s8.held) {
+            withClue("held, tracking ${w.tracking}") {
+                w.failures shouldBe 0
+                w.held shouldBe Profile.TINY.costLocks
+                w.scriptsPerSecond shouldBeGreaterThan 0.0
+                // Tracking on: the master tracks every held key between renewals; off: none.
+                if (w.tracking) (w.trackedKeys >= Profile.TINY.costLocks) shouldBe true else w.trackedKeys shouldBe 0L
+            }
+        }
+    }
+
     test("the report has the command, the machine, a table per scenario and a computed verdict for every target") {
         val text = report.readText()
         text shouldContain "-Dexec.args=\"--tiny\""
         text shouldContain "redis-server | ${results.machine.redisVersion}"
-        for (heading in listOf("## Targets", "## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ")) text shouldContain heading
+        for (heading in listOf("## Targets", "## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. ", "## 7. ", "## 8. ")) text shouldContain heading
         val targets = targets(results)
-        // 2 in scenario 1, 3 per (N, contenders) in scenario 2, 2 in scenario 3, 2 in scenario 4, 1 in scenario 5.
-        targets shouldHaveSize 2 + 3 * 2 * Profile.TINY.contenders.size + 2 + 2 + 1
+        // 2 in scenario 1, 3 per (N, contenders) in scenario 2, 2 in scenario 3, 2 in scenario 4, 1 in scenario 5,
+        // 1 per (N, fault) in scenario 6, 1 per N in scenario 7, 1 per N and 1 for the held locks in scenario 8.
+        targets shouldHaveSize 2 + 3 * 2 * Profile.TINY.contenders.size + 2 + 2 + 1 + 2 * 2 + 2 + 2 + 1
         for (t in targets) {
             withClue(t.text) { t.met.shouldNotBeNull() }
             text shouldContain t.text

@@ -61,6 +61,45 @@ class CloseReport(val record: CloseRecord, val running: List<Section>, val probl
 }
 
 /**
+ * A lease whose keys a [Deletion] took from a majority of the masters: it held the lock when the
+ * deletion came (its block began before the first command was sent, and it still held the lock,
+ * as far as it could tell, when the deletion was complete), so its quorum was gone for good.
+ *
+ * @property tracked whether its client ran with key tracking
+ * @property probe whether it is the fault's own probe section (always long enough to be told)
+ */
+class Victim(val section: Section, val deletion: Deletion, val tracked: Boolean, val probe: Boolean) {
+    /** From the deletion (just before the command that completed it was sent) to the declared loss; null if none was declared. */
+    val declaredAfter: Long?
+        get() = section.lossDeclaredAt?.let { it - deletion.at }
+
+    /**
+     * The detection delay: from the deletion's last command answered (the administrator's
+     * acknowledgement) to the declared NOT_HELD loss; null if no such loss was declared. Negative
+     * when the holder was told before the administrator had read the answer.
+     */
+    val detectedAfter: Long?
+        get() = section.lossDeclaredAt?.takeIf { section.lossReason == "NOT_HELD" }?.let { it - deletion.end }
+
+    /** From the deletion to the moment the block stopped, when it stopped because of the loss (cancelled); else null. */
+    val stoppedAfter: Long?
+        get() = if (section.outcome == Outcome.LOST && section.lossDeclaredAt != null) section.end - deletion.at else null
+
+    /** Whether the block ended on its own, before anything told it of the loss. */
+    val endedUninformed: Boolean
+        get() = section.lossDeclaredAt == null && section.outcome == Outcome.COMPLETED
+}
+
+/**
+ * A [Deletion] judged: the leases it took ([victims], on a majority), and what did not go as promised
+ * ([problems], one line each): on a majority, the probe's lease declared lost because a quorum no
+ * longer holds it (NOT_HELD) and its block cancelled; no lease renewed by a call that began after
+ * its keys were gone; after `FLUSHALL`, no lease granted on votes the restart guard does not allow
+ * yet; on a minority, the probe's lease not lost, and renewed after the deletion.
+ */
+class DeletionReport(val record: Deletion, val victims: List<Victim>, val problems: List<String>, val judged: Boolean = true)
+
+/**
  * What the [Checker] found in one history.
  *
  * @property overruns [Section.overrunNanos] of every guarded section that reached the end of its
@@ -88,7 +127,21 @@ class CheckReport(
     val fenceInversions: List<Pair<Section, Section>> = emptyList(),
     val closes: List<CloseReport> = emptyList(),
     val orphans: List<OrphanKey> = emptyList(),
+    val deletions: List<DeletionReport> = emptyList(),
 ) {
+    /** Every problem the deletion faults found. */
+    val deletionProblems: List<String>
+        get() = deletions.flatMap { d -> d.problems.map { "${d.record.kind} on masters ${d.record.masters} (${d.record.timing}): $it" } }
+
+    /**
+     * The detection delays ([Victim.detectedAfter]) of the leases that deletions on a majority took,
+     * by fault kind and whether the holder ran with key tracking; deletions not judged (another
+     * fault overlapped) are left out.
+     */
+    val detectionByKind: Map<Pair<FaultKind, Boolean>, List<Long>>
+        get() = deletions.filter { it.judged }.flatMap { d -> d.victims.mapNotNull { v -> v.detectedAfter?.let { (d.record.kind to v.tracked) to it } } }
+            .groupBy({ it.first }, { it.second })
+
     /** The sections whose block took longest to stop after the loss was declared, slowest first. */
     val slowestCancels: List<Pair<Section, Long>>
         get() {
@@ -110,6 +163,7 @@ class CheckReport(
         append(", ${fenceInversions.size} fencing inversion(s)")
         if (closes.isNotEmpty()) append(", ${closes.size} close(s) with ${closeProblems.size} problem(s)")
         if (orphans.isNotEmpty()) append(", ${orphans.size} ORPHAN KEY(S)")
+        if (deletions.isNotEmpty()) append(", ${deletions.size} deletion(s) with ${deletionProblems.size} problem(s)")
         for (f in faults.filter { it.kind in FaultKind.EDGES }) {
             append("\n  fault ${f.kind} on ${f.target} at ${ms(f.start - origin)}: ${f.note}")
         }
@@ -135,6 +189,22 @@ class CheckReport(
             append("call after close: ${c.record.callAfter}; keys left ${c.record.keysLeft}")
             for (p in c.problems) append("\n    CLOSE PROBLEM: $p")
         }
+        for (d in deletions) {
+            val r = d.record
+            append("\n  ${r.kind} on masters ${r.masters} of ${r.of} at ${ms(r.at - origin)} (${r.timing}, probe ${if (r.probeTracked) "tracking" else "no tracking"}): ")
+            if (r.majority) append("${d.victims.size} lease(s) taken; ")
+            if (d.victims.isNotEmpty()) append(d.victims.joinToString { v ->
+                "${v.section.id}${if (v.tracked) "" else " (untracked)"} " +
+                    (v.declaredAfter?.let { "lost ${v.section.lossReason} after ${ms(it)} (${v.detectedAfter?.let(::ms) ?: "-"} after the last answer), stopped after ${v.stoppedAfter?.let(::ms) ?: "-"}" }
+                        ?: "${v.section.outcome} uninformed ${ms(v.section.end - r.at)} after")
+            }).append("; ")
+            if (!d.judged) append("not judged: another fault overlapped the probe's section; ")
+            append("[${r.note}]")
+            for (p in d.problems) append("\n    DELETION PROBLEM: $p")
+        }
+        for ((key, delays) in detectionByKind.entries.sortedBy { it.key.first.ordinal * 2 + if (it.key.second) 0 else 1 }) {
+            append("\n  detection after ${key.first} (last answer to NOT_HELD declared), ${if (key.second) "tracking" else "no tracking"}: ${distribution(delays)}")
+        }
         for (o in orphans.take(5)) {
             append("\n  ORPHAN KEY on master ${o.master}: '${o.resource}' held by nobody at ${ms(o.at - origin)}, ${o.pttlMillis} ms left (${o.note})")
         }
@@ -149,7 +219,7 @@ class CheckReport(
  * was frozen (SIGSTOP) at that moment. How long the block took to stop once told is the
  * cancellation latency, measured apart and never counted as overrun.
  */
-class Checker {
+class Checker(private val timing: Timing = Timing()) {
 
     fun check(
         sections: List<Section>,
@@ -157,6 +227,8 @@ class Checker {
         clientEvents: List<ClientEvent> = emptyList(),
         closes: List<CloseRecord> = emptyList(),
         orphans: List<OrphanKey> = emptyList(),
+        deletions: List<Deletion> = emptyList(),
+        untracked: Set<String> = emptySet(),
     ): CheckReport {
         val sorted = sections.sortedBy { it.start }
         val frozen = clientEvents.filter { it.kind == ClientEvent.Kind.FROZEN }
@@ -207,7 +279,79 @@ class Checker {
         return CheckReport(
             sorted, faults.sortedBy { it.start }, violations, missed, paused, overruns, cancel, detection, reacquires, recoveries, stall,
             fenceInversions(sorted), closes.sortedBy { it.start }.map { judgeClose(it, sorted) }, orphans.sortedBy { it.at },
+            deletions.sortedBy { it.start }.map { judgeDeletion(it, sorted, faults, untracked) },
         )
+    }
+
+    private fun leaseNanos(s: Section): Long = if (s.requestedLease > 0) s.requestedLease else timing.lease.inWholeNanoseconds
+
+    /** When the call that set validity [validUntil] of [s]'s lease began: `validUntil - lease + drift`. */
+    private fun validityStart(s: Section, validUntil: Long): Long = validUntil - leaseNanos(s) + timing.driftNanos(leaseNanos(s))
+
+    /** When the attempt that won [s]'s lease began. */
+    fun attemptStart(s: Section): Long = validityStart(s, s.grantValidUntil)
+
+    /** When the last successful call on [s]'s lease (its grant, or its last renewal) began. */
+    fun lastRenewalStart(s: Section): Long = validityStart(s, s.validUntil)
+
+    /** What a deletion promises for the leases it took and for the grants after it; see [DeletionReport]. */
+    private fun judgeDeletion(d: Deletion, sorted: List<Section>, faults: List<FaultEvent>, untracked: Set<String>): DeletionReport {
+        val problems = ArrayList<String>()
+        // Held when the first command went out, and still held (as far as its holder could tell) once the deletion was complete.
+        val held = sorted.filter { s ->
+            (d.resource == null || s.resource == d.resource) && s.start <= d.start && s.believedEnd > d.at && s.outcome != Outcome.UNFINISHED
+        }
+        val probe = held.firstOrNull { it.id == d.probeSection }
+        if (probe == null) {
+            val ran = sorted.firstOrNull { it.id == d.probeSection }
+            problems += "its probe section ${d.probeSection} did not hold the lock through the deletion (" +
+                (ran?.let { "${it.outcome}${it.lossReason?.let { r -> " $r" } ?: ""}, began ${ms(it.start - d.start)} from the first command" } ?: "never began") +
+                "): the fault tested nothing"
+        }
+        // Another fault over the probe's span may take a lease legitimately (a master killed besides): then not judged.
+        val others = faults.filter { f -> f.kind !in FaultKind.ADMIN && probe != null && f.start <= probe.end && f.end >= probe.start }
+        if (!d.majority) {
+            if (probe != null) {
+                if (others.isNotEmpty()) return DeletionReport(d, emptyList(), emptyList(), judged = false)
+                if (probe.lossDeclaredAt != null || probe.outcome != Outcome.COMPLETED) {
+                    problems += "the probe's lease was ${probe.outcome}${probe.lossReason?.let { " ($it)" } ?: ""} " +
+                        "${probe.lossDeclaredAt?.let { "declared lost ${ms(it - d.at)} after the deletion " } ?: ""}though a quorum still held it"
+                } else if (lastRenewalStart(probe) <= d.end) {
+                    problems += "the probe's lease was not renewed after the deletion: the fault tested nothing"
+                }
+            }
+            return DeletionReport(d, emptyList(), problems)
+        }
+        val victims = held.map { Victim(it, d, it.client !in untracked, it.id == d.probeSection) }
+        for (v in victims) {
+            val s = v.section
+            // An extend never re-creates a key: a renewal that began after the keys were gone cannot have reached a quorum.
+            val renewedAt = lastRenewalStart(s)
+            if (renewedAt > d.end) {
+                problems += "${s.id} (${s.client}) was renewed by a call that began ${ms(renewedAt - d.end)} after its keys were gone from a majority"
+            }
+        }
+        if (probe != null && others.isEmpty()) {
+            when {
+                probe.outcome != Outcome.LOST || probe.lossDeclaredAt == null ->
+                    problems += "the probe's lease was not declared lost: ${probe.outcome}, block stopped ${ms(probe.end - d.at)} after the deletion, uninformed"
+                probe.lossReason != LOSS_NOT_HELD ->
+                    problems += "the probe's lease was declared lost as ${probe.lossReason}, ${ms(probe.lossDeclaredAt - d.at)} after the deletion: " +
+                        "no check or renewal found the keys gone first"
+            }
+        }
+        if (d.kind == FaultKind.FLUSHALL_MAJORITY && timing.guard > kotlin.time.Duration.ZERO) {
+            // Every grant needs a flushed master's vote, and such a vote counts once its new boot marker is a guard old.
+            // The marker holds whole milliseconds of the server's clock: it may read up to 1 ms older than it is.
+            val allowed = d.start + timing.guard.inWholeNanoseconds - MARKER_RESOLUTION_NANOS
+            for (s in sorted) {
+                if (attemptStart(s) >= d.end && s.start < allowed) {
+                    problems += "${s.id} (${s.client}) on '${s.resource}' was granted ${ms(s.start - d.start)} after the first FLUSHALL, on an attempt " +
+                        "begun after the flush, ${ms(allowed - s.start)} before the restart guard (${timing.guard}) allowed any grant"
+                }
+            }
+        }
+        return DeletionReport(d, victims, problems)
     }
 
     /** What `close()` promises for the sections, waiters and keys of its client; see [CloseReport]. */
@@ -282,6 +426,10 @@ class Checker {
         const val LOOKBACK_NANOS = 1_000_000_000L
         const val LOSS_EXPIRED = "EXPIRED"
         const val CLOSED_EXCEPTION = "RedlockClosedException"
+        const val LOSS_NOT_HELD = "NOT_HELD"
+
+        /** The boot marker's resolution: whole milliseconds of the server's clock. */
+        const val MARKER_RESOLUTION_NANOS = 1_000_000L
     }
 }
 

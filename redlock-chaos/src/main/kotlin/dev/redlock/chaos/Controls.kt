@@ -27,7 +27,7 @@ import kotlinx.coroutines.withContext
  * hole that lasts the whole run), so it holds the lock on masters 0 and 1 only; then master 1
  * loses H's key and contender C, which reaches every master, takes the lock on masters 1 and 2.
  */
-enum class Control(val label: String, val mustFire: Boolean, val fault: FaultKind?, val guard: Boolean = true) {
+enum class Control(val label: String, val mustFire: Boolean, val fault: FaultKind?, val guard: Boolean = true, val tracking: Boolean = false) {
     RESTART_AT_ONCE_BARE_MAJORITY("master 1 of H's bare majority restarted at once, empty (restart guard off)", true, FaultKind.RESTART_EMPTY_AT_ONCE, guard = false),
     FLUSHALL_BARE_MAJORITY("FLUSHALL on master 1 of H's bare majority (restart guard off)", true, FaultKind.FLUSHALL, guard = false),
     EVICTION_BARE_MAJORITY("H's key evicted (maxmemory, allkeys-lru) on master 1 of its bare majority (restart guard off)", true, FaultKind.EVICTION, guard = false),
@@ -36,12 +36,25 @@ enum class Control(val label: String, val mustFire: Boolean, val fault: FaultKin
     SLOW_CLOCK("H's clock runs at 0.9x; H uses its lease (no renewal) until its own clock says it ends", true, FaultKind.SLOW_CLOCK),
     RESTART_AFTER_LEASE_BARE_MAJORITY("twin: master 1 of H's bare majority killed, restarted after one lease", false, FaultKind.KILL_RESTART_AFTER_LEASE),
     NORMAL_CLOCK("twin: H's clock runs at real time; H uses its lease until it ends", false, null),
+
+    /**
+     * The deletion controls: an administrator deletes H's key on masters 0 and 1 of 3 while H's block
+     * runs, and H's block ends on its own 400 ms later, before its next renewal (a third of the 2 s
+     * lease after the grant). Without key tracking nothing tells H before then: the checker must
+     * report the lease taken and not declared lost. With tracking, the twin, H is told at once.
+     */
+    ADMIN_DEL_UNTRACKED(
+        "DEL of H's key on masters 0 and 1 of 3, key tracking off; H's block ends 400 ms later, before its next renewal",
+        true, FaultKind.ADMIN_DEL_MAJORITY,
+    ),
+    ADMIN_DEL_TRACKED("twin: DEL of H's key on masters 0 and 1 of 3, key tracking on; H's block would end 400 ms later", false, FaultKind.ADMIN_DEL_MAJORITY, tracking = true),
 }
 
 /** A control run's result: it passed when the checker fired exactly as [Control.mustFire] says. */
 class ControlResult(val control: Control, val report: CheckReport, val origin: Long) {
+    /** Whether the checker reported an overlap, or (the deletion controls) a lease taken and not declared lost. */
     val fired: Boolean
-        get() = report.violations.isNotEmpty()
+        get() = report.violations.isNotEmpty() || report.deletionProblems.isNotEmpty()
 
     val passed: Boolean
         get() = fired == control.mustFire
@@ -59,8 +72,8 @@ fun runControl(control: Control, lease: Duration = 2.seconds, log: (String) -> U
         restartGuard = if (control.guard) null else Duration.ZERO,
         // Without key tracking, which finds several of these losses at once (a FLUSHALL, keys
         // expiring early by H's slow clock): the controls show that the checker fires when the
-        // assumptions are broken, so H must not be saved by it.
-        keyTracking = false,
+        // assumptions are broken, so H must not be saved by it. The deletion twin runs with it.
+        keyTracking = control.tracking,
     )
     val history = History()
     val result = ChaosCluster(masters = 3).use { cluster ->
@@ -72,12 +85,21 @@ fun runControl(control: Control, lease: Duration = 2.seconds, log: (String) -> U
                 runBlocking(Dispatchers.Default) {
                     if (control.fault == FaultKind.SLOW_CLOCK || control == Control.NORMAL_CLOCK) {
                         clockRun(control, h, c, timing, history)
+                    } else if (control.fault == FaultKind.ADMIN_DEL_MAJORITY) {
+                        deletionRun(control, cluster, h, timing, history)
                     } else {
                         bareMajorityRun(control, cluster, h, c, timing, history)
                     }
                 }
                 history.closeOpen()
-                ControlResult(control, Checker().check(history.sections(), history.faults(), history.clientEvents()), origin)
+                ControlResult(
+                    control,
+                    Checker(timing).check(
+                        history.sections(), history.faults(), history.clientEvents(), deletions = history.deletions(),
+                        untracked = if (control.tracking) emptySet() else setOf("H", "C"),
+                    ),
+                    origin,
+                )
             }
         }
     }
@@ -125,6 +147,37 @@ private suspend fun bareMajorityRun(control: Control, cluster: ChaosCluster, h: 
     } finally {
         cluster.proxies[0][2].resetConnections()
         cluster.proxies[0][2].heal()
+    }
+}
+
+/**
+ * H holds "x" under `withRedlock`; 50 ms into its block an administrator deletes its key on masters
+ * 0 and 1 (over connections opened beforehand, straight to the masters), and the block runs on for
+ * 400 ms more in 10 ms steps unless it is cancelled. The next renewal is due a third of the lease
+ * after the grant (667 ms with the controls' 2 s lease).
+ */
+private suspend fun deletionRun(control: Control, cluster: ChaosCluster, h: Redlock, timing: Timing, history: History) {
+    AdminConnections(cluster).use { admin ->
+        withContext(Dispatchers.IO) { admin.open(0 until cluster.masters) }
+        coroutineScope {
+            val holder = async { runSection(h, "H", "H", "x", timing, List(45) { 10.milliseconds }, 1.0, history) }
+            while (history.openSectionOf("H") == null) {
+                check(!holder.isCompleted) { "H did not get the lock: ${history.notAcquiredCounts()}" }
+                delay(1.milliseconds)
+            }
+            // After H's own writes on masters 0 and 1 (the grant may come before the slower one's).
+            check(withContext(Dispatchers.IO) { admin.awaitKey(listOf(0, 1), "${Timing.KEY_PREFIX}x", timing.lease.inWholeNanoseconds) }) {
+                "H's key did not reach masters 0 and 1 within a lease"
+            }
+            delay(50.milliseconds)
+            var start = 0L
+            val replies = withContext(Dispatchers.IO) { admin.sendAll(listOf(0, 1), listOf("DEL", "${Timing.KEY_PREFIX}x")) { start = System.nanoTime() } }
+            val end = System.nanoTime()
+            val note = "DEL answered $replies; key tracking ${if (control.tracking) "on" else "off"}"
+            history.record(Deletion(control.fault!!, listOf(0, 1), cluster.masters, start, start, end, "control", "x", "H", control.tracking, note))
+            history.record(FaultEvent(control.fault, "masters [0, 1]", start, end, note))
+            holder.await()
+        }
     }
 }
 

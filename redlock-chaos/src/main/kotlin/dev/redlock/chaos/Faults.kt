@@ -36,6 +36,27 @@ enum class FaultKind(val label: String, val breaksAssumptions: Boolean, val keyL
         "a majority of masters restarted at once (empty) just after a client was granted a per-call lease longer than the restart guard",
         false, keyLoss = true,
     ),
+
+    // An administrator's deletions, aimed at a probe section held on a resource nobody else uses.
+    /**
+     * `DEL` of a held lock's key on one master: a minority where N > 1, so the lease keeps its
+     * quorum and must not be lost; with one master it is the majority, and the lease must be lost.
+     */
+    ADMIN_DEL_ONE("an administrator's DEL of a held lock's key on one master", false, keyLoss = true),
+    /** `DEL` of a held lock's key on the largest minority (N - quorum masters): the lease keeps its quorum and must not be lost. */
+    ADMIN_DEL_MINORITY("an administrator's DEL of a held lock's key on the largest minority of masters", false, keyLoss = true),
+    /**
+     * `DEL` of a held lock's key on a bare majority: the lock is gone, and any client could take it
+     * at once, before its holder can be told, so in general it breaks mutual exclusion. The suite
+     * aims it at a resource nobody else uses (it keeps the assumptions as injected, and the checker
+     * allows no overlap): the holder must be told (NOT_HELD) and its block cancelled.
+     */
+    ADMIN_DEL_MAJORITY("an administrator's DEL of a held lock's key on a majority of masters", false, keyLoss = true),
+    /**
+     * `FLUSHALL` on a bare majority: every lease is gone, and the boot markers with it, so the restart
+     * guard keeps the flushed masters' votes out for its length; no new holder before that.
+     */
+    FLUSHALL_MAJORITY("FLUSHALL on a majority of masters at once (every lease lost; the restart guard holds new grants back)", false, keyLoss = true),
     ;
 
     companion object {
@@ -48,6 +69,9 @@ enum class FaultKind(val label: String, val breaksAssumptions: Boolean, val keyL
         /** The faults aimed at the edges (a renewal in flight, close(), a script reload, a lease beyond the guard). */
         val EDGES: List<FaultKind> =
             listOf(RENEWAL_LATENCY, RENEWAL_BLACK_HOLE, CLOSE_CLIENT, SCRIPT_FLUSH_PAUSED_MASTER, SCRIPT_FLUSH_SLOW_MASTER, RESTART_GUARDED_LONG_LEASE)
+
+        /** An administrator's deletions of lock keys, whose detection delay the suite measures. */
+        val ADMIN: List<FaultKind> = listOf(ADMIN_DEL_ONE, ADMIN_DEL_MINORITY, ADMIN_DEL_MAJORITY, FLUSHALL_MAJORITY)
     }
 }
 

@@ -35,6 +35,8 @@ enum class Outcome { COMPLETED, LOST, FAILED, DIED, UNFINISHED, REFUSED }
  *   (false for a lease from `acquire` that the caller watches itself)
  * @property requestedLease the per-call lease time the section asked for, in nanoseconds; 0 when it
  *   used the config's lease time
+ * @property grantValidUntil the validity the grant itself gave (the first figure, at the block's
+ *   start): `validity start = grantValidUntil - lease + drift` is when the winning attempt began
  */
 data class Section(
     val id: String,
@@ -51,6 +53,8 @@ data class Section(
     /** The lease's fencing token, when the section ran with fencing. */
     val fence: Long? = null,
     val requestedLease: Long = 0,
+    /** The lease's validity when the block began, before any renewal: the grant's own figure. */
+    val grantValidUntil: Long = validUntil,
 ) {
     /**
      * The end of the span over which the holder held the lock as far as it could tell: the block
@@ -131,6 +135,42 @@ data class CloseRecord(
  */
 data class OrphanKey(val master: Int, val resource: String, val at: Long, val pttlMillis: Long, val note: String)
 
+/**
+ * An administrator's deletion of lock keys on some masters, as the fault saw it: `DEL` of one held
+ * lock's keys ([resource]), or `FLUSHALL` ([resource] null: every key, the boot marker of the
+ * restart guard included).
+ *
+ * @property masters the masters it deleted on; a majority of [of] or a minority
+ * @property start just before the first command was sent
+ * @property at just before the command that completed the deletion on [masters] was sent: [start],
+ *   unless the commands were spread out ([timing] `split`); the moment the lock was gone
+ * @property end when the last command was answered
+ * @property timing when it struck: `random` (somewhere in the probe's section), `renewal` (exactly
+ *   when the probe's next renewal passed on its way to one of [masters]), `split` (one master
+ *   first, the others exactly after the extend call that followed had read them there, while the
+ *   masters left alone answered slowly)
+ * @property probeSection the section the fault ran for its victim (a resource nobody else uses)
+ * @property probeTracked whether the probe's client ran with key tracking
+ * @property note what happened, for the report
+ */
+data class Deletion(
+    val kind: FaultKind,
+    val masters: List<Int>,
+    val of: Int,
+    val start: Long,
+    val at: Long,
+    val end: Long,
+    val timing: String,
+    val resource: String?,
+    val probeSection: String,
+    val probeTracked: Boolean,
+    val note: String = "",
+) {
+    /** Whether the lock keys were deleted on a majority of the masters: every lease holding them has lost its quorum. */
+    val majority: Boolean
+        get() = masters.size >= of / 2 + 1
+}
+
 /** Something a client process went through that the checker needs: frozen (SIGSTOP) or killed. */
 data class ClientEvent(val client: String, val kind: Kind, val start: Long, val end: Long) {
     enum class Kind { FROZEN, KILLED }
@@ -150,6 +190,8 @@ class History : SectionSink {
         val guarded: Boolean,
         val requestedLease: Long,
     ) {
+        val grantValidUntil: Long = validUntil
+
         @Volatile var end: Long = -1
 
         @Volatile var bodyCompleted = false
@@ -165,6 +207,8 @@ class History : SectionSink {
     private val clientEvents = ConcurrentLinkedQueue<ClientEvent>()
     private val closes = ConcurrentLinkedQueue<CloseRecord>()
     private val orphans = ConcurrentLinkedQueue<OrphanKey>()
+    private val deletions = ConcurrentLinkedQueue<Deletion>()
+    private val untracked = ConcurrentHashMap.newKeySet<String>()
     private val notAcquired = ConcurrentHashMap<String, AtomicLong>()
     private val begunCount = AtomicInteger()
 
@@ -205,7 +249,7 @@ class History : SectionSink {
         val end = if (section.end >= 0) section.end else System.nanoTime()
         done += Section(section.id, section.client, section.resource, section.start, end, section.validUntil,
             section.bodyCompleted, outcome, lossReason, section.lossDeclaredAt ?: lossDeclaredAt, section.guarded, section.fence,
-            section.requestedLease)
+            section.requestedLease, section.grantValidUntil)
     }
 
     override fun notAcquired(client: String, kind: String) {
@@ -223,6 +267,9 @@ class History : SectionSink {
     /** The open section of [client], if it is inside one: resource and start. */
     fun openSectionOf(client: String): Pair<String, Long>? =
         open.values.firstOrNull { it.client == client && it.end < 0 }?.let { it.resource to it.start }
+
+    /** The validity section [id] reported last while its block runs, or null once it stopped (or before it began). */
+    fun validUntilOf(id: String): Long? = open[id]?.takeIf { it.end < 0 }?.validUntil
 
     /** Whether section [id] has begun and its block is still running. */
     fun isRunning(id: String): Boolean = open[id]?.let { it.end < 0 } ?: false
@@ -247,6 +294,18 @@ class History : SectionSink {
         orphans += orphan
     }
 
+    fun record(deletion: Deletion) {
+        deletions += deletion
+    }
+
+    /** Client [client] runs with key tracking [on] or off (a client never recorded is taken to track). */
+    fun tracking(client: String, on: Boolean) {
+        if (on) untracked -= client else untracked += client
+    }
+
+    /** The clients that run with key tracking off. */
+    fun untrackedClients(): Set<String> = untracked.toSet()
+
     /** Marks every section still open as [Outcome.UNFINISHED]; called once the run is over. */
     fun closeOpen() {
         for (id in open.keys.toList()) outcome(id, Outcome.UNFINISHED, null, null)
@@ -261,6 +320,8 @@ class History : SectionSink {
     fun closes(): List<CloseRecord> = closes.sortedBy { it.start }
 
     fun orphans(): List<OrphanKey> = orphans.sortedBy { it.at }
+
+    fun deletions(): List<Deletion> = deletions.sortedBy { it.start }
 
     /** How many calls were refused at the call (`IllegalArgumentException` before any wait), from every client. */
     val refusals: Long

@@ -116,6 +116,9 @@ class Injector(
     private val busyMasters = HashSet<Int>()
     private val busyProxies = HashSet<Pair<Int, Int>>()
     private val busyChildren = HashSet<String>()
+
+    /** Whether a fault is using the probe clients' proxies (they set latencies there). */
+    private var busyProbes = false
     private val lease = timing.lease
     private val quorum = cluster.masters / 2 + 1
 
@@ -123,6 +126,15 @@ class Injector(
     private val serial = AtomicInteger()
 
     @Volatile private var probe: Redlock? = null
+
+    /** The probe clients of the deletion faults, with key tracking (true) and without (false). */
+    private val adminProbes = HashMap<Boolean, Redlock>()
+
+    /** The administrator's connections of the deletion faults, opened on first use. */
+    private val admin = AdminConnections(cluster)
+
+    /** How many faults of each deletion kind ran: they take turns with tracking on and off, and through the timings. */
+    private val adminTurns = HashMap<FaultKind, Int>()
 
     private suspend fun <T> io(block: () -> T): T = withContext(Dispatchers.IO) { block() }
 
@@ -212,6 +224,11 @@ class Injector(
             FaultKind.CLOSE_CLIENT -> onLocalClient { client -> closeClient(client) }
             FaultKind.SCRIPT_FLUSH_PAUSED_MASTER, FaultKind.SCRIPT_FLUSH_SLOW_MASTER -> onMasterAndProxies { m -> scriptReloadFault(kind, m) }
             FaultKind.RESTART_GUARDED_LONG_LEASE -> onMasters(quorum) { masters -> restartAfterLongGrant(kind, masters) }
+            FaultKind.ADMIN_DEL_MAJORITY, FaultKind.FLUSHALL_MAJORITY -> onMastersAndProbes(quorum) { masters -> adminFault(kind, masters) }
+            FaultKind.ADMIN_DEL_ONE -> onMastersAndProbes(1) { masters -> adminFault(kind, masters) }
+            // With one master there is no minority: nothing to inject.
+            FaultKind.ADMIN_DEL_MINORITY ->
+                if (cluster.masters == 1) null else onMastersAndProbes(cluster.masters - quorum) { masters -> adminFault(kind, masters) }
             FaultKind.SLOW_CLOCK -> throw IllegalArgumentException("SLOW_CLOCK is a client setting (Scenario.slowClients), not an injected event")
         }
         event?.let(history::record)
@@ -399,6 +416,147 @@ class Injector(
     }
 
     /**
+     * An administrator's deletion on [masters]: `DEL` of the lock key of a probe section ([FaultKind.ADMIN_DEL_MAJORITY],
+     * [FaultKind.ADMIN_DEL_MINORITY]), or `FLUSHALL` ([FaultKind.FLUSHALL_MAJORITY]), sent over connections opened
+     * beforehand, straight to the masters. The probe section runs on a resource nobody else uses, on a
+     * client of its own (with key tracking or without, taking turns), through the probe proxies.
+     *
+     * When, also taking turns (see [Deletion.timing]): `renewal`, armed on the probe's next renewal
+     * (the extend script, with a lease time) passing the proxy to the first of [masters]: the deletion
+     * runs on all of them before that renewal reaches that master, while its copies to the others are
+     * on their way; `split` (two masters deleted on or more, and one left alone): the proxies to the
+     * masters left alone are slowed (0.3 node timeouts each way), the first master is deleted on, and
+     * the others 2 ms after the next extend call of the probe (with tracking, the check the first
+     * deletion caused; without, the next renewal) passed on its way to them: that call has read the
+     * keys there before they went, and waits for the slow masters while the next changes come in;
+     * `random`, anywhere in the probe's first lease.
+     *
+     * Then, on a majority, the probe's section must end with the loss; on a minority it must go on
+     * and renew: the fault waits (at most two leases) for the end, or for a renewal that began after
+     * the deletion, and then lets the section complete.
+     */
+    private suspend fun adminFault(kind: FaultKind, masters: List<Int>): FaultEvent = coroutineScope {
+        val turn = synchronized(adminTurns) { (adminTurns[kind] ?: 0).also { adminTurns[kind] = it + 1 } }
+        val tracked = turn % 2 == 0
+        val left = (0 until cluster.masters).filter { it !in masters }
+        val modes = if (masters.size >= 2 && left.isNotEmpty()) listOf("renewal", "split", "random") else listOf("renewal", "random")
+        val mode = modes[(turn / 2) % modes.size]
+        val index = serial.incrementAndGet()
+        val probe = adminProbe(tracked)
+        val client = probeName(tracked)
+        val resource = "admin-$index"
+        val key = "${Timing.KEY_PREFIX}$resource"
+        val id = "$client#$index"
+        val command = if (kind == FaultKind.FLUSHALL_MAJORITY) listOf("FLUSHALL") else listOf("DEL", key)
+        // Only the masters of this fault: the others may be down (another fault), and are not written to.
+        io { synchronized(admin) { admin.open(masters) } }
+        val done = AtomicBoolean(false)
+        val steps = List(((lease * 4) / PROBE_STEP).toInt()) { PROBE_STEP }
+        val section = async { runSection(probe, id, client, resource, timing(tracked), steps, 1.0, history, stopWhen = { done.get() }) }
+        var start = -1L
+        var at = -1L
+        var answered = -1L
+        val extend = Script.EXTEND.sha()
+        fun leaseArgument(c: ProxiedCommand): String? = c.argument(1)?.toIntOrNull()?.let { c.argument(it + 2) }
+        fun isExtendOfProbe(c: ProxiedCommand, renewalOnly: Boolean): Boolean =
+            c.isEvalSha(extend) && key in c.arguments && (!renewalOnly || leaseArgument(c).let { it != null && it != "0" })
+        fun delete(on: List<Int>, first: Boolean) = synchronized(admin) {
+            admin.sendAll(on, command) {
+                val now = now()
+                if (first) start = now
+                at = now
+            }
+            answered = now()
+        }
+        val slowed = ArrayList<dev.redlock.testing.TcpProxy>()
+        var note: String
+        try {
+            withTimeoutOrNull(timing.wait + lease) { while (!history.isRunning(id) && !section.isCompleted) delay(1.milliseconds) }
+            val began = history.openSectionOf(client)?.second
+            // The deletion must come after the probe's own write on those masters, or that write re-creates the key.
+            val written = began != null && io { synchronized(admin) { admin.awaitKey(masters, key, lease.inWholeNanoseconds) } }
+            if (began == null) {
+                note = "the probe did not get its lock"
+            } else if (!written) {
+                note = "the probe's key was not on every one of masters $masters within a lease: nothing deleted"
+            } else {
+                note = when (mode) {
+                    "renewal" -> {
+                        val armed = cluster.probeProxies[masters[0]].onNextCommand({ isExtendOfProbe(it, renewalOnly = true) }) { delete(masters, first = true) }
+                        val fired = withTimeoutOrNull(lease * 2) { armed.fired.await() } != null
+                        if (!fired && armed.cancel()) "no renewal of the probe passed within 2 leases" else "as the probe's renewal passed on its way to master ${masters[0]}"
+                    }
+                    "split" -> {
+                        val slow = JavaDuration.ofNanos((timing.nodeTimeout * 0.3).inWholeNanoseconds)
+                        for (m in left) {
+                            cluster.probeProxies[m].latency = slow
+                            slowed += cluster.probeProxies[m]
+                        }
+                        // Armed before the first deletion: with tracking, the check it causes may pass at once.
+                        val armed = cluster.probeProxies[masters[1]].onNextCommand({ isExtendOfProbe(it, renewalOnly = false) }) { }
+                        io { delete(masters.take(1), first = true) }
+                        val fired = withTimeoutOrNull(lease * 2) { armed.fired.await() } != null
+                        if (!fired && armed.cancel()) {
+                            io { delete(masters.drop(1), first = false) }
+                            "master ${masters[0]} first; no extend call of the probe passed within 2 leases, the others then"
+                        } else {
+                            val passed = armed.firedAtNanos
+                            val what = if (leaseArgument(armed.fired.await()) == "0") "check" else "renewal"
+                            delay(SPLIT_AFTER - (now() - passed).nanoseconds)
+                            io { delete(masters.drop(1), first = false) }
+                            "master ${masters[0]} first, the others ${ms(at - passed)} after the probe's next extend call (a $what) " +
+                                "passed to master ${masters[1]}, ${ms(at - start)} after the first; masters $left slowed by ${slow.toMillis()} ms each way"
+                        }
+                    }
+                    else -> {
+                        delay(lease * random.nextDouble())
+                        io { delete(masters, first = true) }
+                        "${ms(start - began)} into the probe's section"
+                    }
+                }
+                val deleted = answered
+                val majority = masters.size >= quorum
+                // On a majority the section ends with the loss; on a minority it renews after the deletion, then completes.
+                val seen = withTimeoutOrNull(lease * 2) {
+                    while (history.isRunning(id)) {
+                        val valid = history.validUntilOf(id)
+                        if (!majority && valid != null && validityStart(valid) > deleted) break
+                        delay(2.milliseconds)
+                    }
+                }
+                if (seen == null) note += "; the probe neither ended nor renewed within 2 leases after the deletion"
+            }
+        } finally {
+            slowed.forEach { it.latency = JavaDuration.ZERO }
+            done.set(true)
+        }
+        val outcome: Any = withTimeoutOrNull(timing.wait + lease * 2) { section.await() ?: "not acquired" } ?: "still running".also { section.cancel() }
+        val end = now()
+        if (start >= 0) {
+            history.record(Deletion(kind, masters, cluster.masters, start, at, answered, mode, if (kind == FaultKind.FLUSHALL_MAJORITY) null else resource, id, tracked, note))
+        }
+        FaultEvent(kind, "masters $masters", if (start >= 0) start else end, end,
+            "$mode, ${if (tracked) "tracking" else "no tracking"}: $note; probe $outcome")
+    }
+
+    /** When the call that set validity [validUntil] began (a lease of the config's lease time). */
+    private fun validityStart(validUntil: Long): Long = validUntil - lease.inWholeNanoseconds + timing.driftNanos(lease.inWholeNanoseconds)
+
+    private fun probeName(tracked: Boolean) = if (tracked) "admin-tracked" else "admin-untracked"
+
+    private fun timing(tracked: Boolean) = timing.copy(keyTracking = tracked)
+
+    /** The probe client of the deletion faults with key tracking [tracked]: proxies of its own, connected before first use. */
+    private suspend fun adminProbe(tracked: Boolean): Redlock {
+        synchronized(adminProbes) { adminProbes[tracked] }?.let { return it }
+        val created = io { Redlock(timing(tracked).config(cluster.probeUris())) }
+        synchronized(adminProbes) { adminProbes[tracked] = created }
+        history.tracking(probeName(tracked), tracked)
+        runCatching { created.tryAcquire("admin-warm-up")?.release() }
+        return created
+    }
+
+    /**
      * Waits (up to a few leases) for a section that asked for a per-call lease longer than the
      * restart guard to begin, and right then restarts [masters] (a majority) at once, empty: the
      * guard keeps their votes out for its own length only, shorter than that lease. Restarts
@@ -458,13 +616,33 @@ class Injector(
         }
     }
 
+    /** [count] free masters (busy for the fault), and the probe clients' proxies; null if not free. */
+    private suspend fun onMastersAndProbes(count: Int, action: suspend (List<Int>) -> FaultEvent): FaultEvent? {
+        val chosen = busy.withLock {
+            val free = (0 until cluster.masters).filter { it !in busyMasters }
+            if (free.size < count || busyProbes) return null
+            busyProbes = true
+            free.shuffled(random).take(count).sorted().also { busyMasters += it }
+        }
+        try {
+            return action(chosen)
+        } finally {
+            busy.withLock {
+                busyMasters -= chosen.toSet()
+                busyProbes = false
+            }
+        }
+    }
+
     /** A free master with every proxy in front of it free as well. */
     private suspend fun onMasterAndProxies(action: suspend (Int) -> FaultEvent): FaultEvent? {
         val m = busy.withLock {
+            if (busyProbes) return null
             val free = (0 until cluster.masters).filter { m -> m !in busyMasters && (0 until cluster.sides).none { (it to m) in busyProxies } }
             if (free.isEmpty()) return null
             free[random.nextInt(free.size)].also { m ->
                 busyMasters += m
+                busyProbes = true
                 (0 until cluster.sides).forEach { busyProxies += it to m }
             }
         }
@@ -473,6 +651,7 @@ class Injector(
         } finally {
             busy.withLock {
                 busyMasters -= m
+                busyProbes = false
                 (0 until cluster.sides).forEach { busyProxies -= it to m }
             }
         }
@@ -570,9 +749,11 @@ class Injector(
         return null
     }
 
-    /** Closes the probe client, if one was made. */
+    /** Closes the probe clients and the administrator's connections, those that were made. */
     override fun close() {
         probe?.let { runCatching { it.close() } }
+        adminProbes.values.forEach { runCatching { it.close() } }
+        runCatching { synchronized(admin) { admin.close() } }
     }
 
     private companion object {
@@ -587,6 +768,9 @@ class Injector(
 
         /** After the probe's call and its release have been answered: time for anything later to land. */
         val ORPHAN_SETTLE: Duration = 100.milliseconds
+
+        /** In a split deletion: from the probe's extend call passing the proxy to the deletion on the masters it read. */
+        val SPLIT_AFTER: Duration = 2.milliseconds
 
         /** How late the other clients reach a master while a probe's reload is set up. */
         val HOLD_BACK: Duration = 50.milliseconds

@@ -39,6 +39,7 @@ class LocalClients(
     fun start(settings: WorkerSettings, side: Int): Client {
         val redlock = Redlock(settings.timing.config(cluster.uris(side)), clockFor(settings.clockRate))
         val client = Client(settings.name, side, settings, redlock)
+        history.tracking(settings.name, settings.timing.keyTracking)
         synchronized(lock) {
             all += client
             live += client

@@ -28,7 +28,8 @@ import kotlinx.coroutines.withContext
  * Of the clients in this JVM, the first [slowClients] run on a clock at 0.9x; the next
  * [renewingClients] run sections of at least one lease, so that they renew (what the renewal faults
  * aim at); the next [longLeaseClients] ask for a per-call lease of [longLeaseFactor] config leases,
- * longer than the restart guard (what [FaultKind.RESTART_GUARDED_LONG_LEASE] aims at).
+ * longer than the restart guard (what [FaultKind.RESTART_GUARDED_LONG_LEASE] aims at). With
+ * [mixTracking], the odd ones run with key tracking off (what the deletion faults compare).
  *
  * Everything random (clients' resources and section lengths, fault kinds, targets and durations)
  * comes from [seed]: a failing run is replayed by running the same scenario with the same seed.
@@ -55,6 +56,8 @@ data class Scenario(
     val settle: Duration = 300.milliseconds,
     val timing: Timing = Timing(),
     val replaceKilledChildren: Boolean = true,
+    /** Whether every other client in this JVM (the odd ones) runs with key tracking off, the others with it on. */
+    val mixTracking: Boolean = false,
 ) {
     init {
         require(masters in 1..15) { "masters expected in 1..15, but was $masters" }
@@ -121,7 +124,7 @@ private fun workerSettings(scenario: Scenario, i: Int, resources: List<String>):
         clockRate = if (i < scenario.slowClients) 0.9 else 1.0,
         minSectionMillis = if (renewing) timing.lease.inWholeMilliseconds else 0,
         longLease = if (long) timing.lease * scenario.longLeaseFactor else null,
-    )
+    ).let { if (scenario.mixTracking && i % 2 == 1) it.copy(timing = timing.copy(keyTracking = false)) else it }
 }
 
 private suspend fun run(
@@ -165,7 +168,10 @@ private suspend fun run(
             val longest = maxOf(timing.lease.inWholeNanoseconds, history.sections().maxOfOrNull { it.requestedLease } ?: 0L)
             delay(longest.nanoseconds + 200.milliseconds)
             val left = withContext(Dispatchers.IO) { cluster.lockKeys() }
-            val report = Checker().check(history.sections(), history.faults(), history.clientEvents(), history.closes(), history.orphans())
+            val report = Checker(timing).check(
+                history.sections(), history.faults(), history.clientEvents(), history.closes(), history.orphans(),
+                history.deletions(), history.untrackedClients(),
+            )
             ScenarioResult(scenario, report, origin, elapsed, history.notAcquiredCounts(), left)
         } finally {
             locals.close()

@@ -80,14 +80,21 @@ object Soak {
                 // The edge faults aim at renewals in flight and at leases beyond the restart guard: give them some.
                 val renewing = faults.any { it == FaultKind.RENEWAL_LATENCY || it == FaultKind.RENEWAL_BLACK_HOLE || it == FaultKind.SCRIPT_FLUSH_PAUSED_MASTER }
                 val longLeases = FaultKind.RESTART_GUARDED_LONG_LEASE in faults
+                // The deletion rounds: half of the clients without key tracking, and faults close together (each waits for its probe).
+                val admin = faults.all { it in FaultKind.ADMIN }
                 rounds += Round(
                     index,
                     Scenario(
                         name = "soak-$index-$name", masters = n, seed = seed * 1000 + index, faults = faults,
                         clients = 8, childClients = if (needsChildren) 2 else 0, resources = 4,
                         renewingClients = if (renewing) 2 else 0, longLeaseClients = if (longLeases) (if (mixed) 1 else 2) else 0,
-                        duration = roundLength, gap = if (mixed) 100.milliseconds..600.milliseconds else 200.milliseconds..900.milliseconds,
-                        maxConcurrentFaults = if (mixed) 2 else 1, timing = timing, replaceKilledChildren = true,
+                        duration = roundLength,
+                        gap = when {
+                            admin -> 50.milliseconds..200.milliseconds
+                            mixed -> 100.milliseconds..600.milliseconds
+                            else -> 200.milliseconds..900.milliseconds
+                        },
+                        maxConcurrentFaults = if (mixed) 2 else 1, timing = timing, replaceKilledChildren = true, mixTracking = admin,
                     ),
                 )
             }
@@ -178,6 +185,7 @@ class SoakReport(
         safety()
         losses()
         edges()
+        deletions()
         liveness()
         brokenAssumptions()
         controlsAndReplay()
@@ -201,6 +209,7 @@ class SoakReport(
         line("| missed losses (a guarded block ran past its validity before it stopped or was told, by any margin) | ${all.sumOf { it.report.missedLosses.size }} (expected 0) |")
         line("| overrun past validity (min(block stopped, loss declared) - validity end), sections that reached the end of their validity, p50 / p99 / max | ${distribution(all.flatMap { it.report.overruns })} |")
         line("| cancellation latency (loss declared -> block stopped), p50 / p99 / max | ${distribution(all.flatMap { it.report.cancelLatencies })} |")
+        line("| an administrator's deletions (DEL of a held key, FLUSHALL), problems found (a lease taken on a majority not declared lost, a lease lost to a minority, a renewal after the keys were gone, a grant before the restart guard allowed) | ${all.sumOf { it.report.deletions.size }}, ${all.sumOf { it.report.deletionProblems.size }} (expected 0) |")
         line("| `close()` of a client mid-section: closes, problems found | ${all.sumOf { it.report.closes.size }}, ${all.sumOf { it.report.closeProblems.size }} (expected 0) |")
         line("| lock keys held by nobody after a script reload met a stopped or slow master (orphans) | ${all.sumOf { it.report.orphans.size }} (expected 0) |")
         line("| calls refused at the call (a per-call lease beyond the restart guard) | ${all.sumOf { it.refusals }} |")
@@ -325,6 +334,52 @@ class SoakReport(
         line()
     }
 
+    private fun StringBuilder.deletions() {
+        val judged = all.flatMap { r -> r.report.deletions.map { r to it } }
+        line("## An administrator's deletions")
+        line()
+        line("An administrator deletes a held lock's key (`DEL`) on one master, on the largest minority or on a bare majority, or " +
+            "runs `FLUSHALL` on a bare majority, while a probe section holds it (a resource nobody else uses, on a client of its " +
+            "own, with key tracking on and off in turn); `FLUSHALL` takes the other clients' leases as well. The commands go " +
+            "straight to the masters over connections opened beforehand; the timing takes turns: as the probe's renewal passes " +
+            "on its way to the first master (`renewal`), one master first and the others just after the next extend call (with " +
+            "tracking, the check the first deletion caused) has read the key there while the masters left alone answer slowly " +
+            "(`split`), or anywhere in the probe's first lease (`random`). On a majority the probe's lease must be declared " +
+            "lost as NOT_HELD and its block cancelled; no lease may be renewed by a call begun after its keys were gone; after " +
+            "`FLUSHALL` no lease may be granted before the restart guard allows; on a minority the probe's lease must not be lost " +
+            "and must renew after the deletion. No grace period anywhere.")
+        line()
+        line("The detection delay runs from the answer to the deletion's last command (as the administrator's `redis-cli` " +
+            "would print it) to the moment the holder declared the loss (`Lease.times()`); it is negative when the holder was " +
+            "told before the administrator had read the answer. Without key tracking a loss is found by the next renewal, a " +
+            "third of the lease (${all.firstOrNull()?.scenario?.timing?.lease?.inWholeMilliseconds?.div(3) ?: "-"} ms) after " +
+            "the last; with it, the masters push the change and the lease is checked at once (after `split`, once the check " +
+            "under way, which waits for the slow masters, has ended and run again).")
+        line()
+        line("| fault | key tracking | deletions (not judged: another fault overlapped) | leases taken | declared lost (NOT_HELD) | blocks that ended before they were told | detection delay, every timing, p50 / p99 / max | at `random` timing only, p50 / p99 / max |")
+        line("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for (kind in FaultKind.ADMIN) {
+            for (tracked in listOf(true, false)) {
+                val ds = judged.filter { it.second.record.kind == kind && it.second.record.probeTracked == tracked }.map { it.second }
+                val victims = judged.filter { it.second.record.kind == kind && it.second.judged }.flatMap { it.second.victims }.filter { it.tracked == tracked }
+                val delays = victims.mapNotNull { it.detectedAfter }
+                val random = victims.filter { it.deletion.timing == "random" }.mapNotNull { it.detectedAfter }
+                line("| ${kind.label} | ${if (tracked) "on" else "off"} | ${ds.size} (${ds.count { !it.judged }}) | ${victims.size} | " +
+                    "${victims.count { it.detectedAfter != null }} | ${victims.count { it.endedUninformed }} | ${dist(delays)} | ${dist(random)} |")
+            }
+        }
+        line()
+        line("A deletion's rows go by its probe's tracking; \"leases taken\" counts every lease held across a deletion on a majority " +
+            "(the probe's, and after `FLUSHALL` the other clients' too), in the row of its own client's tracking. A lease whose " +
+            "block ended on its own before it was told is no fault of the library (it cannot tell a block that has ended); the " +
+            "probe's block runs four leases, so it is always told.")
+        val problems = judged.flatMap { (r, d) -> d.problems.map { r to "${d.record.kind} on masters ${d.record.masters} (${d.record.timing}): $it" } }
+        line()
+        line("- Problems found: ${problems.size} (expected 0).")
+        for ((r, p) in problems.take(10)) line("  - ${r.scenario.replayHint()}: $p")
+        line()
+    }
+
     private fun StringBuilder.liveness() {
         val reacquires = all.flatMap { it.report.reacquires }
         line("## Liveness")
@@ -367,7 +422,10 @@ class SoakReport(
         line("| control | expected | checker |")
         line("| --- | --- | --- |")
         for (c in controls) {
-            val overlap = c.report.violations.firstOrNull()?.let { " (overlap ${ms(it.overlapNanos)})" } ?: ""
+            val overlap = c.report.violations.firstOrNull()?.let { " (overlap ${ms(it.overlapNanos)})" }
+                ?: c.report.deletionProblems.firstOrNull()?.let { " (${it.substringAfter("): ").replace('|', '/')})" }
+                ?: c.report.deletions.firstOrNull()?.victims?.firstOrNull()?.detectedAfter?.let { " (told ${ms(it)} after the last DEL was answered)" }
+                ?: ""
             line("| ${c.control.label} | ${if (c.control.mustFire) "fires" else "silent"} | ${if (c.fired) "fired$overlap" else "silent"}${if (c.passed) "" else " **WRONG**"} |")
         }
         line()
@@ -440,7 +498,9 @@ class SoakReport(
         line("- Violations are counted apart for rounds whose faults keep the assumptions (kill and restart after " +
             "more than one lease, SIGSTOP of a master, latency, black holes, resets, SCRIPT FLUSH, paused and crashed " +
             "holders, and the edge faults; a majority restarted at once counts as keeping them there, because the restart " +
-            "guard stands in for the assumption and the library promises that no lease outlasts it) and rounds that also " +
+            "guard stands in for the assumption and the library promises that no lease outlasts it; so do the administrator's " +
+            "deletions as the suite aims them: a DEL on a resource nobody else uses, a FLUSHALL on a majority whose masters " +
+            "the restart guard keeps from voting for a lease time) and rounds that also " +
             "restart masters at once without that promise, FLUSHALL or evict keys.")
         line()
     }

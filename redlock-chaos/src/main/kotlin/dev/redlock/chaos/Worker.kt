@@ -4,6 +4,7 @@ import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
 import dev.redlock.core.RedlockClosedException
 import dev.redlock.core.RedlockConfig
+import dev.redlock.core.internal.ConfigInternals
 import dev.redlock.coroutines.InternalRedlockApi
 import dev.redlock.coroutines.Lease
 import dev.redlock.coroutines.Redlock
@@ -41,6 +42,18 @@ data class Timing(
     /** Whether the masters push changes of held and waited-for keys (RedlockConfig.keyTracking). */
     val keyTracking: Boolean = true,
 ) {
+    /** The restart guard in force: the configured one, or the library's default (the lease time). */
+    val guard: Duration
+        get() = restartGuard ?: lease
+
+    /**
+     * The clock drift allowance of a lease of [leaseNanos] (the library's default factor and
+     * constant): a validity ends `lease - drift` after the start of the call that set it.
+     */
+    fun driftNanos(leaseNanos: Long): Long = ConfigInternals.driftFor(driftConfig, java.time.Duration.ofNanos(leaseNanos)).toNanos()
+
+    private val driftConfig: RedlockConfig by lazy { config(listOf("redis://127.0.0.1:6379")) }
+
     fun config(masters: List<String>): RedlockConfig =
         RedlockConfig.builder()
             .masters(masters)
@@ -164,7 +177,8 @@ suspend fun runWorker(redlock: Redlock, settings: WorkerSettings, sink: SectionS
  * [leaseTime], or the config's lease time when null), then runs [steps] (suspending for each), and
  * reports it all to [sink] under [id]: when the block began and stopped, and the lease's exact
  * validity and loss declaration (`Lease.times()`) read first thing in the block's `finally` and
- * again after `withRedlock` returned or threw. Returns the outcome, null if the lock was not
+ * again after `withRedlock` returned or threw. The block completes early, before a step, once
+ * [stopWhen] says so. Returns the outcome, null if the lock was not
  * acquired, or [Outcome.REFUSED] when the call was refused with `IllegalArgumentException` before
  * any wait. Cancellable.
  */
@@ -178,6 +192,7 @@ suspend fun runSection(
     clockRate: Double,
     sink: SectionSink,
     leaseTime: Duration? = null,
+    stopWhen: () -> Boolean = { false },
 ): Outcome? {
     var held: Lease? = null
     fun declaredNow(): Long? = held?.let { leaseFigures(it, clockRate).second }
@@ -190,6 +205,7 @@ suspend fun runSection(
             var completed = false
             try {
                 for (step in steps) {
+                    if (stopWhen()) break
                     delay(step)
                     sink.valid(id, leaseFigures(lease, clockRate).first)
                 }

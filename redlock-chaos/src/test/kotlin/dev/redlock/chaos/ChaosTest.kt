@@ -9,6 +9,7 @@ import io.kotest.matchers.ints.shouldBeGreaterThan
 import io.kotest.matchers.longs.shouldBeGreaterThan
 import io.kotest.matchers.maps.shouldBeEmpty
 import io.kotest.matchers.shouldBe
+import io.kotest.matchers.shouldNotBe
 import io.kotest.matchers.string.shouldNotContain
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
@@ -29,7 +30,11 @@ private data class EdgeFamily(
  * loss; the faults that destroy keys run apart, and only the absence of missed losses is required
  * there (the negative controls show that they do break mutual exclusion). The faults aimed at the
  * edges run a family at a time (`edge ...`), with the promises of `close()`, the script reload and
- * the restart guard checked besides. The checker allows no margin anywhere.
+ * the restart guard checked besides. An administrator's deletions run apart (`admin ...`): `DEL` of
+ * a probe section's key on one master, the largest minority or a majority, and `FLUSHALL` on a
+ * majority, with the probe's key tracking on and off in turn; on a majority the lease must be
+ * declared lost (NOT_HELD) and its block cancelled, on a minority it must renew and go on, and the
+ * detection delay is reported by kind and tracking. The checker allows no margin anywhere.
  */
 class ChaosTest :
     FunSpec({
@@ -64,8 +69,16 @@ class ChaosTest :
             ),
         )
 
+        // An administrator's deletions, each kind in turn with the probe tracking and not, through the timings (see
+        // Injector.adminFault). One master is a majority where N = 1; there is no minority there.
+        fun adminInOrder(n: Int): List<FaultKind> =
+            List(2) { FaultKind.ADMIN_DEL_ONE } +
+                List(if (n >= 5) 2 else 0) { FaultKind.ADMIN_DEL_MINORITY } +
+                List(if (n == 1) 4 else 6) { FaultKind.ADMIN_DEL_MAJORITY } +
+                List(if (n == 1) 4 else 6) { FaultKind.FLUSHALL_MAJORITY }
+
         test("the short tier covers every fault the suite can inject") {
-            (safeInOrder + keyLossInOrder + families.flatMap { it.faults }).toSet() shouldBe FaultKind.SCHEDULABLE.toSet()
+            (safeInOrder + keyLossInOrder + families.flatMap { it.faults } + adminInOrder(5)).toSet() shouldBe FaultKind.SCHEDULABLE.toSet()
         }
 
         for (n in listOf(1, 3, 5)) {
@@ -108,6 +121,42 @@ class ChaosTest :
                     result.keysLeftAfterLease.shouldBeEmpty()
                     result.report.faults.map { it.kind } shouldBe keyLossInOrder
                     result.report.outcomes[Outcome.UNFINISHED] shouldBe null
+                }
+            }
+
+            // Named so that it can be picked: -Dkotest.filter.tests='*admin N=3*'.
+            test("admin N=$n: DEL on a majority and FLUSHALL on a majority are detected, tracking on and off; DEL on a minority loses nothing") {
+                val faults = adminInOrder(n)
+                val result = runScenario(
+                    Scenario(
+                        name = "admin", masters = n, seed = 4000L + n, faults = faults, inOrder = true,
+                        clients = 4, childClients = 0, renewingClients = 1, resources = 2, mixTracking = true,
+                        gap = 50.milliseconds..150.milliseconds, duration = 30.seconds,
+                    )
+                )
+                println(result.summary())
+                val report = result.report
+                withClue(result.summary()) {
+                    report.violations.shouldBeEmpty()
+                    report.missedLosses.shouldBeEmpty()
+                    report.fenceInversions.shouldBeEmpty()
+                    report.outcomes[Outcome.UNFINISHED] shouldBe null
+                    report.faults.map { it.kind } shouldBe faults
+                    report.deletions shouldHaveSize faults.size
+                    // Each probe lease taken on a majority was declared lost (NOT_HELD) and its block cancelled; each on a
+                    // minority renewed and completed; no lease renewed once its keys were gone; no grant before the guard allowed.
+                    report.deletionProblems.shouldBeEmpty()
+                    for (d in report.deletions.filter { it.record.majority }) {
+                        val probe = d.victims.single { it.probe }
+                        probe.section.lossReason shouldBe "NOT_HELD"
+                        probe.stoppedAfter shouldNotBe null
+                    }
+                    // Both kinds of probe, both kinds of client: the figures compare tracking on and off.
+                    report.deletions.map { it.record.probeTracked }.toSet() shouldBe setOf(true, false)
+                    // Every deletion on a majority had its lease taken and timed, tracking on and off.
+                    val majorities = report.deletions.filter { it.record.majority }.map { it.record.kind }.toSet()
+                    report.detectionByKind.keys shouldBe majorities.flatMap { listOf(it to true, it to false) }.toSet()
+                    result.keysLeftAfterLease.shouldBeEmpty()
                 }
             }
 

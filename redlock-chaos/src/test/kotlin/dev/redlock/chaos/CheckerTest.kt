@@ -172,6 +172,58 @@ class CheckerTest :
             report.detectionDelays shouldBe listOf(ms(140))
         }
 
+        // The deletion faults: validities of a 1 s lease (the default Timing) whose call began at a given moment.
+        val timing = Timing()
+        val judge = Checker(timing)
+        fun begunAt(t: Long): Long = ms(t) + ms(1000) - timing.driftNanos(ms(1000))
+        val probe = Section("p#1", "p", "admin-1", ms(100), ms(510), begunAt(90), false, Outcome.LOST, "NOT_HELD", ms(505))
+
+        test("a deletion on a majority: the probe told NOT_HELD and cancelled passes, timed from the last answer; told as EXPIRED, or never, is reported") {
+            val d = Deletion(FaultKind.ADMIN_DEL_MAJORITY, listOf(0, 1), 3, ms(500), ms(500), ms(502), "random", "admin-1", "p#1", probeTracked = true)
+            val ok = judge.check(listOf(probe), deletions = listOf(d))
+            ok.deletionProblems.shouldBeEmpty()
+            ok.deletions.single().victims.single().detectedAfter shouldBe ms(3)
+            ok.detectionByKind shouldBe mapOf((FaultKind.ADMIN_DEL_MAJORITY to true) to listOf(ms(3)))
+            // The same lease on an untracked client goes to the other row.
+            judge.check(listOf(probe), deletions = listOf(d), untracked = setOf("p")).detectionByKind.keys shouldBe setOf(FaultKind.ADMIN_DEL_MAJORITY to false)
+            judge.check(listOf(probe.copy(lossReason = "EXPIRED")), deletions = listOf(d)).deletionProblems.single() shouldContain "declared lost as EXPIRED"
+            val untold = probe.copy(end = ms(800), bodyCompleted = true, outcome = Outcome.COMPLETED, lossReason = null, lossDeclaredAt = null)
+            val report = judge.check(listOf(untold), deletions = listOf(d))
+            report.deletionProblems.single() shouldContain "not declared lost"
+            report.deletions.single().victims.single().endedUninformed shouldBe true
+            report.detectionByKind shouldBe emptyMap()
+            // A probe that did not hold the lock through the deletion tested nothing.
+            judge.check(listOf(probe.copy(start = ms(501))), deletions = listOf(d)).deletionProblems.single() shouldContain "tested nothing"
+        }
+
+        test("FLUSHALL on a majority: a lease renewed by a call begun after it, and a grant before the restart guard allowed one, are reported") {
+            val d = Deletion(FaultKind.FLUSHALL_MAJORITY, listOf(0, 1), 3, ms(500), ms(500), ms(502), "random", null, "p#1", probeTracked = true)
+            // Granted on an attempt begun at 390, renewed by a call begun at 600, after the keys were gone.
+            val renewed = Section("c#1", "c", "r", ms(400), ms(900), begunAt(600), true, Outcome.COMPLETED, grantValidUntil = begunAt(390))
+            // Attempts begun after the flush: at 790 (the guard, one lease from 500, allows none before 1499) and at 1590.
+            val early = Section("g#1", "g", "r2", ms(800), ms(850), begunAt(790), true, Outcome.COMPLETED)
+            val late = Section("g#2", "g", "r2", ms(1600), ms(1650), begunAt(1590), true, Outcome.COMPLETED)
+            val report = judge.check(listOf(probe, renewed, early, late), deletions = listOf(d))
+            report.deletions.single().victims.map { it.section.id } shouldContainExactly listOf("p#1", "c#1")
+            report.deletionProblems shouldHaveSize 2
+            report.deletionProblems[0] shouldContain "c#1 (c) was renewed by a call that began 98.0 ms after its keys were gone"
+            report.deletionProblems[1] shouldContain "g#1 (g) on 'r2' was granted 300.0 ms after the first FLUSHALL"
+            judge.check(listOf(probe, late), deletions = listOf(d)).deletionProblems.shouldBeEmpty()
+        }
+
+        test("a deletion on a minority: the probe must not be lost and must renew after it; another fault over the probe leaves it unjudged") {
+            val d = Deletion(FaultKind.ADMIN_DEL_MINORITY, listOf(0), 3, ms(500), ms(500), ms(502), "random", "admin-2", "p#2", probeTracked = false)
+            val kept = Section("p#2", "p", "admin-2", ms(100), ms(1200), begunAt(800), true, Outcome.COMPLETED, grantValidUntil = begunAt(90))
+            judge.check(listOf(kept), deletions = listOf(d)).deletionProblems.shouldBeEmpty()
+            judge.check(listOf(kept.copy(validUntil = begunAt(400))), deletions = listOf(d)).deletionProblems.single() shouldContain "not renewed after the deletion"
+            val lost = kept.copy(end = ms(520), bodyCompleted = false, outcome = Outcome.LOST, lossReason = "NOT_HELD", lossDeclaredAt = ms(515))
+            judge.check(listOf(lost), deletions = listOf(d)).deletionProblems.single() shouldContain "though a quorum still held it"
+            val paused = FaultEvent(FaultKind.PAUSE_MASTER, "master 1", ms(450), ms(700))
+            val unjudged = judge.check(listOf(lost), faults = listOf(paused), deletions = listOf(d))
+            unjudged.deletionProblems.shouldBeEmpty()
+            unjudged.deletions.single().judged shouldBe false
+        }
+
         test("a violation names the key loss that preceded it") {
             val restart = FaultEvent(FaultKind.RESTART_EMPTY_AT_ONCE, "master 1", ms(100), ms(150))
             val latency = FaultEvent(FaultKind.LATENCY, "side 0", ms(120), ms(500))

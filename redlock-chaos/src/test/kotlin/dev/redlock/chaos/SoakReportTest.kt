@@ -48,4 +48,31 @@ class SoakReportTest :
             text shouldContain "c0#1 on 'r0' (LOST EXPIRED) ran 2.0 ms past its validity (loss declared 2.0 ms after it)"
             text shouldContain "| renewal_latency | 3 | 2.0 ms / 900.0 ms / 900.0 ms (n=3) | 2 | 3.0 ms / 40.0 ms / 40.0 ms (n=2) |"
         }
+
+        test("the soak's report shows each deletion fault's detection delay by key tracking, and its problems") {
+            val timing = Timing()
+            fun begunAt(t: Long): Long = ms(t) + ms(1000) - timing.driftNanos(ms(1000))
+            val sections = listOf(
+                Section("admin-tracked#1", "admin-tracked", "admin-1", ms(100), ms(510), begunAt(90), false, Outcome.LOST, "NOT_HELD", ms(505)),
+                Section("admin-untracked#2", "admin-untracked", "admin-2", ms(1100), ms(1900), begunAt(1090), true, Outcome.COMPLETED),
+            )
+            val deletions = listOf(
+                Deletion(FaultKind.ADMIN_DEL_MAJORITY, listOf(0, 1), 3, ms(500), ms(500), ms(502), "random", "admin-1", "admin-tracked#1", true),
+                Deletion(FaultKind.ADMIN_DEL_MAJORITY, listOf(0, 1), 3, ms(1500), ms(1500), ms(1502), "split", "admin-2", "admin-untracked#2", false),
+            )
+            val report = Checker(timing).check(sections, deletions = deletions, untracked = setOf("admin-untracked"))
+            val scenario = Scenario("soak-0-admin_del_majority", masters = 3, seed = 1, faults = listOf(FaultKind.ADMIN_DEL_MAJORITY))
+            val text = SoakReport(
+                Soak.Options(10.0, 42, null, null), Instant.EPOCH, 600.seconds, 1,
+                listOf(Soak.Round(0, scenario) to Result.success(ScenarioResult(scenario, report, 0, 5.seconds, emptyMap(), emptyMap()))),
+                emptyList(), ReplayReport(emptyList(), 1.seconds), emptyList(),
+            ).render()
+
+            text shouldContain "## An administrator's deletions"
+            text shouldContain "| ${FaultKind.ADMIN_DEL_MAJORITY.label} | on | 1 (0) | 1 | 1 | 0 | 3.0 ms / 3.0 ms / 3.0 ms (n=1) | 3.0 ms / 3.0 ms / 3.0 ms (n=1) |"
+            text shouldContain "| ${FaultKind.ADMIN_DEL_MAJORITY.label} | off | 1 (0) | 1 | 0 | 1 | - (none) | - (none) |"
+            text shouldContain "problems found (a lease taken on a majority not declared lost"
+            text shouldContain "| 2, 1 (expected 0) |"
+            text shouldContain "- Problems found: 1 (expected 0)."
+        }
     })

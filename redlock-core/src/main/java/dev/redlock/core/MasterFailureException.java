@@ -34,6 +34,11 @@ public final class MasterFailureException extends RedlockException {
      * The TLS handshake failed: the master's certificate is not trusted or does not name the
      * host, or the two sides share no protocol. Not retried.
      */
+    /**
+     * The master granted or renewed, but fewer of its replicas than {@code replicaAcks} asks for
+     * acknowledged the write in time ({@code WAIT}): the vote does not count. Retried.
+     */
+    NOT_REPLICATED,
     TLS,
     /**
      * The master is the same server (the same {@code run_id}) as an earlier master of the

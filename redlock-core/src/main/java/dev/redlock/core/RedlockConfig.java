@@ -86,6 +86,8 @@ public final class RedlockConfig {
   private final boolean fencing;
   private final Duration restartGuard;
   private final boolean keyTracking;
+  private final int replicaAcks;
+  private final Duration replicaAckTimeout;
   private final RedlockMetrics metrics;
 
   private RedlockConfig(Builder b) {
@@ -108,7 +110,28 @@ public final class RedlockConfig {
     this.fencing = b.fencing;
     this.restartGuard = b.restartGuard;
     this.keyTracking = b.keyTracking;
+    this.replicaAcks = b.replicaAcks;
+    this.replicaAckTimeout = b.replicaAckTimeout;
     this.metrics = b.metrics;
+  }
+
+  /**
+   * How many replicas of a master must have received a lock's keys before that master's vote
+   * counts ({@code WAIT} after each acquire and renewal that wrote).
+   *
+   * @return the number of replicas; 0 (the default) when votes count without waiting
+   */
+  public int replicaAcks() {
+    return replicaAcks;
+  }
+
+  /**
+   * How long a master waits for {@link #replicaAcks()} replicas to acknowledge a write.
+   *
+   * @return the explicit bound, or half the {@link #nodeTimeout()} when none was set
+   */
+  public Duration replicaAckTimeout() {
+    return replicaAckTimeout != null ? replicaAckTimeout : nodeTimeout().dividedBy(2);
   }
 
   /**
@@ -291,6 +314,9 @@ public final class RedlockConfig {
         + (fencing ? ", fencing=true" : "")
         + ", restartGuard=" + Checks.show(restartGuard())
         + (keyTracking ? "" : ", keyTracking=false")
+        + (replicaAcks > 0
+            ? ", replicaAcks=" + replicaAcks + ", replicaAckTimeout=" + Checks.show(replicaAckTimeout())
+            : "")
         + (metrics != RedlockMetrics.NONE ? ", metrics=" + metrics : "") + "}";
   }
 
@@ -313,6 +339,8 @@ public final class RedlockConfig {
     private RedlockMetrics metrics = RedlockMetrics.NONE;
     private Duration restartGuard;
     private boolean keyTracking = true;
+    private int replicaAcks = 0;
+    private Duration replicaAckTimeout;
     private String keyPrefix = DEFAULT_KEY_PREFIX;
 
     private Builder() {}
@@ -609,6 +637,37 @@ public final class RedlockConfig {
     }
 
     /**
+     * For masters with replicas (a Sentinel-managed primary, a primary with replicas you fail over
+     * yourself): a master's vote for an acquire or a renewal counts only once this many of its
+     * replicas acknowledged the lock's keys ({@code WAIT} after the script, within {@link
+     * #replicaAckTimeout(Duration)}). A failover to an acknowledging replica then keeps the lock,
+     * which asynchronous replication alone does not promise. It narrows the failover window, it
+     * does not close it: a replica that acknowledged may still lose the write if it crashes before
+     * persisting it, and {@code WAIT} does not make the write durable. A master with fewer
+     * connected replicas refuses every vote, named in the failure. Costs a replication round trip
+     * per acquire and renewal. Default 0 (off); allowed 0 to 16. The ACL user needs {@code +wait}.
+     *
+     * @param replicas the replicas that must acknowledge, or 0 to count votes without waiting
+     * @return this builder
+     */
+    public Builder replicaAcks(int replicas) {
+      this.replicaAcks = replicas;
+      return this;
+    }
+
+    /**
+     * How long a master waits for {@link #replicaAcks(int)} replicas; part of the master's answer,
+     * so it must be shorter than the node timeout. Default: half the node timeout.
+     *
+     * @param timeout the bound on the wait, or {@code null} for the default
+     * @return this builder
+     */
+    public Builder replicaAckTimeout(Duration timeout) {
+      this.replicaAckTimeout = timeout;
+      return this;
+    }
+
+    /**
      * Validates every setting and builds the configuration.
      *
      * @return the configuration
@@ -652,6 +711,26 @@ public final class RedlockConfig {
             "restartGuard must be 0 (off) or at least leaseTime (" + Checks.show(leaseTime)
                 + "): a master that restarted empty must stay out as long as a lock it granted"
                 + " could live, but was " + Checks.show(guard));
+      }
+      if (replicaAcks < 0 || replicaAcks > 16) {
+        throw new IllegalArgumentException(
+            "replicaAcks must be between 0 (off) and 16 replicas, but was " + replicaAcks);
+      }
+      if (replicaAckTimeout != null) {
+        if (replicaAcks == 0) {
+          throw new IllegalArgumentException(
+              "replicaAckTimeout was set to " + Checks.show(replicaAckTimeout)
+                  + " but replicaAcks is 0 (off): set replicaAcks to the replicas that must"
+                  + " acknowledge, or leave the timeout unset");
+        }
+        Duration nodeBound = built.nodeTimeout();
+        if (replicaAckTimeout.compareTo(Duration.ofMillis(1)) < 0
+            || replicaAckTimeout.compareTo(nodeBound) >= 0) {
+          throw new IllegalArgumentException(
+              "replicaAckTimeout must be at least 1ms and less than nodeTimeout ("
+                  + Checks.show(nodeBound) + "), since the wait for replicas is part of a master's"
+                  + " answer, but was " + Checks.show(replicaAckTimeout));
+        }
       }
       if (keyPrefix == null || keyPrefix.length() > 256) {
         throw new IllegalArgumentException(

@@ -90,6 +90,35 @@ final class RedlockConfigTest {
   }
 
   @Test
+  void replicaAcks_offByDefault_onWithHalfTheNodeTimeout_orAnExplicitBound() {
+    RedlockConfig off = valid().build();
+    assertEquals(0, off.replicaAcks());
+    assertFalse(off.toString().contains("replicaAcks"), off.toString());
+    RedlockConfig on = valid().leaseTime(Duration.ofSeconds(10)).replicaAcks(2).build();
+    assertEquals(2, on.replicaAcks());
+    assertEquals(Duration.ofMillis(250), on.replicaAckTimeout());
+    assertTrue(on.toString().contains("replicaAcks=2, replicaAckTimeout=250ms"), on.toString());
+    assertEquals(
+        Duration.ofMillis(40),
+        valid().replicaAcks(1).replicaAckTimeout(Duration.ofMillis(40)).build().replicaAckTimeout());
+  }
+
+  @Test
+  void replicaAcks_outOfRange_orATimeoutThatDoesNotFitTheNodeTimeout() {
+    rejected(valid().replicaAcks(-1), "replicaAcks", "between 0 (off) and 16", "but was -1");
+    rejected(valid().replicaAcks(17), "replicaAcks", "but was 17");
+    rejected(
+        valid().replicaAckTimeout(Duration.ofMillis(50)),
+        "replicaAckTimeout", "50ms", "replicaAcks is 0 (off)");
+    rejected(
+        valid().replicaAcks(1).nodeTimeout(Duration.ofMillis(200)).replicaAckTimeout(Duration.ofMillis(200)),
+        "replicaAckTimeout", "less than nodeTimeout (200ms)", "but was 200ms");
+    rejected(
+        valid().replicaAcks(1).replicaAckTimeout(Duration.ZERO),
+        "replicaAckTimeout", "at least 1ms", "but was 0");
+  }
+
+  @Test
   void masters_replacesEarlierMasters_andMasterAdds() {
     RedlockConfig config =
         RedlockConfig.builder().master(M1).masters(List.of(M2)).master(M3).build();

@@ -83,7 +83,12 @@ public suspend fun <T> Redlock.withRedlock(
  * out, and [Lease.release] it when done (prefer [withRedlock], which does both).
  *
  * This suspending function is cancellable: cancelled while waiting, it releases whatever the
- * attempt set on the masters and rethrows the [CancellationException].
+ * attempt set on the masters and rethrows the [CancellationException]; cancelled as the lease is
+ * granted, it releases the lease too: the lease is either returned or released. Once returned, it
+ * is the caller's: a `withTimeout { redlock.acquire(...) }` whose timeout fires between the return
+ * and the end of its block drops the lease (kotlinx.coroutines' rule for any resource opened in
+ * such a block), which then holds the lock for nobody until its lease time runs out. Bound the
+ * wait with [waitTime] instead, or use the lease inside the block.
  *
  * @throws LockNotAcquiredException if the lock could not be acquired within the wait time; it
  *   tells contention (another holder, with its remaining time) from masters failing (each

@@ -13,6 +13,10 @@ import java.time.Duration as JavaDuration
 import java.util.logging.Level
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.async
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 
@@ -113,6 +117,29 @@ class NewcomerTest : FunSpec({
             // the second of rounding): less than the full 3 s remain, which counting from now would give.
             (leftMillis < 3_000.0) shouldBe true
             redlock.acquire("young", waitTime = 5.seconds).release()
+        }
+    }
+
+    test("a caller cancelled while a new Redlock's connections open leaves the other callers waiting for them") {
+        // Paused: the connection cannot open, so both callers wait for it.
+        fleet.pause(0)
+        try {
+            fleet.redlock(1).use { redlock ->
+                coroutineScope {
+                    val cancelled = launch(start = CoroutineStart.UNDISPATCHED) { redlock.acquire("newcomer") }
+                    val other = async(start = CoroutineStart.UNDISPATCHED) { redlock.acquire("newcomer") }
+                    cancelled.cancelAndJoin()
+                    delay(100.milliseconds)
+                    // Still waiting: the first one's cancellation must not reach it (it once cancelled
+                    // the Redlock's own warm-up future, and with it every call waiting for it, each
+                    // failing with a CancellationException it never asked for).
+                    other.isActive shouldBe true
+                    fleet.resume(0)
+                    awaitOrDump(other).release()
+                }
+            }
+        } finally {
+            fleet.resume(0)
         }
     }
 

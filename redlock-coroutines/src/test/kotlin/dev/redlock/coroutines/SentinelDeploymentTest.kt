@@ -1,7 +1,9 @@
 package dev.redlock.coroutines
 
 import dev.redlock.core.LockLostException
+import dev.redlock.core.LockNotAcquiredException
 import dev.redlock.core.LockNotExtendedException
+import dev.redlock.core.MasterFailureException
 import dev.redlock.core.RedlockConfig
 import dev.redlock.testing.SentinelFleet
 import io.kotest.assertions.throwables.shouldThrow
@@ -9,6 +11,7 @@ import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.shouldNotBe
+import io.kotest.matchers.string.shouldContain
 import java.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
@@ -25,7 +28,7 @@ import kotlinx.coroutines.withTimeoutOrNull
  */
 @Tags("compat")
 class SentinelDeploymentTest : FunSpec({
-    val sentinels = SentinelFleet.builder().groups(4).sentinels(3).replicas(1).start()
+    val sentinels = SentinelFleet.builder().groups(5).sentinels(3).replicas(1).start()
     afterSpec { sentinels.close() }
     afterEach {
         // No lock key left on any group's primary.
@@ -154,6 +157,42 @@ class SentinelDeploymentTest : FunSpec({
                 lost.reason() shouldBe LockLostException.Reason.NOT_HELD
                 lease.isValid shouldBe false
                 second.acquire("lost-in-tracked-failover").release()
+                lease.release()
+            }
+        }
+    }
+
+    test("with replicaAcks a vote counts only once a replica has the key: held back, no lock; let through, a failover keeps the lock") {
+        val group = 4
+        val uri = sentinels.uri(group)
+        val acked = Redlock(
+            RedlockConfig.builder().master(uri).leaseTime(Duration.ofSeconds(5)).restartGuard(Duration.ofSeconds(30))
+                .waitTime(Duration.ofSeconds(1)).retryDelay(Duration.ofMillis(20))
+                .replicaAcks(1).replicaAckTimeout(Duration.ofMillis(100)).build(),
+        )
+        acked.use { first ->
+            redlock(listOf(uri)).use { second ->
+                val (primary, replica) = sentinels.nodePorts(group)
+                sentinels.primaryPort(group) shouldBe primary
+                first.acquire("acked-warm", waitTime = 10.seconds).release()
+
+                // Replication held back: the primary would grant, but no replica acknowledges, so the
+                // vote does not count, and the attempt's keys are released again.
+                sentinels.cutReplication(group)
+                val refused = shouldThrow<LockNotAcquiredException> { first.acquire("acked", leaseTime = 30.seconds) }
+                refused.masterFailures().map { it.kind() }.toSet() shouldBe setOf(MasterFailureException.Kind.NOT_REPLICATED)
+                refused.masterFailures().first().message!! shouldContain "reached 0 of the 1 replica(s)"
+                eventually(what = "the refused attempt's key is released") { !holds(primary, "redlock:acked") }
+
+                // Let through: granted once the replica has the key, and a failover to it keeps the lock.
+                sentinels.healReplication(group)
+                val lease = first.acquire("acked", leaseTime = 30.seconds, waitTime = 10.seconds)
+                holds(replica, "redlock:acked") shouldBe true
+                sentinels.cutReplication(group) // whatever comes after the acknowledgement cannot matter
+                sentinels.failover(group) shouldBe replica
+                holds(replica, "redlock:acked") shouldBe true
+                second.tryAcquire("acked") shouldBe null
+                lease.isValid shouldBe true
                 lease.release()
             }
         }

@@ -98,6 +98,49 @@ class TrackingTest : FunSpec({
         }
     }
 
+    test("thousands of tracked leases renewed in full batches stay held and tracked, and a key deleted after the renewals still loses its lease") {
+        // Before Redis 7.0, each read command a script runs makes the server track every key the
+        // script was given: an extend script that read each key on its own took about a second for a
+        // full batch of 2048 keys on Redis 6.2, past the node timeout (150 ms here), and lost them all.
+        fleet.redlock(1) { leaseTime(JavaDuration.ofSeconds(3)) }.use { redlock ->
+            val count = 3000
+            val held = java.util.concurrent.atomic.AtomicInteger()
+            val leases = java.util.concurrent.ConcurrentHashMap<Int, Lease>()
+            val done = CompletableDeferred<Unit>()
+            supervisorScope {
+                val blocks = (0 until count).map { i ->
+                    async {
+                        redlock.withRedlock("batch-$i") { lease ->
+                            leases[i] = lease
+                            held.incrementAndGet()
+                            done.await()
+                        }
+                    }
+                }
+                eventually(what = "every block holds its lock") { held.get() == count }
+                val pexpires = fleet.commandCalls(0, "pexpire")
+                // Renewed every second: at least two full rounds in 3.5 s, with room for rounds that
+                // a loaded machine starts late.
+                delay(3_500.milliseconds)
+                withClue("every key renewed twice by batches that read the keys with MGET") {
+                    (fleet.commandCalls(0, "pexpire") - pexpires >= 2L * count) shouldBe true
+                }
+                leases.values.all { it.state.value == LeaseState.HELD } shouldBe true
+                val tracked = (fleet.command(0, "INFO", "stats") as String).lineSequence()
+                    .first { it.startsWith("tracking_total_keys:") }.substringAfter(':').trim().toLong()
+                // A renewal's own writes drop its keys from the tracking table: only the read after
+                // them keeps the keys tracked between rounds.
+                withClue("keys tracked between renewal rounds: $tracked") { (tracked >= count) shouldBe true }
+                val deleted = TimeSource.Monotonic.markNow()
+                fleet.command(0, "DEL", "redlock:batch-7")
+                shouldThrow<LockLostException> { awaitOrDump(blocks[7]) }
+                println("tracking: a DEL after $count leases' renewals to the loss declared: ${deleted.elapsedNow() - leases.getValue(7).times().lossDeclaredAt!!.elapsedNow()}")
+                done.complete(Unit)
+                blocks.filterIndexed { i, _ -> i != 7 }.forEach { awaitOrDump(it) }
+            }
+        }
+    }
+
     test("tracking turned off and on (the connections that receive pushes killed and reopened): every lease is checked, none lost") {
         // A 60 s lease: no renewal (every 20 s) comes within the test, so every script call on the
         // masters after the kill is the check.
@@ -143,6 +186,43 @@ class TrackingTest : FunSpec({
         }
     }
 
+    test("a push that arrives while the check of an earlier push is under way is checked too, not dropped") {
+        // Three masters behind proxies, a 30 s lease (renewed at 10 s). DEL on master 0 starts a check;
+        // its call to master 2 is held up in the proxy, so the check waits for that master's answer to
+        // make a quorum; meanwhile master 1, which already answered "held", has its key deleted too. Its
+        // push arrives while the check is under way; the check ends with masters 1 and 2 confirming, and
+        // only a check after that push finds the lease gone from a majority.
+        val proxies = (0 until 3).map { TcpProxy.start("127.0.0.1", fleet.port(it)) }
+        try {
+            val config = RedlockConfig.builder().masters(proxies.map { it.uri() }).leaseTime(JavaDuration.ofSeconds(30))
+                .nodeTimeout(JavaDuration.ofSeconds(3)).build()
+            Redlock(config).use { redlock ->
+                val lease = redlock.acquire("raced")
+                eventually(what = "every master holds the key and tracks it") {
+                    redlock.engine.masters.nodes.all { it.tracking() } && (0 until 3).all { fleet.keys(it).isNotEmpty() }
+                }
+                val extend = dev.redlock.core.internal.Script.EXTEND.sha()
+                val held = proxies[2].onNextCommand({ it.isEvalSha(extend) }) { Thread.sleep(1_000) }
+                val checksOn1 = fleet.commandCalls(1, "evalsha")
+                val checksOn2 = fleet.commandCalls(2, "evalsha")
+                val deleted = TimeSource.Monotonic.markNow()
+                fleet.command(0, "DEL", "redlock:raced")
+                eventually(limit = 5.seconds, what = "master 1 answered the check") { fleet.commandCalls(1, "evalsha") > checksOn1 }
+                fleet.command(1, "DEL", "redlock:raced")
+                withClue("master 2 has not answered the check yet: the second push comes while it is under way") {
+                    held.isFired shouldBe true
+                    fleet.commandCalls(2, "evalsha") shouldBe checksOn2
+                }
+                eventually(limit = 5.seconds, what = "the lease is lost long before its renewal") { lease.state.value == LeaseState.LOST }
+                println("tracking: a second push during a check to the loss declared: ${deleted.elapsedNow()}")
+                lease.awaitLost().reason() shouldBe LockLostException.Reason.NOT_HELD
+                lease.release()
+            }
+        } finally {
+            proxies.forEach { it.close() }
+        }
+    }
+
     test("connections that drop put the lease at risk at once; back, with the key still there, it is held again") {
         val proxies = (0 until 3).map { TcpProxy.start("127.0.0.1", fleet.port(it)) }
         try {
@@ -159,6 +239,43 @@ class TrackingTest : FunSpec({
                 // there, and its key waits for its expiry).
                 eventually(what = "every master tracks again") { redlock.engine.masters.nodes.all { it.tracking() } }
                 lease.release()
+            }
+        } finally {
+            proxies.forEach { it.close() }
+        }
+    }
+
+    test("keys deleted one master after the other, the second while the check of the first waits for a slow master: lost once that check is over, not at the next renewal") {
+        val proxies = (0 until 3).map { TcpProxy.start("127.0.0.1", fleet.port(it)) }
+        try {
+            // A 6 s lease (node timeout 300 ms): the next renewal would come 2 s after the acquisition.
+            val config = RedlockConfig.builder().masters(proxies.map { it.uri() }).leaseTime(JavaDuration.ofSeconds(6)).build()
+            Redlock(config).use { redlock ->
+                val inside = CompletableDeferred<Lease>()
+                supervisorScope {
+                    val holder = async { redlock.withRedlock("one-by-one") { lease -> inside.complete(lease); awaitCancellation() } }
+                    val lease = inside.await()
+                    eventually(what = "every master holds the key and tracks it") {
+                        (0 until 3).all { fleet.keys(it).isNotEmpty() } && redlock.engine.masters.nodes.all { it.tracking() }
+                    }
+                    delay(100.milliseconds)
+                    // Master 2 answers slowly: the check the first deletion causes waits for it (master 1 alone says "held").
+                    proxies[2].latency = JavaDuration.ofMillis(100)
+                    val check = proxies[1].onNextCommand({ it.isEvalSha(dev.redlock.core.internal.Script.EXTEND.sha()) }) { }
+                    fleet.command(0, "DEL", "redlock:one-by-one")
+                    check.fired.get(5, java.util.concurrent.TimeUnit.SECONDS)
+                    // That check has read the key on master 1; it goes now, while the check still waits for master 2.
+                    delay(10.milliseconds)
+                    val deleted = TimeSource.Monotonic.markNow()
+                    fleet.command(1, "DEL", "redlock:one-by-one")
+                    val loss = shouldThrow<LockLostException> { awaitOrDump(holder) }
+                    val took = deleted.elapsedNow() - lease.times().lossDeclaredAt!!.elapsedNow()
+                    println("tracking: the second DEL (a majority now) to the loss declared, while a check was in flight: $took")
+                    loss.reason() shouldBe LockLostException.Reason.NOT_HELD
+                    withClue("declared $took after the second DEL; the next renewal was due about 2 s after the acquisition") {
+                        (took < 1.seconds) shouldBe true
+                    }
+                }
             }
         } finally {
             proxies.forEach { it.close() }

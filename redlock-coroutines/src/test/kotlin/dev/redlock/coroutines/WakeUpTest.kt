@@ -6,6 +6,7 @@ import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContainExactly
 import io.kotest.matchers.shouldBe
+import io.kotest.matchers.types.shouldNotBeSameInstanceAs
 import java.time.Duration as JavaDuration
 import java.util.Collections
 import kotlin.time.Duration.Companion.minutes
@@ -163,12 +164,20 @@ class WakeUpTest : FunSpec({
                         fleet.refusals(0) shouldBe attemptsBefore + 4
                         fleet.commandCalls(2, "publish") shouldBe noticesBefore
                         holder.release()
-                        val first = kotlinx.coroutines.selects.select { a.onAwait { it }; b.onAwait { it } }
+                        // The other contender is named by which one won, not by isCompleted: it may
+                        // already hold the lock once the first released it, and a lease left to
+                        // close() would go unnoticed (close releases it) or, before close released
+                        // leases, stay on all three masters held by nobody.
+                        val (first, other) = kotlinx.coroutines.selects.select { a.onAwait { it to b }; b.onAwait { it to a } }
                         first.isValid shouldBe true
                         first.release()
-                        val second = awaitOrDump(if (a.isCompleted) b else a)
+                        val second = awaitOrDump(other)
+                        second shouldNotBeSameInstanceAs first
                         second.release()
                     }
+                    // Each lease was released by its holder, and a release returns once every master
+                    // answered it: nothing is left for close() to clean up.
+                    (0 until 3).forEach { fleet.keys(it) shouldBe emptyList() }
                 }
             }
         }

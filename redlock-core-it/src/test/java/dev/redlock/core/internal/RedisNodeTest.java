@@ -409,6 +409,37 @@ final class RedisNodeTest {
   }
 
   @Test
+  void extend_moreKeysThanOneRead_answersEveryLeaseOnBothSidesOfTheSlices() {
+    // extend.lua reads the keys with MGET in slices of 1000: leases whose keys are broken at the
+    // ends of a slice (1-based 1000 and 1001, 2000 and 2001) and the last one must still answer false.
+    int count = 2500;
+    String[] keys = new String[count];
+    String[] args = new String[2 * count];
+    for (int i = 0; i < count; i++) {
+      keys[i] = "redlock:many-" + i;
+      String token = Tokens.next();
+      fleet.command(0, "SET", keys[i], token, "PX", String.valueOf(LEASE));
+      args[2 * i] = "1";
+      args[2 * i + 1] = token;
+    }
+    java.util.Set<Integer> broken = java.util.Set.of(999, 1000, 1999, 2000, count - 1);
+    for (int i : broken) {
+      if (i % 2 == 0) fleet.command(0, "DEL", keys[i]);
+      else fleet.command(0, "SET", keys[i], Tokens.next(), "PX", String.valueOf(LEASE));
+    }
+    boolean[] held = await(MutexCalls.extend(node, keys, args, 120_000, TIMEOUT));
+    assertEquals(count, held.length);
+    for (int i = 0; i < count; i++) {
+      assertEquals(!broken.contains(i), held[i], "lease " + i);
+      if (broken.contains(i)) {
+        assertTrue(i % 2 == 0 ? !exists(keys[i]) : pttl(keys[i]) <= LEASE, "broken lease " + i + " was extended or re-created");
+      } else {
+        assertTrue(pttl(keys[i]) > LEASE, "lease " + i + " was not extended");
+      }
+    }
+  }
+
+  @Test
   void extend_noLeases_answersEmpty() {
     assertArrayEquals(new boolean[0], await(MutexCalls.extend(node, keys(), new String[0], LEASE, TIMEOUT)));
   }

@@ -78,6 +78,11 @@ public final class RedisNode implements LockNode {
   private volatile ReleaseListener releaseListener = (key, releaseId) -> { };
   private volatile String serverId;
 
+  /** Replicas that must acknowledge a write before this master's vote counts; 0: none. */
+  private volatile int ackReplicas;
+
+  private volatile Duration ackTimeout = Duration.ZERO;
+
   /** Server-assisted tracking of the keys the scripts read (see {@link Tracking}). */
   private final Tracking tracking;
 
@@ -308,6 +313,52 @@ public final class RedisNode implements LockNode {
         timeout, false);
   }
 
+  /**
+   * Makes this master's votes count only once {@code replicas} of its replicas acknowledged the
+   * keys an acquire or a renewal wrote ({@code WAIT} on the same connection after the script).
+   *
+   * @param replicas the replicas that must acknowledge; 0 turns it off
+   * @param timeout how long the master waits for them; capped at half of each call's timeout
+   * @return this node
+   */
+  public RedisNode replicaAcks(int replicas, Duration timeout) {
+    this.ackTimeout = timeout;
+    this.ackReplicas = replicas;
+    return this;
+  }
+
+  /**
+   * After a script that wrote: waits until the configured replicas acknowledged the connection's
+   * writes, and fails the vote with a message that names how many did if they did not in time.
+   */
+  private <T> CompletableFuture<T> acknowledged(
+      StatefulRedisConnection<String, String> c, T reply, boolean wrote, Duration callTimeout) {
+    int replicas = ackReplicas;
+    if (replicas == 0 || !wrote) {
+      return CompletableFuture.completedFuture(reply);
+    }
+    long bound = Math.max(1, Math.min(ackTimeout.toMillis(), callTimeout.toMillis() / 2));
+    return c.async()
+        .waitForReplication(replicas, bound)
+        .toCompletableFuture()
+        .thenCompose(
+            acks ->
+                acks >= replicas
+                    ? CompletableFuture.completedFuture(reply)
+                    : CompletableFuture.failedFuture(
+                        new MasterFailureException(
+                            name, Kind.NOT_REPLICATED,
+                            "the lock's keys reached " + acks + " of the " + replicas
+                                + " replica(s) replicaAcks asks for within " + bound + "ms (WAIT);"
+                                + " the vote does not count",
+                            null)));
+  }
+
+  /** Whether an extend call only checks (lease time "0"): it writes nothing to wait for. */
+  private static boolean extendCheckOnly(String[] args) {
+    return args.length > 0 && "0".equals(args[0]);
+  }
+
   @Override
   public CompletableFuture<AcquireReply> acquire(Script script, String[] keys, String[] args, Duration timeout) {
     String token = args[0];
@@ -317,7 +368,8 @@ public final class RedisNode implements LockNode {
         commands.issue(
             c -> {
               CompletableFuture<List<Object>> run =
-                  callScript(c.async(), script, ScriptOutputType.MULTI, keys, args, superseded);
+                  this.<List<Object>>callScript(c.async(), script, ScriptOutputType.MULTI, keys, args, superseded)
+                      .thenCompose(r -> acknowledged(c, r, ((Long) r.get(0)) == 1L, timeout));
               // Forget the acquire once the server has run it or it was abandoned, not when the
               // caller stops waiting: a release sent meanwhile must still find it and supersede a
               // reload that is still under way.
@@ -332,7 +384,11 @@ public final class RedisNode implements LockNode {
   @Override
   public CompletableFuture<boolean[]> extend(Script script, String[] keys, String[] args, Duration timeout) {
     CompletableFuture<List<Object>> reply =
-        commands.issue(c -> callScript(c.async(), script, ScriptOutputType.MULTI, keys, args, null), timeout, false);
+        commands.issue(
+            c ->
+                this.<List<Object>>callScript(c.async(), script, ScriptOutputType.MULTI, keys, args, null)
+                    .thenCompose(r -> acknowledged(c, r, r.contains(1L) && !extendCheckOnly(args), timeout)),
+            timeout, false);
     return reply.thenApply(
         r -> {
           boolean[] held = new boolean[r.size()];

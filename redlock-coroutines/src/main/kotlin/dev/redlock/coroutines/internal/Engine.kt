@@ -72,6 +72,9 @@ internal class Engine(
 
     val isClosed: Boolean get() = closed.get()
 
+    /** How many leases are held in this process (for tests: a lease nobody received still counts). */
+    val liveLeases: Int get() = live.size
+
     init {
         if (config.keyTracking()) invalidations.start()
         if (nodes.size % 2 == 0) {
@@ -114,7 +117,10 @@ internal class Engine(
     suspend fun awaitWarmUp(limit: Duration) {
         if (warmedUp.isDone) return
         val wait = maxOf(limit, -warmUpUntil.elapsedNow())
-        if (wait > Duration.ZERO) kotlinx.coroutines.withTimeoutOrNull(wait) { warmedUp.await() }
+        // Awaited quietly: await() cancels the future it waits for when its caller is cancelled, and
+        // this one is shared by every call waiting for the connections, which would all fail at
+        // once with a CancellationException of their own (and their coroutines end as if cancelled).
+        if (wait > Duration.ZERO) kotlinx.coroutines.withTimeoutOrNull(wait) { warmedUp.awaitQuietly() }
     }
 
     private fun observe(answer: Answer<*>, operation: String) {

@@ -108,15 +108,23 @@ internal class Invalidations(private val engine: Engine) {
         for (key in keys) leasesOf(key).forEach(::check)
     }
 
-    /** Checks [lease] on the masters now, unless a check of it is already under way. */
+    /**
+     * Checks [lease] on the masters now. A change heard while a check of it is under way is not
+     * dropped: that check may have read the key on that master before the change, so it runs once
+     * more when it ends (changes heard meanwhile share that one more round).
+     */
     private fun check(lease: RedlockLease) {
-        if (!lease.isHeld || !lease.checking.compareAndSet(false, true)) return
+        if (!lease.isHeld) return
+        lease.checkAgain.set(true)
+        if (!lease.checking.compareAndSet(false, true)) return
         engine.scope.launch {
             try {
-                engine.timer.checkAll(listOf(lease))
+                while (lease.isHeld && lease.checkAgain.getAndSet(false)) engine.timer.checkAll(listOf(lease))
             } finally {
                 lease.checking.set(false)
             }
+            // A change heard after the last round began and before the flag was reset.
+            if (lease.checkAgain.get()) check(lease)
         }
     }
 

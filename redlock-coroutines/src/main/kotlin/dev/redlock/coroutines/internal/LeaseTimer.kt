@@ -45,7 +45,8 @@ internal class LeaseTimer(
     private val lock = Any()
     private val origin: ComparableTimeMark = engine.timeSource.markNow()
     private val queue = PriorityQueue<Tick>(compareBy(Tick::due))
-    private val doorbell = Channel<Unit>(Channel.CONFLATED)
+    /** Rung when a tick earlier than the one the loop sleeps until is queued; internal for the model-checking tests, which play the loop. */
+    internal val doorbell = Channel<Unit>(Channel.CONFLATED)
 
     /** Registered entries not yet disposed; guarded by [lock]. */
     private var live = 0
@@ -128,6 +129,16 @@ internal class LeaseTimer(
         }
     }
 
+    /** One tick as [inspect] shows it: when it is due (ns from the timer's origin), its entry, and whether it is the entry's current one. */
+    class QueuedTick(val due: Long, val entry: Entry, val current: Boolean)
+
+    /**
+     * The queue and the number of live entries, read together under the lock. Changes nothing; for
+     * the model-checking tests, which check the timer's invariants on it.
+     */
+    fun inspect(): Pair<List<QueuedTick>, Int> =
+        synchronized(lock) { queue.map { QueuedTick(it.due, it.entry, it.seq == it.entry.seq) } to live }
+
     private fun retryAfterFailure(lease: RedlockLease): Duration =
         minOf(engine.config.retryDelay().toKotlinDuration(), lease.timing.renewInterval, lease.remaining / 3)
 
@@ -146,8 +157,11 @@ internal class LeaseTimer(
         }
     }
 
-    /** Handles everything due now; returns how long until the next thing is due. */
-    private fun tick(): Duration {
+    /**
+     * Handles everything due now; returns how long until the next thing is due. The loop's step;
+     * internal for the model-checking tests, which run it as the timer's thread.
+     */
+    internal fun tick(): Duration {
         val now = now()
         val expired = ArrayList<RedlockLease>()
         val renew = ArrayList<Entry>()
@@ -193,13 +207,18 @@ internal class LeaseTimer(
                 try {
                     extendAll(chunk.map { it.lease })
                 } finally {
-                    synchronized(lock) {
-                        for (entry in chunk) {
-                            entry.renewing = false
-                            schedule(entry)
-                        }
-                    }
+                    renewalsEnded(chunk)
                 }
+            }
+        }
+    }
+
+    /** The renewal of [chunk] ended, however it went: each entry goes back on the timer at its next due time. */
+    internal fun renewalsEnded(chunk: List<Entry>) {
+        synchronized(lock) {
+            for (entry in chunk) {
+                entry.renewing = false
+                schedule(entry)
             }
         }
     }
@@ -254,29 +273,10 @@ internal class LeaseTimer(
      * Bounded by the node timeout.
      */
     suspend fun extendAll(leases: List<RedlockLease>): List<Throwable?> {
-        val masters = engine.masters
-        val first = leases[0]
-        val timing = first.timing
-        val keys = ArrayList<String>(leases.size)
-        val args = ArrayList<String>(leases.size * 2 + 1)
-        args += timing.leaseMillis.toString()
-        for (lease in leases) {
-            keys.addAll(lease.extendKeys)
-            args += lease.extendKeys.size.toString()
-            args += lease.token
-        }
-        val keyArray = keys.toTypedArray()
-        val argArray = args.toTypedArray()
         val start = engine.timeSource.markNow()
-        val gathered = fanOut(masters, first.quorum, { held: BooleanArray -> held.all { it } }, engine.extendAnswers) { node ->
-            node.extend(first.kind.extendScript, keyArray, argArray, timing.nodeTimeout)
-        }
-        var tally = Tally(gathered.answers, leases.size)
-        if (!tally.decided(masters.size, first.quorum) && gathered.answers.size < masters.size) {
-            tally = Tally(gathered.all(), leases.size)
-        }
-        engine.observer.renewalBatch(leases.size, keyArray.size, start.elapsedNow())
-        return leases.mapIndexed { i, lease -> lease.extended(start, tally.confirmed[i], tally.notHeld[i], tally.failures) }
+        val call = extendCall(leases, leases[0].timing.leaseMillis.toString())
+        engine.observer.renewalBatch(leases.size, call.keys, start.elapsedNow())
+        return leases.mapIndexed { i, lease -> lease.extended(start, call.tally.confirmed[i], call.tally.notHeld[i], call.tally.failures) }
     }
 
     /**
@@ -286,11 +286,22 @@ internal class LeaseTimer(
      * a held key changed, never a proof.
      */
     suspend fun checkAll(leases: List<RedlockLease>) {
+        val tally = extendCall(leases, "0").tally
+        leases.forEachIndexed { i, lease -> lease.checked(tally.confirmed[i], tally.notHeld[i], tally.failures) }
+    }
+
+    private class ExtendCall(val tally: Tally, val keys: Int)
+
+    /**
+     * One extend script call for [leases] on every master, with [leaseArg] as the lease time ("0"
+     * only checks): decided as soon as every lease is, all answers counted otherwise.
+     */
+    private suspend fun extendCall(leases: List<RedlockLease>, leaseArg: String): ExtendCall {
         val masters = engine.masters
         val first = leases[0]
         val keys = ArrayList<String>(leases.size)
         val args = ArrayList<String>(leases.size * 2 + 1)
-        args += "0"
+        args += leaseArg
         for (lease in leases) {
             keys.addAll(lease.extendKeys)
             args += lease.extendKeys.size.toString()
@@ -305,7 +316,7 @@ internal class LeaseTimer(
         if (!tally.decided(masters.size, first.quorum) && gathered.answers.size < masters.size) {
             tally = Tally(gathered.all(), leases.size)
         }
-        leases.forEachIndexed { i, lease -> lease.checked(tally.confirmed[i], tally.notHeld[i], tally.failures) }
+        return ExtendCall(tally, keyArray.size)
     }
 
     /** What leases must share to be renewed by one call. */

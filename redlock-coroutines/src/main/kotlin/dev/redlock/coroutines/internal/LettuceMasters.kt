@@ -64,7 +64,7 @@ internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorSer
                     ClusterNode(cluster, MasterSpec.clusterName(seeds), timer)
                 }
                 else -> RedisNode(client!!, RedisURI.create(spec.uri()), timer)
-            }
+            }.replicaAcks(config.replicaAcks(), config.replicaAckTimeout())
         }
 
     /** Lock connections' options ([RedisNode.clientOptions]) plus a topology refresh that follows failovers and migrations within seconds (Lettuce 7 enables every adaptive trigger by default; their rate limit is lowered). */

@@ -73,6 +73,9 @@ internal class RedlockLease(
     /** Whether a check of this lease on the masters (after an invalidation) is under way. */
     val checking = java.util.concurrent.atomic.AtomicBoolean()
 
+    /** Whether a change of its keys was heard that no check under way has read yet: one more check is due. */
+    val checkAgain = java.util.concurrent.atomic.AtomicBoolean()
+
     private val grantedAt: ComparableTimeMark = grantedAt
 
     /** The end of the maximum hold time, when one is configured. */
@@ -88,8 +91,13 @@ internal class RedlockLease(
     @Volatile
     private var flow: MutableStateFlow<LeaseState>? = null
 
+    /**
+     * Held and within its deadlines. The state is read again after the deadline check: a check that
+     * finds the lease released meanwhile answers null (no loss), and must not make a lease past its
+     * deadline look valid.
+     */
     override val isValid: Boolean
-        get() = current is State.Held && checkDeadlines() == null
+        get() = checkDeadlines() == null && current is State.Held
 
     override val remaining: Duration
         get() = (current as? State.Held)?.let { (-it.validUntil.elapsedNow()).coerceAtLeast(Duration.ZERO) } ?: Duration.ZERO
@@ -132,12 +140,18 @@ internal class RedlockLease(
         when (val s = current) {
             is State.Lost -> return s.loss
             is State.Released -> return null
-            is State.Held -> {
-                if (holdUntil != null && holdUntil.hasPassedNow()) return markLost(LockLostException.Reason.MAX_HOLD, null)
-                if ((s.validUntil - timing.expiryLead).hasPassedNow()) return markLost(LockLostException.Reason.EXPIRED, s.renewalFailure)
-                return null
-            }
+            is State.Held -> if (expiry(s) == null) return null
         }
+        // Past a deadline as read a moment ago; a renewal may have moved the validity since (the
+        // clock was read after the state). Decided again under the monitor, where none can.
+        return lose { held -> expiry(held)?.let { it to if (it == LockLostException.Reason.EXPIRED) held.renewalFailure else null } }
+    }
+
+    /** Which deadline of the held state [s] has passed, if any: the maximum hold first, then the validity (less the lead). */
+    private fun expiry(s: State.Held): LockLostException.Reason? = when {
+        holdUntil != null && holdUntil.hasPassedNow() -> LockLostException.Reason.MAX_HOLD
+        (s.validUntil - timing.expiryLead).hasPassedNow() -> LockLostException.Reason.EXPIRED
+        else -> null
     }
 
     override suspend fun extend() {
@@ -301,10 +315,18 @@ internal class RedlockLease(
         ended.invokeOnCompletion { loss?.let(handler) }
 
     /** Marks the lease lost (once) and returns the loss; null if it was released first. */
-    fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? {
+    fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? = lose { reason to cause }
+
+    /**
+     * Marks the lease lost (once) for the reason and cause [why] finds in its held state, decided
+     * under the monitor; returns the loss (also an earlier one), or null if it was released first
+     * or [why] finds none.
+     */
+    private inline fun lose(why: (State.Held) -> Pair<LockLostException.Reason, Throwable?>?): LockLostException? {
         val found: LockLostException
         synchronized(this) {
             val s = current as? State.Held ?: return loss
+            val (reason, cause) = why(s) ?: return null
             val what = when (reason) {
                 LockLostException.Reason.NOT_HELD -> "a quorum of masters no longer holds it"
                 LockLostException.Reason.EXPIRED -> "its validity ran out before a renewal reached a quorum"

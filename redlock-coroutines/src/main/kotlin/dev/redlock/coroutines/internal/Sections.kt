@@ -1,6 +1,7 @@
 package dev.redlock.coroutines.internal
 
 import dev.redlock.coroutines.Lease
+import java.util.concurrent.atomic.AtomicReference
 import kotlin.coroutines.AbstractCoroutineContextElement
 import kotlin.coroutines.CoroutineContext
 import kotlin.time.Duration
@@ -110,6 +111,11 @@ internal suspend fun <T> Engine.runSection(
 /**
  * Acquires a lease of [kind] that the caller manages (`acquire`, `tryAcquire` and their forms):
  * waits unless [once]; null only when [once] found the lock held by another holder.
+ *
+ * A caller without a dispatcher acquires on the work pool ([onCallerSafeThread]), and the hop back
+ * is cancellable: cancelled just as its lease was granted, the caller would get the cancellation
+ * and never see the lease, which would hold the lock for nobody until its lease time ran out. Such
+ * a lease is released (awaited, as [Lease.release] is) before the cancellation propagates.
  */
 internal suspend fun Engine.acquireFor(
     kind: LockKind,
@@ -119,7 +125,15 @@ internal suspend fun Engine.acquireFor(
     once: Boolean,
     fencing: Boolean?,
     call: String,
-): RedlockLease? = onCallerSafeThread {
-    refuseNested(kind, resources, if (once) Duration.ZERO else waitTime, call)
-    acquire(resources, leaseTime, if (once) Duration.ZERO else waitTime, once, fencing, kind)
+): RedlockLease? {
+    val granted = AtomicReference<RedlockLease?>()
+    try {
+        return onCallerSafeThread {
+            refuseNested(kind, resources, if (once) Duration.ZERO else waitTime, call)
+            acquire(resources, leaseTime, if (once) Duration.ZERO else waitTime, once, fencing, kind).also(granted::set)
+        }
+    } catch (e: CancellationException) {
+        granted.get()?.let { withContext(NonCancellable) { it.release() } }
+        throw e
+    }
 }

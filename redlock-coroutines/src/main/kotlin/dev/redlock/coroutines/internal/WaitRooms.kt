@@ -5,6 +5,7 @@ import java.util.concurrent.CompletableFuture
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicInteger
 import kotlin.time.Duration
+import kotlin.time.TimeSource
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.withTimeoutOrNull
 
@@ -27,8 +28,20 @@ import kotlinx.coroutines.withTimeoutOrNull
  * release id and never wake a waiter the first one did not wake (see [Room.wake]). Waiting stays bounded by the fallbacks of the acquire loop (the
  * refusing holder's remaining time, the jittered retry delay): a notice lost while a subscription
  * was being set up or a master was unreachable costs at most one fallback period.
+ *
+ * [timeSource] only tells how close together two pushes came (see [lastPush]); the model-checking
+ * test drives it by hand, so that every run is replayable.
  */
-internal class WaitRooms(private val nodes: List<LockNode>, private val timeout: java.time.Duration) {
+internal class WaitRooms(
+    private val nodes: List<LockNode>,
+    private val timeout: java.time.Duration,
+    timeSource: TimeSource = TimeSource.Monotonic,
+) {
+    private val origin = timeSource.markNow()
+
+    /** Nanoseconds since this was made, on [origin]'s clock. */
+    private fun nanoTime(): Long = origin.elapsedNow().inWholeNanoseconds
+
     private val rooms = ConcurrentHashMap<String, Room>()
     private val lock = Any()
 
@@ -251,7 +264,7 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
 
     /** Master [master] announced a release of [key]. On the node's I/O thread, in the order pushed. */
     private fun noticed(master: Int, key: String, releaseId: String) {
-        val now = System.nanoTime()
+        val now = nanoTime()
         synchronized(lock) {
             val partner = partner(master, key, notice = true, now)
             // The invalidation of this very release came first (Redis 6.2 pushes it before the
@@ -268,7 +281,7 @@ internal class WaitRooms(private val nodes: List<LockNode>, private val timeout:
      * node's I/O thread, in the order pushed.
      */
     fun changed(master: Int, keys: List<String>?) {
-        val now = System.nanoTime()
+        val now = nanoTime()
         synchronized(lock) {
             if (keys == null) {
                 // The master may have lost track of any key: everyone looks again.

@@ -30,6 +30,8 @@ final class ConfigFromProperties {
           Map.entry("keyPrefix", RedlockProperties::getKeyPrefix),
           Map.entry("restartGuard", RedlockProperties::getRestartGuard),
           Map.entry("maxHoldTime", RedlockProperties::getMaxHoldTime),
+          Map.entry("replicaAcks", RedlockProperties::getReplicaAcks),
+          Map.entry("replicaAckTimeout", RedlockProperties::getReplicaAckTimeout),
           Map.entry("trustedCertificates", RedlockProperties::getTrustedCertificates));
 
   private static final Pattern SETTING = Pattern.compile("^(\\w+)(?:\\[(\\d+)])?");
@@ -57,6 +59,8 @@ final class ConfigFromProperties {
         .keyPrefix(properties.getKeyPrefix())
         .fencing(properties.isFencing())
         .keyTracking(properties.isKeyTracking())
+        .replicaAcks(properties.getReplicaAcks())
+        .replicaAckTimeout(properties.getReplicaAckTimeout())
         .restartGuard(properties.getRestartGuard())
         .maxHoldTime(properties.getMaxHoldTime())
         .trustedCertificates(properties.getTrustedCertificates());

@@ -66,6 +66,15 @@ public class RedlockProperties {
   private boolean keyTracking = true;
 
   /**
+   * Replicas of a master that must acknowledge a lock's keys (WAIT) before its vote counts; 0 is
+   * off. For Sentinel-managed primaries or primaries with replicas: narrows the failover window.
+   */
+  private int replicaAcks = 0;
+
+  /** How long a master waits for replica-acks replicas; less than the node timeout. Default: half of it. */
+  private Duration replicaAckTimeout;
+
+  /**
    * How long a master that started empty or lost its data does not vote. Unset: the lease time; 0
    * turns the guard off. Must be at least the longest lease any client of these masters uses
    * (ShedLock's lockAtMostFor included).
@@ -281,6 +290,42 @@ public class RedlockProperties {
    */
   public void setKeyTracking(boolean keyTracking) {
     this.keyTracking = keyTracking;
+  }
+
+  /**
+   * The replicas that must acknowledge a lock's keys before a master's vote counts.
+   *
+   * @return the number of replicas; 0 when off
+   */
+  public int getReplicaAcks() {
+    return replicaAcks;
+  }
+
+  /**
+   * Sets the replicas that must acknowledge a lock's keys before a master's vote counts.
+   *
+   * @param replicaAcks the number of replicas; 0 turns it off
+   */
+  public void setReplicaAcks(int replicaAcks) {
+    this.replicaAcks = replicaAcks;
+  }
+
+  /**
+   * How long a master waits for the replicas' acknowledgement.
+   *
+   * @return the bound, or {@code null} for the default
+   */
+  public Duration getReplicaAckTimeout() {
+    return replicaAckTimeout;
+  }
+
+  /**
+   * Sets how long a master waits for the replicas' acknowledgement.
+   *
+   * @param replicaAckTimeout the bound, or {@code null} for the default
+   */
+  public void setReplicaAckTimeout(Duration replicaAckTimeout) {
+    this.replicaAckTimeout = replicaAckTimeout;
   }
 
   /**

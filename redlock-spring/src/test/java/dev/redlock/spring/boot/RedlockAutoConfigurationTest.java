@@ -179,6 +179,21 @@ final class RedlockAutoConfigurationTest {
         .withPropertyValues("redlock.restart-guard=500ms")
         .run(context -> assertEquals("redlock.restart-guard", failure(context).getName()));
     runner(fleet)
+        .withPropertyValues("redlock.replica-acks=17")
+        .run(context -> assertEquals("redlock.replica-acks", failure(context).getName()));
+    runner(fleet)
+        .withPropertyValues("redlock.replica-ack-timeout=50ms")
+        .run(context -> assertEquals("redlock.replica-ack-timeout", failure(context).getName()));
+    runner(fleet)
+        .withPropertyValues("redlock.replica-acks=1", "redlock.replica-ack-timeout=20ms")
+        .run(
+            context -> {
+              assertStarted(context);
+              RedlockConfig config = context.getBean(RedlockConfig.class);
+              assertEquals(1, config.replicaAcks());
+              assertEquals(Duration.ofMillis(20), config.replicaAckTimeout());
+            });
+    runner(fleet)
         .withPropertyValues("redlock.drift-factor=0.9")
         .run(context -> assertEquals("redlock.drift-factor", failure(context).getName()));
     runner(fleet)
