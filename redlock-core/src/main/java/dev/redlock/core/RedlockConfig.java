@@ -716,6 +716,15 @@ public final class RedlockConfig {
         throw new IllegalArgumentException(
             "replicaAcks must be between 0 (off) and 16 replicas, but was " + replicaAcks);
       }
+      for (int i = 0; replicaAcks > 0 && i < masters.size(); i++) {
+        if (masters.get(i).isCluster()) {
+          // WAIT counts the replicas that acknowledged one connection's writes: it would have to
+          // follow each script to its slot's primary, which cluster connections do not do.
+          throw new IllegalArgumentException(
+              "replicaAcks must be 0 when a master is a Redis Cluster (masters[" + i + "] is one: WAIT"
+                  + " is not supported on cluster masters yet), but was " + replicaAcks);
+        }
+      }
       if (replicaAckTimeout != null) {
         if (replicaAcks == 0) {
           throw new IllegalArgumentException(

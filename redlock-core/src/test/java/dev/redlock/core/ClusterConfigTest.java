@@ -70,6 +70,13 @@ final class ClusterConfigTest {
   }
 
   @Test
+  void clusterMaster_withReplicaAcks_isRefused() {
+    rejected(
+        RedlockConfig.builder().master("redis://a:6379").master("redis-cluster://h:7000").replicaAcks(1),
+        "replicaAcks must be 0 when a master is a Redis Cluster (masters[1] is one", "but was 1");
+  }
+
+  @Test
   void clusterUri_givenTwice_isRefused_whateverTheSeedOrder() {
     rejected(
         RedlockConfig.builder().master("redis-cluster://a:7000,b:7001").master("redis-cluster://B:7001,a:7000"),

@@ -53,8 +53,8 @@ internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorSer
     val nodes: List<LockNode> =
         specs.mapIndexed { i, spec ->
             when {
-                spec.source() == MasterSpec.Source.CLIENT -> RedisNode(spec.client(), spec.redisUri(), timer)
-                spec.source() == MasterSpec.Source.CONNECTION -> RedisNode(spec.connection(), "connection:masters[$i]", timer)
+                spec.source() == MasterSpec.Source.CLIENT -> RedisNode(spec.client(), spec.redisUri(), timer).acks(config)
+                spec.source() == MasterSpec.Source.CONNECTION -> RedisNode(spec.connection(), "connection:masters[$i]", timer).acks(config)
                 spec.source() == MasterSpec.Source.CLUSTER_CLIENT ->
                     ClusterNode(spec.clusterClient(), "cluster-client:masters[$i]", timer)
                 MasterSpec.isClusterUri(spec.uri()) -> {
@@ -63,9 +63,12 @@ internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorSer
                     clusterClients += cluster
                     ClusterNode(cluster, MasterSpec.clusterName(seeds), timer)
                 }
-                else -> RedisNode(client!!, RedisURI.create(spec.uri()), timer)
-            }.replicaAcks(config.replicaAcks(), config.replicaAckTimeout())
+                else -> RedisNode(client!!, RedisURI.create(spec.uri()), timer).acks(config)
+            }
         }
+
+    /** `replicaAcks` applies to servers; `build()` refuses it with a cluster master. */
+    private fun RedisNode.acks(config: RedlockConfig): RedisNode = replicaAcks(config.replicaAcks(), config.replicaAckTimeout())
 
     /** Lock connections' options ([RedisNode.clientOptions]) plus a topology refresh that follows failovers and migrations within seconds (Lettuce 7 enables every adaptive trigger by default; their rate limit is lowered). */
     private fun clusterOptions(config: RedlockConfig): ClusterClientOptions =
