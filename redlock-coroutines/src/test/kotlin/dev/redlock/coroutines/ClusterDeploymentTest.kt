@@ -26,9 +26,6 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
 
-/** The seed URI of a whole local cluster as one Redlock master. */
-fun RedisClusterFleet.masterUri(): String = "redis-cluster://" + (0 until size).joinToString(",") { "127.0.0.1:${port(it)}" }
-
 /** The slot of a resource's keys on a cluster master (default key prefix). */
 fun slotOfResource(resource: String): Int = Keys.slot(Keys.onCluster(Keys.lock("redlock:", resource)))
 
@@ -80,7 +77,7 @@ fun RedisClusterFleet.lockKeys(): List<String> =
  */
 @Tags("compat")
 class ClusterDeploymentTest : FunSpec({
-    val cluster = RedisClusterFleet.builder().nodeTimeout(JavaDuration.ofSeconds(5)).start()
+    val cluster = RedisClusterFleet.builder().nodeTimeout(JavaDuration.ofSeconds(5)).start().apply { markNeverGranted() }
     val standalone = RedisFleet.start(2)
     afterSpec {
         cluster.close()

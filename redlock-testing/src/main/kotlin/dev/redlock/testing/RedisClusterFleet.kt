@@ -1,5 +1,6 @@
 package dev.redlock.testing
 
+import dev.redlock.core.internal.Keys
 import java.io.IOException
 import java.net.SocketTimeoutException
 import java.nio.file.Files
@@ -447,6 +448,49 @@ public class RedisClusterFleet private constructor(
     }
 
     /**
+     * The whole cluster as one Redlock master: `redis-cluster://127.0.0.1:PORT,...` with every node
+     * as a seed, for `RedlockConfig.Builder.master(String)`. `masterUri()` from Java.
+     */
+    public fun masterUri(): String = "redis-cluster://" + nodes.indices.joinToString(",") { "127.0.0.1:${port(it)}" }
+
+    /**
+     * Marks every hash slot, for the library's restart guard, as having granted no lock it could
+     * have forgotten: each slot's boot marker ([Keys.clusterBootMarker]) is dated a year back on the
+     * primary serving it, so a cluster master counts its votes at once, as [RedisFleet] does for the
+     * masters it starts. Without it, the first lock in a slot of a cluster started (or flushed, or
+     * failed over) less than `restartGuard` ago waits for the guard. Not done by [start] or
+     * [flushAll]: the markers are keys ([keyCount] counts them). Writes 16384 keys in one pipeline
+     * per primary; a primary restarted later comes back without them.
+     *
+     * @throws RedisFleetException if a primary cannot be reached or refuses a write.
+     */
+    public fun markNeverGranted() {
+        check(!closed) { "RedisClusterFleet is closed" }
+        val view = topology()
+        for (node in liveNodes()) {
+            if (view.byPort[port(node)]?.isPrimary != true) continue
+            val slots = (0 until SLOTS).filter { view.owners[it]?.port == port(node) }
+            if (slots.isEmpty()) continue
+            try {
+                RespConnection.open(port(node), timeoutMillis).use { c ->
+                    c.write(listOf("TIME"))
+                    c.flush()
+                    val seconds = ((c.read() as List<*>)[0] as String).toLong()
+                    val dated = (seconds * 1000 - YEAR_MILLIS).toString()
+                    for (slot in slots) c.write(listOf("SET", Keys.clusterBootMarker(slot), dated))
+                    c.flush()
+                    for (slot in slots) {
+                        val reply = c.read()
+                        if (reply is RespError) throw RedisFleetException("node $node (127.0.0.1:${port(node)}): ${reply.message}")
+                    }
+                }
+            } catch (e: IOException) {
+                throw RedisFleetException("node $node (127.0.0.1:${port(node)}) could not be marked: $e", e)
+            }
+        }
+    }
+
+    /**
      * Deletes every key on every primary that runs and is not paused (`FLUSHALL`); their replicas
      * follow.
      *
@@ -864,6 +908,7 @@ public class RedisClusterFleet private constructor(
         private const val NODES_CONF = "nodes.conf"
         private const val POLL_MILLIS = 20L
         private const val MIGRATE_BATCH = 100
+        private const val YEAR_MILLIS = 31_536_000_000L
         private val OWNED_OPTIONS =
             setOf("--port", "--bind", "--dir", "--daemonize", "--cluster-enabled", "--cluster-config-file", "--cluster-node-timeout")
 

@@ -56,6 +56,19 @@ class RedisClusterFleetTest :
             cluster.keyCount() shouldBe 0
         }
 
+        test("markNeverGranted dates every slot's boot marker a year back on the primary serving it, and masterUri names every node") {
+            cluster.masterUri() shouldBe "redis-cluster://" + (0 until 6).joinToString(",") { "127.0.0.1:${cluster.port(it)}" }
+            cluster.markNeverGranted()
+            cluster.keyCount() shouldBe RedisClusterFleet.SLOTS
+            for (slot in listOf(0, 5000, RedisClusterFleet.SLOTS - 1)) {
+                val marker = dev.redlock.core.internal.Keys.clusterBootMarker(slot)
+                cluster.slotOf(marker) shouldBe slot
+                val dated = (cluster.command(cluster.primary(cluster.shardOf(slot)), "GET", marker) as String).toLong()
+                val now = ((cluster.command(0, "TIME") as List<*>)[0] as String).toLong() * 1000
+                (now - dated) / 86_400_000L shouldBe 365L
+            }
+        }
+
         test("failover hands a shard to its replica with the data, and the old primary follows the new one") {
             val key = keyOnShard(cluster, 1, "fo")
             cluster.command(2, "SET", key, "kept") shouldBe "OK"
