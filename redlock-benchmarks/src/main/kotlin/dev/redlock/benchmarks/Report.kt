@@ -17,6 +17,7 @@ class Results(
     val adminFaults: List<LossDetection>? = null,
     val crashHandOff: List<CrashHandOff>? = null,
     val trackingCost: TrackingCosts? = null,
+    val replicaAcks: List<ReplicaAckWindow>? = null,
     /** The masters' `hz` (how often a second Redis runs its active expiry), for scenario 7. */
     val serverHz: String = "?",
     val runSeconds: Double,
@@ -236,6 +237,7 @@ fun render(r: Results): String {
     r.adminFaults?.let { scenario6(it, r.profile, ::line) }
     r.crashHandOff?.let { scenario7(it, r, ::line) }
     r.trackingCost?.let { scenario8(it, r.profile, ::line) }
+    r.replicaAcks?.let { scenario9(it, r.profile, ::line) }
     return s.toString()
 }
 

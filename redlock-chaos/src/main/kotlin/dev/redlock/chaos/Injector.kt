@@ -724,7 +724,9 @@ class Injector(
      */
     private suspend fun onHolder(action: suspend (ChildClient, Long) -> FaultEvent): FaultEvent? {
         val pool = children ?: return null
-        val deadline = now() + (lease * 5).inWholeNanoseconds
+        // Patient: after a frozen or restarted holder, the child clients may need several leases
+        // before one of them holds a section again (seen once at N = 5 after five leases).
+        val deadline = now() + (lease * 15).inWholeNanoseconds
         while (now() < deadline) {
             val child = busy.withLock {
                 pool.live().firstOrNull { it.name !in busyChildren && it.isAlive && history.openSectionOf(it.name) != null }

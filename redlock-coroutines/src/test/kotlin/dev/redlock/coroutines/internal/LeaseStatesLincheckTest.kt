@@ -31,7 +31,7 @@ class LeaseStatesLincheckTest : FunSpec({
         withEngineLogsOff {
             ModelCheckingOptions()
                 .lenientHangDetection()
-                .iterations(20 * lincheckScale)
+                .iterations(12 * lincheckScale)
                 .invocationsPerIteration(100)
                 .threads(3)
                 .actorsPerThread(3)
@@ -54,7 +54,7 @@ class LeaseStatesLincheckTest : FunSpec({
         withEngineLogsOff {
             StressOptions()
                 .lenientHangDetection()
-                .iterations(10 * lincheckScale)
+                .iterations(6 * lincheckScale)
                 .invocationsPerIteration(500)
                 .threads(3)
                 .actorsPerThread(3)

@@ -32,7 +32,7 @@ class LeaseTimerLincheckTest : FunSpec({
         withEngineLogsOff {
             ModelCheckingOptions()
                 .lenientHangDetection()
-                .iterations(20 * lincheckScale)
+                .iterations(12 * lincheckScale)
                 .invocationsPerIteration(50)
                 .threads(3)
                 .actorsPerThread(3)

@@ -33,7 +33,7 @@ class WaitRoomsLincheckTest : FunSpec({
         withEngineLogsOff {
             ModelCheckingOptions()
                 .lenientHangDetection()
-                .iterations(10 * lincheckScale)
+                .iterations(6 * lincheckScale)
                 .invocationsPerIteration(40)
                 .threads(3)
                 .actorsPerThread(3)
