@@ -3,7 +3,6 @@ package dev.redlock.core.internal;
 import dev.redlock.core.MasterFailureException;
 import dev.redlock.core.MasterFailureException.Kind;
 import io.lettuce.core.ClientOptions;
-import io.lettuce.core.RedisNoScriptException;
 import io.lettuce.core.ScriptOutputType;
 import io.lettuce.core.api.StatefulConnection;
 import io.lettuce.core.cluster.RedisClusterClient;
@@ -557,34 +556,10 @@ public final class ClusterNode implements LockNode {
                     return a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
                   }
                 });
-    return first
-        .handle(
-            (r, e) -> {
-              if (e == null) {
-                return CompletableFuture.completedFuture(r);
-              }
-              Throwable cause = Failures.unwrap(e);
-              if (!(cause instanceof RedisNoScriptException)) {
-                return CompletableFuture.<T>failedFuture(cause);
-              }
-              return a.scriptLoad(script.text())
-                  .toCompletableFuture()
-                  .thenCompose(
-                      sha -> {
-                        synchronized (lock) {
-                          if (superseded != null && superseded.get()) {
-                            return CompletableFuture.<T>failedFuture(
-                                new MasterFailureException(
-                                    name, Kind.ERROR,
-                                    "the " + script.name() + " script had to be reloaded and the call was"
-                                        + " abandoned, since a later release was already sent",
-                                    cause));
-                          }
-                          return a.<T>evalsha(sha, type, keys, values).toCompletableFuture();
-                        }
-                      });
-            })
-        .thenCompose(f -> f);
+    return ScriptCalls.reloading(
+        name, script, lock, superseded, first,
+        () -> a.scriptLoad(script.text()),
+        sha -> a.<T>evalsha(sha, type, keys, values).toCompletableFuture());
   }
 
   @Override

@@ -7,7 +7,6 @@ import io.lettuce.core.MaintNotificationsConfig;
 import io.lettuce.core.RedisChannelHandler;
 import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisConnectionStateListener;
-import io.lettuce.core.RedisNoScriptException;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
 import io.lettuce.core.SocketOptions;
@@ -474,34 +473,10 @@ public final class RedisNode implements LockNode {
     String[] values = args.length == 0 ? NO_ARGS : args;
     tracking.reading();
     CompletableFuture<T> first = a.<T>evalsha(script.sha(), type, keys, values).toCompletableFuture();
-    return first
-        .handle(
-            (r, e) -> {
-              if (e == null) {
-                return CompletableFuture.completedFuture(r);
-              }
-              Throwable cause = Failures.unwrap(e);
-              if (!(cause instanceof RedisNoScriptException)) {
-                return CompletableFuture.<T>failedFuture(cause);
-              }
-              return a.scriptLoad(script.text())
-                  .toCompletableFuture()
-                  .thenCompose(
-                      sha -> {
-                        synchronized (lock) {
-                          if (superseded != null && superseded.get()) {
-                            return CompletableFuture.<T>failedFuture(
-                                new MasterFailureException(
-                                    name, Kind.ERROR,
-                                    "the " + script.name() + " script had to be reloaded and the call was"
-                                        + " abandoned, since a later release was already sent",
-                                    cause));
-                          }
-                          return a.<T>evalsha(sha, type, keys, values).toCompletableFuture();
-                        }
-                      });
-            })
-        .thenCompose(f -> f);
+    return ScriptCalls.reloading(
+        name, script, lock, superseded, first,
+        () -> a.scriptLoad(script.text()),
+        sha -> a.<T>evalsha(sha, type, keys, values).toCompletableFuture());
   }
 
   /** Closes the connections (asynchronously, never blocking); later calls fail as unreachable. Idempotent. */
