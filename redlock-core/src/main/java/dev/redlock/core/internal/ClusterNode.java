@@ -20,10 +20,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Supplier;
 
@@ -564,9 +561,7 @@ public final class ClusterNode implements LockNode {
 
   @Override
   public void close() {
-    for (CompletableFuture<? extends StatefulConnection<String, String>> c : detach()) {
-      c.thenAccept(StatefulConnection::closeAsync);
-    }
+    Closing.closeAll(detach());
   }
 
   /**
@@ -577,18 +572,7 @@ public final class ClusterNode implements LockNode {
    */
   @Override
   public void closeAndWait(Duration timeout) {
-    List<CompletableFuture<? extends StatefulConnection<String, String>>> opened = detach();
-    CompletableFuture<?>[] closing = new CompletableFuture<?>[opened.size()];
-    for (int i = 0; i < closing.length; i++) {
-      closing[i] = opened.get(i).thenCompose(StatefulConnection::closeAsync);
-    }
-    try {
-      CompletableFuture.allOf(closing).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (ExecutionException | TimeoutException e) {
-      // A connection never opened, or closing it failed: nothing is left to close.
-    }
+    Closing.closeAllAndWait(detach(), timeout);
   }
 
   private List<CompletableFuture<? extends StatefulConnection<String, String>>> detach() {

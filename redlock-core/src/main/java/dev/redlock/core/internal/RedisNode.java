@@ -24,10 +24,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Supplier;
 
@@ -482,9 +480,7 @@ public final class RedisNode implements LockNode {
   /** Closes the connections (asynchronously, never blocking); later calls fail as unreachable. Idempotent. */
   @Override
   public void close() {
-    for (CompletableFuture<? extends StatefulConnection<String, String>> c : detach()) {
-      c.thenAccept(StatefulConnection::closeAsync);
-    }
+    Closing.closeAll(detach());
   }
 
   /**
@@ -495,21 +491,7 @@ public final class RedisNode implements LockNode {
    */
   @Override
   public void closeAndWait(Duration timeout) {
-    List<CompletableFuture<? extends StatefulConnection<String, String>>> opened = detach();
-    if (opened.isEmpty()) {
-      return;
-    }
-    CompletableFuture<?>[] closing = new CompletableFuture<?>[opened.size()];
-    for (int i = 0; i < closing.length; i++) {
-      closing[i] = opened.get(i).thenCompose(StatefulConnection::closeAsync);
-    }
-    try {
-      CompletableFuture.allOf(closing).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (ExecutionException | TimeoutException e) {
-      // A connection never opened, or closing it failed: nothing is left to close.
-    }
+    Closing.closeAllAndWait(detach(), timeout);
   }
 
   /** Marks the node closed and takes the connections it opened away, for closing. */
