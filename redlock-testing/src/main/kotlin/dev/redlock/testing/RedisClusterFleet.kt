@@ -455,10 +455,10 @@ public class RedisClusterFleet private constructor(
 
     /**
      * Marks every hash slot, for the library's restart guard, as having granted no lock it could
-     * have forgotten: each slot's boot marker ([Keys.clusterBootMarker]) is dated a year back on the
+     * have forgotten: each slot's boot marker (core's `Keys.clusterBootMarker`) is dated a year back on the
      * primary serving it, so a cluster master counts its votes at once, as [RedisFleet] does for the
      * masters it starts. Without it, the first lock in a slot of a cluster started (or flushed, or
-     * failed over) less than `restartGuard` ago waits for the guard. Not done by [start] or
+     * failed over) less than `restartGuard` ago waits for the guard. Not done by [Builder.start] or
      * [flushAll]: the markers are keys ([keyCount] counts them). Writes 16384 keys in one pipeline
      * per primary; a primary restarted later comes back without them.
      *

@@ -112,7 +112,7 @@ internal suspend fun <T> Engine.runSection(
  * Acquires a lease of [kind] that the caller manages (`acquire`, `tryAcquire` and their forms):
  * waits unless [once]; null only when [once] found the lock held by another holder.
  *
- * A caller without a dispatcher acquires on the work pool ([onCallerSafeThread]), and the hop back
+ * A caller without a dispatcher acquires on the work pool (`onCallerSafeThread`), and the hop back
  * is cancellable: cancelled just as its lease was granted, the caller would get the cancellation
  * and never see the lease, which would hold the lock for nobody until its lease time ran out. Such
  * a lease is released (awaited, as [Lease.release] is) before the cancellation propagates.
