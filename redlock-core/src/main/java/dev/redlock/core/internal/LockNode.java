@@ -48,6 +48,18 @@ public interface LockNode extends AutoCloseable {
   }
 
   /**
+   * Whether {@link #acquire} runs {@link Script#HANDOFF}, which hands a lease's keys from its holder
+   * to a waiter of the same process in one call instead of a release and an acquire. The engine
+   * offers that script only to masters that all say so.
+   *
+   * @return {@code true} for the Redis nodes; {@code false} by default (a node that decodes the
+   *     engine's script calls and does not know this one is never given it)
+   */
+  default boolean handsOff() {
+    return false;
+  }
+
+  /**
    * Closes the node's connections and waits (bounded) until they are closed. Must not be called on
    * one of the client's I/O threads.
    *

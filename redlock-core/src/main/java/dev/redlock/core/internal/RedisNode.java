@@ -179,6 +179,11 @@ public final class RedisNode implements LockNode {
     return serverId;
   }
 
+  @Override
+  public boolean handsOff() {
+    return true;
+  }
+
   /**
    * Prepares a commands connection that just opened: reads the server's identity, and again
    * whenever it reopens (a restarted server has a new run id; a server whose ACL denies {@code INFO}

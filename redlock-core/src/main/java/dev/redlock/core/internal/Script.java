@@ -38,12 +38,19 @@ public final class Script {
   /** Releases a lease of a reader-writer lock or a semaphore and announces it. */
   public static final Script SHARED_RELEASE = load("shared_release");
 
+  /**
+   * Hands a lease's keys from its holder to the next holder in one call (the same keys and
+   * arguments as {@link #ACQUIRE}, then the old holder's token): only nodes that say {@link
+   * LockNode#handsOff()} are given it.
+   */
+  public static final Script HANDOFF = load("handoff");
+
   /** Reads how old a master's data is (its boot marker), creating nothing: for health checks. */
   public static final Script PROBE = load("probe");
 
   /** Every script, for loading them ahead of use. */
   static final Script[] ALL = {
-    ACQUIRE, EXTEND, RELEASE, FENCE, RW_ACQUIRE, SEMAPHORE_ACQUIRE, SHARED_EXTEND, SHARED_RELEASE, PROBE
+    ACQUIRE, EXTEND, RELEASE, FENCE, RW_ACQUIRE, SEMAPHORE_ACQUIRE, SHARED_EXTEND, SHARED_RELEASE, PROBE, HANDOFF
   };
 
   private final String name;
@@ -84,8 +91,10 @@ public final class Script {
   }
 
   private static Script load(String name) {
-    // A line "--#include boot" is replaced by the shared boot.lua (the restart guard's marker).
-    return new Script(name, read(name).replace("--#include boot\n", read("boot")));
+    // A line "--#include boot" is replaced by the shared boot.lua (the restart guard's marker),
+    // "--#include grant" by grant.lua (setting the keys of a granted lease).
+    return new Script(
+        name, read(name).replace("--#include boot\n", read("boot")).replace("--#include grant\n", read("grant")));
   }
 
   private static String read(String name) {

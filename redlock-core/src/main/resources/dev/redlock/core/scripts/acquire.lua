@@ -20,6 +20,7 @@
 -- that a master that forgot its counters can never pull a token below the ones handed out before
 -- (counters are created only by the fence script, with a value a quorum agreed on).
 --#include boot
+--#include grant
 local token = ARGV[1]
 local n = tonumber(ARGV[3])
 local age = -1
@@ -47,31 +48,4 @@ end
 if refused then
   return {0, longest, -1, age}
 end
-for i = 1, n do
-  redis.call('SET', KEYS[i], token, 'PX', ARGV[2])
-  -- Read again after writing: a read is what makes a tracking client (CLIENT TRACKING ... NOLOOP)
-  -- hear of the key's next change, and our own write just dropped that.
-  redis.call('EXISTS', KEYS[i])
-end
-local fence = -1
-if ARGV[4] == '1' then
-  local missing = false
-  for i = n + 1, 2 * n do
-    if redis.call('EXISTS', KEYS[i]) == 1 then
-      local value = redis.call('INCR', KEYS[i])
-      if value > fence then
-        fence = value
-      end
-    else
-      missing = true
-    end
-  end
-  if missing then
-    local now = redis.call('TIME')
-    local micros = tonumber(now[1]) * 1000000 + tonumber(now[2])
-    if micros > fence then
-      fence = micros
-    end
-  end
-end
-return {1, 0, fence, age}
+return {1, 0, grant(token, ARGV[2], n, ARGV[4] == '1'), age}

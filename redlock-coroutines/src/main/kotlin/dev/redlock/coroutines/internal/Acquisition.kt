@@ -8,6 +8,7 @@ import dev.redlock.core.internal.AcquireReply
 import dev.redlock.core.internal.Checks
 import dev.redlock.core.internal.Keys
 import dev.redlock.core.internal.LockMath
+import dev.redlock.core.internal.Script
 import dev.redlock.core.internal.Tokens
 import java.util.concurrent.CompletableFuture
 import kotlin.time.ComparableTimeMark
@@ -59,6 +60,18 @@ internal class Acquisition(
     /** Per master: it may hold our keys (it did not answer "refused"), so a failed attempt must release there. */
     private val dirty = BooleanArray(masters.size)
 
+    /**
+     * Whether this call takes a hand-off while it waits at the head of its key's queue: a mutex on
+     * one key, on masters that all run the hand-off script.
+     */
+    private val handsOff = kind === LockKind.Mutex && keys.size == 1 && !once && engine.handsOff
+
+    /** A hand-off taken while waiting, not yet decided. */
+    private var handed: WaitRooms.HandOff? = null
+
+    /** Whether the next clean-up announces its release: it removes keys a hand-off moved, which may free the lock. */
+    private var announceCleanUp = false
+
     private var waiter: WaitRooms.Waiter? = null
     private var waited = Duration.ZERO
     private var outcome = RedlockMetrics.Outcome.FAILED
@@ -97,10 +110,29 @@ internal class Acquisition(
                 val head = rooms.mayAttempt(w)
                 val pause = if (head) retryPause(engine.config.retryDelay().toKotlinDuration(), last?.retryHint, remainingWait, engine.random) else remainingWait
                 val pauseStart = engine.timeSource.markNow()
+                val offered = handsOff && head && w.queued
+                if (offered) w.offer(handOffCall)
                 val signal = try {
                     w.await(pause)
                 } finally {
                     waited += pauseStart.elapsedNow()
+                    // A hand-off taken meanwhile may have moved the keys to our token anywhere: on
+                    // every way out from here, a clean-up releases everywhere, and announces it.
+                    if (offered) w.withdraw()?.let { handed = it; dirty.fill(true); announceCleanUp = true }
+                }
+                val handOff = handed
+                if (handOff != null) {
+                    handed = null
+                    if (signal == WaitRooms.Signal.CLOSED) throw engine.closedException()
+                    val attempt = takeOver(handOff)
+                    if (attempt.granted) grant(attempt)?.let { engine.observer.handOff(kind, names, granted = true); return it }
+                    engine.observer.handOff(kind, names, granted = false)
+                    // Not granted: the ordinary path, as after a release notice.
+                    cleanUp()
+                    if (fail(attempt)) return null
+                    last = attempt
+                    attemptNow = true
+                    continue
                 }
                 when (signal) {
                     WaitRooms.Signal.CLOSED -> throw engine.closedException()
@@ -169,14 +201,43 @@ internal class Acquisition(
         // the command may still run on the server), so it needs a release if we do not win.
         dirty.fill(true)
         val args = kind.acquireArgs(keys, token, timing.leaseMillis, fencing, guard)
-        val gathered = fanOut(masters, quorum, { reply: AcquireReply -> reply.acquired && masters.guardLeft(reply) == null }, engine.acquireAnswers) { node ->
+        val gathered = fanOut(masters, quorum, isGrant, engine.acquireAnswers) { node ->
             node.acquire(kind.acquireScript, scriptKeys, args, timing.nodeTimeout)
         }
-        return Attempt(gathered, attemptStart, attemptStart + timing.lease - timing.drift).also {
+        return decided(gathered, attemptStart)
+    }
+
+    private val isGrant = { reply: AcquireReply -> reply.acquired && masters.guardLeft(reply) == null }
+
+    private fun decided(gathered: Gathered<AcquireReply>, attemptStart: ComparableTimeMark): Attempt =
+        Attempt(gathered, attemptStart, attemptStart + timing.lease - timing.drift).also {
             classify(it, gathered.answers)
             if (engine.observer.debug) engine.observer.attempt(kind, keys.asList(), it, quorum, attemptStart.elapsedNow())
         }
+
+    /**
+     * Sends the hand-off script for the lease of token [old] to every master (called by the
+     * releasing lease, under the waiter's monitor): it moves the key from [old] to our token where
+     * the key still holds [old]. The validity counts from a moment taken before the first call.
+     */
+    private val handOffCall: (String) -> WaitRooms.HandOff = { old ->
+        val start = engine.timeSource.markNow()
+        val args = kind.acquireArgs(keys, token, timing.leaseMillis, fencing, guard) + old
+        WaitRooms.HandOff(start, masters.nodes.map { node ->
+            try {
+                node.acquire(Script.HANDOFF, scriptKeys, args, timing.nodeTimeout)
+            } catch (e: RuntimeException) {
+                CompletableFuture.failedFuture(e)
+            }
+        })
     }
+
+    /**
+     * The outcome of a hand-off, counted as an attempt of this call: a master where the move failed
+     * refused (its key no longer held the old token), one that did not answer may hold our key.
+     */
+    private suspend fun takeOver(handOff: WaitRooms.HandOff): Attempt =
+        decided(gather(masters, quorum, isGrant, engine.acquireAnswers, handOff.calls), handOff.start)
 
     /** Counts [answers] into [attempt], notes guarded masters, and marks masters that refused as clean. */
     private fun classify(attempt: Attempt, answers: List<Answer<AcquireReply>>) {
@@ -256,7 +317,11 @@ internal class Acquisition(
     private suspend fun cleanUp(bounded: Boolean = true) {
         val targets = masters.nodes.indices.filter { dirty[it] }
         if (targets.isEmpty()) return
-        val sent = engine.release(targets, kind, keys, token, QUIET, timing, warn = false, final = false) { dirty[it] = false }
+        // After a hand-off, our key may be what holds the lock now (the old holder's key moved to
+        // us): its release frees the lock, and the waiters of other processes must hear of it.
+        val releaseId = if (announceCleanUp) Tokens.releaseId() else QUIET
+        announceCleanUp = false
+        val sent = engine.release(targets, kind, keys, token, releaseId, timing, warn = false, final = false) { dirty[it] = false }
         if (bounded) awaitWithin(sent) else sent.await()
     }
 

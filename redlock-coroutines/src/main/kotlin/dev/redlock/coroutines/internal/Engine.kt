@@ -57,6 +57,9 @@ internal class Engine(
     val timer = LeaseTimer(this, timerDispatcher, scope)
     val rooms = WaitRooms(nodes, config.nodeTimeout())
 
+    /** Whether a release may hand a mutex to the next waiter of this process in one call per master: every master runs the hand-off script. */
+    val handsOff: Boolean = nodes.all { it.handsOff() }
+
     /** Sees every answer of an acquire or extend fan-out (on I/O threads): tracks which masters fail. */
     val acquireAnswers: (Answer<*>) -> Unit = { observe(it, "acquire") }
     val extendAnswers: (Answer<*>) -> Unit = { observe(it, "extend") }
@@ -260,12 +263,39 @@ internal class Engine(
         // Published with the release, so that a waiter hearing it from several masters (and from
         // this process first) acts on it once.
         val releaseId = Tokens.releaseId()
+        if (handsOff && lease.kind === LockKind.Mutex && lease.keys.size == 1 && lease.loss == null) {
+            val handOff = rooms.handOff(lease.keys[0], lease.token)
+            if (handOff != null) {
+                afterHandOff(lease, handOff, releaseId).await()
+                return
+            }
+        }
         val done = sendRelease(lease, releaseId)
         // The release calls are sent: a waiter woken now sends its attempt after them on every
         // master's connection, and each master runs them in order, so it finds the keys gone
         // without waiting for the masters' answers or their release notices.
         for (key in lease.kind.noticeKeys(lease.keys)) rooms.released(key, releaseId)
         done.await()
+    }
+
+    /**
+     * The release's share of a hand-off whose calls are sent: the waiter decides whether it holds
+     * the lock now (and cleans up, announcing it, if not); the old lease is released either way. On
+     * a master whose hand-off call failed or timed out the call may never have run, and the old key
+     * may still be there: the old lease is released there as usual (after the hand-off on that
+     * master's connection, so that it removes nothing a hand-off moved). A master that refused
+     * holds no key of the old token. Completes (never fails) once every master answered or its
+     * release did, within two node timeouts.
+     */
+    private fun afterHandOff(lease: RedlockLease, handOff: WaitRooms.HandOff, releaseId: String): CompletableFuture<Void?> {
+        observer.handOffs.incrementAndGet()
+        val calls = handOff.calls.mapIndexed { i, call ->
+            call.handle { _, e -> e }.thenCompose { e ->
+                if (e == null) CompletableFuture.completedFuture(null)
+                else release(listOf(i), lease.kind, lease.keys, lease.token, releaseId, lease.timing, warn = true, final = true)
+            }
+        }
+        return CompletableFuture.allOf(*calls.toTypedArray()).thenApply { null }
     }
 
     private fun sendRelease(lease: RedlockLease, releaseId: String): CompletableFuture<Void?> =

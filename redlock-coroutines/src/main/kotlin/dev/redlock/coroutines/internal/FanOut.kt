@@ -35,6 +35,21 @@ internal suspend fun <R> fanOut(
     val nodes = masters.nodes
     val calls = ArrayList<CompletableFuture<R>>(nodes.size)
     for (node in nodes) calls += call(node)
+    return gather(masters, quorum, isYes, observe, calls)
+}
+
+/**
+ * Gathers the answers of [calls], one per master, already sent (see [fanOut]) until the outcome is
+ * decided. Cancellation of the caller cancels the gathering; the calls stay sent.
+ */
+internal suspend fun <R> gather(
+    masters: Masters,
+    quorum: Int,
+    isYes: (R) -> Boolean,
+    observe: ((Answer<R>) -> Unit)?,
+    calls: List<CompletableFuture<R>>,
+): Gathered<R> {
+    val nodes = masters.nodes
     // No coroutine per master: each answer is counted where it arrives, and the caller is resumed
     // once, when the outcome is decided (one dispatch per fan-out, not one per master).
     val tally = Tally(nodes.size, quorum, isYes)

@@ -57,6 +57,21 @@ internal class Observer(private val nodes: List<LockNode>, private val metrics: 
         )
     }
 
+    /** Hand-offs started (a release of this process handed the lock to its next waiter in one call per master). */
+    val handOffs = AtomicLong()
+
+    /** Hand-offs whose waiter was not granted (the move failed on too many masters, or came too late). */
+    val handOffsFailed = AtomicLong()
+
+    /** A hand-off ended: [granted], or the waiter falls back to the ordinary path. */
+    fun handOff(kind: LockKind, resources: List<String>, granted: Boolean) {
+        if (!granted) handOffsFailed.incrementAndGet()
+        if (LOG.isDebugEnabled) {
+            LOG.debug("Redlock hand-off of the {} on {} to the next waiter of this process: {}", kind.what, resources,
+                if (granted) "granted" else "not granted, it tries the ordinary way")
+        }
+    }
+
     fun leaseEnded(lease: RedlockLease, held: Duration, lost: Boolean) {
         if (LOG.isDebugEnabled) LOG.debug("Redlock {} on {} {} after {}", lease.kind.what, lease.resources, if (lost) "lost" else "released", show(held))
         record { leaseEnded(lease.kind.type, held.toJavaDuration(), lost) }

@@ -1,9 +1,11 @@
 package dev.redlock.coroutines.internal
 
+import dev.redlock.core.internal.AcquireReply
 import dev.redlock.core.internal.LockNode
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicInteger
+import kotlin.time.ComparableTimeMark
 import kotlin.time.Duration
 import kotlin.time.TimeSource
 import kotlinx.coroutines.channels.Channel
@@ -77,10 +79,49 @@ internal class WaitRooms(
     @Volatile
     private var closed = false
 
+    /**
+     * A hand-off under way to a waiter: the hand-off script sent to every master, one call each, from
+     * [start], a moment taken before the first was sent (the new lease's validity counts from it).
+     */
+    class HandOff(val start: ComparableTimeMark, val calls: List<CompletableFuture<AcquireReply>>)
+
     /** One acquisition waiting for [keys]; [queued] when it waits in its key's queue (exclusive, one key). */
     class Waiter(val keys: Array<String>, val queued: Boolean, private val quorum: Int) {
         private val flags = AtomicInteger()
         private val doorbell = Channel<Unit>(Channel.CONFLATED)
+
+        /** While the waiter takes a hand-off: sends the hand-off calls, given the old token. Guarded by this waiter's monitor. */
+        private var offer: ((String) -> HandOff)? = null
+
+        /** The hand-off taken and not yet collected by the waiter. Guarded by this waiter's monitor. */
+        private var handed: HandOff? = null
+
+        /** Whether an offer is open (for tests). */
+        val offering: Boolean get() = synchronized(this) { offer != null }
+
+        /** The waiter is about to wait and would take a hand-off: [issue] sends its calls. */
+        fun offer(issue: (String) -> HandOff) = synchronized(this) { offer = issue }
+
+        /**
+         * Ends the offer; returns the hand-off taken meanwhile, if any. Its calls were all sent before
+         * this returns (they were sent under the same monitor), so whatever the waiter sends next on a
+         * master (its clean-up) reaches the master after them.
+         */
+        fun withdraw(): HandOff? = synchronized(this) {
+            offer = null
+            handed.also { handed = null }
+        }
+
+        /** Takes the offer for the lease of token [old]: sends the hand-off calls and wakes the waiter; null if none is open. */
+        fun takeOffer(old: String): HandOff? {
+            val taken = synchronized(this) {
+                val issue = offer ?: return null
+                offer = null
+                issue(old).also { handed = it }
+            }
+            ring(Signal.RELEASED)
+            return taken
+        }
 
         /** The masters that said one of [keys] changed since this waiter's last attempt began. */
         private val changed = java.util.BitSet()
@@ -254,6 +295,17 @@ internal class WaitRooms(
         }
     }
 
+    /**
+     * A lease of this process with token [old] on [key] alone is being released: if the head of the
+     * key's queue offers to take a hand-off ([Waiter.offer]), sends the hand-off calls and wakes it
+     * (it collects the outcome), and returns them; else null (release as usual).
+     */
+    fun handOff(key: String, old: String): HandOff? {
+        if (closed) return null
+        val head = synchronized(lock) { rooms[key]?.queue?.firstOrNull() } ?: return null
+        return head.takeOffer(old)
+    }
+
     /** A release of [key] by a lease of this process, [releaseId] its id: its waiters need not wait for the notices. */
     fun released(key: String, releaseId: String) {
         if (rooms[key] == null) return
@@ -332,6 +384,9 @@ internal class WaitRooms(
 
     /** How many keys have a room (for tests). */
     val size: Int get() = rooms.size
+
+    /** Whether the head of [key]'s queue offers to take a hand-off now (for tests). */
+    fun offering(key: String): Boolean = synchronized(lock) { rooms[key]?.queue?.firstOrNull()?.offering == true }
 
     /** How many waiters are queued for [key] alone (for tests). */
     fun queued(key: String): Int = synchronized(lock) { rooms[key]?.queue?.size ?: 0 }
