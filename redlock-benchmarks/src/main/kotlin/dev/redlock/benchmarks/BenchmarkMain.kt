@@ -48,6 +48,7 @@ suspend fun runBenchmarks(options: Options, shownArgs: List<String>, log: (Strin
             scenarios.warmUp()
             val s1 = if (1 in chosen) scenarios.uncontended() else null
             val s2 = if (2 in chosen) scenarios.hotResource() else null
+            val s2x = if (2 in chosen) crossProcessHandOff(fleet, options.profile, log) else null
             val s3 = if (3 in chosen) scenarios.manyResources() else null
             val s4 = if (4 in chosen) scenarios.heldLocks() else null
             val s5 = if (5 in chosen) scenarios.slowMaster() else null
@@ -62,6 +63,7 @@ suspend fun runBenchmarks(options: Options, shownArgs: List<String>, log: (Strin
                 command = commandLine(shownArgs),
                 uncontended = s1,
                 hotResource = s2,
+                crossProcess = s2x,
                 manyResources = s3,
                 heldLocks = s4,
                 slowMaster = s5,

@@ -18,6 +18,8 @@ class Results(
     val crashHandOff: List<CrashHandOff>? = null,
     val trackingCost: TrackingCosts? = null,
     val replicaAcks: List<ReplicaAckWindow>? = null,
+    /** Scenario 2 with the contenders in several JVMs. */
+    val crossProcess: List<CrossHandOff>? = null,
     /** The masters' `hz` (how often a second Redis runs its active expiry), for scenario 7. */
     val serverHz: String = "?",
     val runSeconds: Double,
@@ -231,6 +233,7 @@ fun render(r: Results): String {
     }
     r.uncontended?.let { scenario1(it, ::line) }
     r.hotResource?.let { scenario2(it, ::line) }
+    r.crossProcess?.let { scenario2CrossProcess(it, ::line) }
     r.manyResources?.let { scenario3(it, r.profile, ::line) }
     r.heldLocks?.let { scenario4(it, r.profile, ::line) }
     r.slowMaster?.let { scenario5(it, r.profile, ::line) }

@@ -407,6 +407,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         heap += heapAfterGc()
         val heapDuring = heap.min()
         val rates = before.indices.map { rate(before[it], after[it], holdSeconds) }
+        log("  commands/s over the hold, all masters, by command (INFO commandstats counts the commands a script runs): " + commandMix(before, after, holdSeconds))
         log("  heap ${heap.map { (it - heapBefore) / locks }} B per lock, threads $threadsBefore -> $threadsDuring, scripts/s ${rates.map { "%.0f".format(it.scriptsPerSecond) }}")
         return Footprint(
             impl = impl,

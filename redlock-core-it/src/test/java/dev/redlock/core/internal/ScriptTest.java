@@ -63,7 +63,11 @@ final class ScriptTest {
     assertEquals("acquire", Script.ACQUIRE.name());
     assertEquals("extend", Script.EXTEND.name());
     assertEquals("release", Script.RELEASE.name());
-    assertTrue(Script.ACQUIRE.text().contains("redis.call('SET', KEYS[i], token, 'PX', ARGV[2])"));
+    // Both set the keys through the shared grant.lua, joined in when loaded.
+    assertTrue(Script.ACQUIRE.text().contains("redis.call('SET', KEYS[i], token, 'PX', lease)"));
+    assertTrue(Script.HANDOFF.text().contains("redis.call('SET', KEYS[i], token, 'PX', lease)"));
+    assertTrue(Script.HANDOFF.text().contains("local from = ARGV[6]"));
+    assertNotEquals(Script.ACQUIRE.sha(), Script.HANDOFF.sha());
     assertTrue(Script.FENCE.text().contains("redis.call('SET', KEYS[i], ARGV[2])"));
     assertTrue(Script.EXTEND.text().contains("PEXPIRE"));
     assertTrue(Script.RELEASE.text().contains("PUBLISH"));

@@ -5,6 +5,7 @@ import dev.redlock.core.MasterFailureException.Kind;
 import io.lettuce.core.api.StatefulConnection;
 import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -36,7 +37,13 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
   private final Supplier<Duration> connectTimeout;
   private final ScheduledExecutorService timer;
   private final Failures failures;
-  private final ArrayDeque<Pending<?>> waiting = new ArrayDeque<>();
+  private final ArrayDeque<Pending<?, ?>> waiting = new ArrayDeque<>();
+
+  /** Commands not yet answered, in the order of their deadlines (see {@link #bound}); guarded by the lock. */
+  private final ArrayDeque<Pending<?, ?>> deadlines = new ArrayDeque<>();
+
+  /** The timer task for the first of {@link #deadlines}, or null; guarded by the lock. */
+  private ScheduledFuture<?> sweep;
   private final java.util.concurrent.atomic.AtomicInteger outstanding = new java.util.concurrent.atomic.AtomicInteger();
   private final int maxOutstanding;
   private CompletableFuture<C> connection;
@@ -57,28 +64,39 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
     this.failures = failures;
   }
 
-  /** A command waiting to be sent, and its caller's result. */
-  private final class Pending<T> implements Runnable {
-    final Function<C, CompletableFuture<T>> command;
+  /**
+   * A command waiting to be sent, and its caller's result: the reply mapped by {@code map}.
+   * Implements the reply's callback itself, so that a command costs no extra closure.
+   */
+  private final class Pending<R, T> implements Runnable, java.util.function.BiConsumer<R, Throwable> {
+    final Function<C, CompletableFuture<R>> command;
+    final Function<? super R, ? extends T> map;
     final CompletableFuture<T> result = new CompletableFuture<>();
     final Duration timeout;
     final boolean sendLate;
-    final Failures failures;
     final Runnable dropped;
+    final Runnable settled;
     volatile boolean sent;
+
+    /** When the deadline passes ({@link System#nanoTime()}); on the line's deadline queue, or on its own timer task. */
+    long due;
+
+    /** Its own timer task, for a command whose deadline is earlier than those queued before it; else null. */
     ScheduledFuture<?> deadline;
 
     Pending(
-        Function<C, CompletableFuture<T>> command,
+        Function<C, CompletableFuture<R>> command,
+        Function<? super R, ? extends T> map,
         Duration timeout,
         boolean sendLate,
-        Failures failures,
-        Runnable dropped) {
+        Runnable dropped,
+        Runnable settled) {
       this.command = command;
+      this.map = map;
       this.timeout = timeout;
       this.sendLate = sendLate;
-      this.failures = failures;
       this.dropped = dropped;
+      this.settled = settled;
     }
 
     /** The deadline passed. */
@@ -87,18 +105,23 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
       result.completeExceptionally(failures.timedOut(timeout, sent));
     }
 
+    /** Completes the result; stops its own timer task, if it has one. */
+    private void finish(T value, MasterFailureException e) {
+      boolean done = e == null ? result.complete(value) : result.completeExceptionally(e);
+      ScheduledFuture<?> own = deadline;
+      if (done && own != null) {
+        own.cancel(false);
+      }
+    }
+
     /** Fails a command that was never sent; it never will be. */
     void discard(MasterFailureException e) {
-      if (result.completeExceptionally(e)) {
-        deadline.cancel(false);
-      }
+      finish(null, e);
       dropped.run();
     }
 
     void fail(MasterFailureException e) {
-      if (result.completeExceptionally(e)) {
-        deadline.cancel(false);
-      }
+      finish(null, e);
     }
 
     /** Sends the command on an open connection; its reply completes the result. */
@@ -117,50 +140,68 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
       }
       sent = true;
       outstanding.incrementAndGet();
-      CompletableFuture<T> reply;
+      CompletableFuture<R> reply;
       try {
         reply = command.apply(connection);
       } catch (RuntimeException e) {
         outstanding.decrementAndGet();
+        settled.run();
         fail(failures.of(e, timeout));
         return;
       }
-      reply.whenComplete(
-          (r, e) -> {
-            outstanding.decrementAndGet();
-            if (e == null) {
-              if (result.complete(r)) {
-                deadline.cancel(false);
-              }
-            } else {
-              fail(failures.of(e, timeout));
-            }
-          });
+      reply.whenComplete(this);
+    }
+
+    /** The reply (or the failure) came. */
+    @Override
+    public void accept(R r, Throwable e) {
+      outstanding.decrementAndGet();
+      settled.run();
+      if (e != null) {
+        fail(failures.of(e, timeout));
+        return;
+      }
+      T value;
+      try {
+        value = map.apply(r);
+      } catch (RuntimeException bad) {
+        fail(failures.of(bad, timeout));
+        return;
+      }
+      finish(value, null);
     }
   }
 
   /**
    * Issues a command: sends it now if the connection is open and nothing is queued, else queues it
-   * behind the commands issued before it. The returned future completes with the reply, or fails
-   * with a {@link MasterFailureException} (also when no reply came within {@code timeout} of this
-   * call); it never completes on the caller's thread before this method returns, unless it failed
-   * at once.
+   * behind the commands issued before it. The returned future completes with the reply mapped by
+   * {@code map}, or fails with a {@link MasterFailureException} (also when no reply came within
+   * {@code timeout} of this call); it never completes on the caller's thread before this method
+   * returns, unless it failed at once.
    *
    * @param command what to send on the connection
+   * @param map turns the reply into the result (on the thread the reply arrives on; a failure it
+   *     throws fails the result)
    * @param timeout the bound on the whole call, counted from now
    * @param sendLate whether to send the command even after its caller gave up on it (releases)
    * @param dropped run, under the line's lock, if the command is discarded without being sent
+   * @param settled run once the command was sent and its reply (or failure) came
    * @return the result
    */
-  <T> CompletableFuture<T> issue(
-      Function<C, CompletableFuture<T>> command, Duration timeout, boolean sendLate, Runnable dropped) {
-    Pending<T> p = new Pending<>(command, timeout, sendLate, failures, dropped);
-    p.deadline = timer.schedule(p, timeout.toNanos(), TimeUnit.NANOSECONDS);
+  <R, T> CompletableFuture<T> issue(
+      Function<C, CompletableFuture<R>> command,
+      Function<? super R, ? extends T> map,
+      Duration timeout,
+      boolean sendLate,
+      Runnable dropped,
+      Runnable settled) {
+    Pending<R, T> p = new Pending<>(command, map, timeout, sendLate, dropped, settled);
     synchronized (lock) {
       if (closed) {
         p.discard(closedFailure());
         return p.result;
       }
+      bound(p);
       CompletableFuture<C> c = connection();
       if (!waiting.isEmpty() || !c.isDone()) {
         waiting.addLast(p);
@@ -174,11 +215,82 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
   }
 
   /**
+   * Issues a command whose reply is its result; see {@link #issue(Function, Function, Duration,
+   * boolean, Runnable, Runnable)}.
+   */
+  <T> CompletableFuture<T> issue(
+      Function<C, CompletableFuture<T>> command, Duration timeout, boolean sendLate, Runnable dropped) {
+    return issue(command, Function.identity(), timeout, sendLate, dropped, NOTHING);
+  }
+
+  /**
    * Issues a command that has nothing to undo if it is discarded; see {@link #issue(Function,
-   * Duration, boolean, Runnable)}.
+   * Function, Duration, boolean, Runnable, Runnable)}.
    */
   <T> CompletableFuture<T> issue(Function<C, CompletableFuture<T>> command, Duration timeout, boolean sendLate) {
-    return issue(command, timeout, sendLate, NOTHING);
+    return issue(command, Function.identity(), timeout, sendLate, NOTHING, NOTHING);
+  }
+
+  /**
+   * Bounds [p] by its timeout, counted from now. Commands of one line mostly share one timeout, so
+   * their deadlines come in the order they were issued: they wait on one queue, and one timer task
+   * (for the earliest) serves them all, instead of a task scheduled and cancelled per command. A
+   * command whose deadline is earlier than one already queued gets a task of its own. Call under
+   * the lock.
+   */
+  private void bound(Pending<?, ?> p) {
+    long now = System.nanoTime();
+    p.due = now + p.timeout.toNanos();
+    // Commands answered meanwhile leave the queue here, not only when the timer task runs: their
+    // replies mostly come in the order they were sent, so the queue stays short. A command at the
+    // tail that is answered (one with a longer timeout, say) no longer orders anything.
+    for (Pending<?, ?> h; (h = deadlines.peekFirst()) != null && h.result.isDone(); ) {
+      deadlines.pollFirst();
+    }
+    for (Pending<?, ?> t; (t = deadlines.peekLast()) != null && t.result.isDone(); ) {
+      deadlines.pollLast();
+    }
+    Pending<?, ?> last = deadlines.peekLast();
+    if (last != null && p.due - last.due < 0) {
+      p.deadline = timer.schedule(p, p.due - now, TimeUnit.NANOSECONDS);
+      return;
+    }
+    deadlines.addLast(p);
+    if (sweep == null) {
+      sweep = timer.schedule(this::sweep, deadlines.peekFirst().due - now, TimeUnit.NANOSECONDS);
+    }
+  }
+
+  /** The timer task of the deadline queue: fails the commands whose deadline passed, and waits for the next. */
+  private void sweep() {
+    ArrayList<Pending<?, ?>> expired = null;
+    synchronized (lock) {
+      sweep = null;
+      long now = System.nanoTime();
+      for (Pending<?, ?> h; (h = deadlines.peekFirst()) != null; ) {
+        if (!h.result.isDone()) {
+          if (h.due - now > 0) {
+            break;
+          }
+          if (expired == null) {
+            expired = new ArrayList<>();
+          }
+          expired.add(h);
+        }
+        deadlines.pollFirst();
+      }
+      Pending<?, ?> next = deadlines.peekFirst();
+      // Also once closed: commands sent before are still bounded.
+      if (next != null) {
+        sweep = timer.schedule(this::sweep, next.due - now, TimeUnit.NANOSECONDS);
+      }
+    }
+    // Outside the lock: failing a result runs what depends on it.
+    if (expired != null) {
+      for (Pending<?, ?> p : expired) {
+        p.run();
+      }
+    }
   }
 
   private static final Runnable NOTHING = () -> { };
@@ -234,13 +346,13 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
       if (opened.isCompletedExceptionally()) {
         Throwable why = opened.handle((x, e) -> e).join();
         MasterFailureException failure = failures.connect(why, connectTimeout.get());
-        for (Pending<?> p; (p = waiting.pollFirst()) != null; ) {
+        for (Pending<?, ?> p; (p = waiting.pollFirst()) != null; ) {
           p.discard(failure);
         }
         return;
       }
       C conn = opened.join();
-      for (Pending<?> p; (p = waiting.pollFirst()) != null; ) {
+      for (Pending<?, ?> p; (p = waiting.pollFirst()) != null; ) {
         p.send(conn);
       }
     }
@@ -255,7 +367,7 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
     synchronized (lock) {
       closed = true;
       MasterFailureException failure = closedFailure();
-      for (Pending<?> p; (p = waiting.pollFirst()) != null; ) {
+      for (Pending<?, ?> p; (p = waiting.pollFirst()) != null; ) {
         p.discard(failure);
       }
       CompletableFuture<C> c = connection;

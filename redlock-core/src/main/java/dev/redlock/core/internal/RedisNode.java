@@ -11,6 +11,7 @@ import io.lettuce.core.RedisURI;
 import io.lettuce.core.ScriptOutputType;
 import io.lettuce.core.SocketOptions;
 import io.lettuce.core.SslOptions;
+import io.lettuce.core.TimeoutOptions;
 import io.lettuce.core.api.StatefulConnection;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.lettuce.core.api.async.RedisAsyncCommands;
@@ -161,6 +162,9 @@ public final class RedisNode implements LockNode {
     // Lettuce 7 would send CLIENT MAINT_NOTIFICATIONS on every connection: a subcommand no server
     // of the matrix knows, refused (and logged in ACL LOG on Redis 6.2) for nothing.
     b.maintNotificationsConfig(MaintNotificationsConfig.disabled());
+    // Every command is bounded by its own timeout (CommandLine); Lettuce's own command timeouts
+    // would schedule, and cancel, one more timer task per command for nothing.
+    b.timeoutOptions(TimeoutOptions.builder().timeoutCommands(false).build());
     return b.disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
         .autoReconnect(true)
         .requestQueueSize(REQUEST_QUEUE_SIZE)
@@ -366,40 +370,41 @@ public final class RedisNode implements LockNode {
     String token = args[0];
     AtomicBoolean superseded = new AtomicBoolean();
     acquiresInFlight.put(token, superseded);
-    CompletableFuture<List<Object>> reply =
-        commands.issue(
-            c -> {
-              CompletableFuture<List<Object>> run =
-                  this.<List<Object>>callScript(c.async(), script, ScriptOutputType.MULTI, keys, args, superseded)
-                      .thenCompose(r -> acknowledged(c, r, ((Long) r.get(0)) == 1L, timeout));
-              // Forget the acquire once the server has run it or it was abandoned, not when the
-              // caller stops waiting: a release sent meanwhile must still find it and supersede a
-              // reload that is still under way.
-              run.whenComplete((r, e) -> acquiresInFlight.remove(token, superseded));
-              return run;
-            },
-            timeout, false,
-            () -> acquiresInFlight.remove(token, superseded));
-    return reply.thenApply(AcquireReply::of);
+    // Forget the acquire once the server has run it or it was abandoned, not when the caller stops
+    // waiting: a release sent meanwhile must still find it and supersede a reload under way.
+    Runnable forget = () -> acquiresInFlight.remove(token, superseded);
+    return commands.issue(
+        c -> {
+          CompletableFuture<List<Object>> run =
+              this.<List<Object>>callScript(c.async(), script, ScriptOutputType.MULTI, keys, args, superseded);
+          return ackReplicas == 0 ? run : run.thenCompose(r -> acknowledged(c, r, ((Long) r.get(0)) == 1L, timeout));
+        },
+        AcquireReply::of, timeout, false, forget, forget);
   }
 
   @Override
   public CompletableFuture<boolean[]> extend(Script script, String[] keys, String[] args, Duration timeout) {
-    CompletableFuture<List<Object>> reply =
-        commands.issue(
-            c ->
-                this.<List<Object>>callScript(c.async(), script, ScriptOutputType.MULTI, keys, args, null)
-                    .thenCompose(r -> acknowledged(c, r, r.contains(1L) && !extendCheckOnly(args), timeout)),
-            timeout, false);
-    return reply.thenApply(
-        r -> {
-          boolean[] held = new boolean[r.size()];
-          for (int i = 0; i < held.length; i++) {
-            held[i] = ((Long) r.get(i)) == 1L;
-          }
-          return held;
-        });
+    return commands.issue(
+        c -> {
+          CompletableFuture<List<Object>> run =
+              this.<List<Object>>callScript(c.async(), script, ScriptOutputType.MULTI, keys, args, null);
+          return ackReplicas == 0
+              ? run
+              : run.thenCompose(r -> acknowledged(c, r, r.contains(1L) && !extendCheckOnly(args), timeout));
+        },
+        RedisNode::held, timeout, false, NOTHING, NOTHING);
   }
+
+  /** The extend script's answers: per lease whether it was still held. */
+  private static boolean[] held(List<Object> r) {
+    boolean[] held = new boolean[r.size()];
+    for (int i = 0; i < held.length; i++) {
+      held[i] = ((Long) r.get(i)) == 1L;
+    }
+    return held;
+  }
+
+  private static final Runnable NOTHING = () -> { };
 
   @Override
   public CompletableFuture<Long> release(Script script, String[] keys, String[] args, Duration timeout) {
@@ -417,9 +422,9 @@ public final class RedisNode implements LockNode {
   @Override
   public CompletableFuture<Boolean> confirmFence(String[] keys, String token, long fence, Duration timeout) {
     String[] args = {token, Long.toString(fence)};
-    CompletableFuture<Long> reply =
-        commands.issue(c -> callScript(c.async(), Script.FENCE, ScriptOutputType.INTEGER, keys, args, null), timeout, false);
-    return reply.thenApply(r -> r == 1L);
+    return commands.issue(
+        c -> this.<Long>callScript(c.async(), Script.FENCE, ScriptOutputType.INTEGER, keys, args, null),
+        (Long r) -> r == 1L, timeout, false, NOTHING, NOTHING);
   }
 
   @Override

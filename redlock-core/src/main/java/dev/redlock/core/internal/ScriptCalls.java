@@ -40,33 +40,44 @@ final class ScriptCalls {
       CompletableFuture<T> first,
       Supplier<CompletionStage<String>> load,
       Function<String, CompletableFuture<T>> again) {
-    return first
-        .handle(
-            (r, e) -> {
-              if (e == null) {
-                return CompletableFuture.completedFuture(r);
-              }
-              Throwable cause = Failures.unwrap(e);
-              if (!(cause instanceof RedisNoScriptException)) {
-                return CompletableFuture.<T>failedFuture(cause);
-              }
-              return load.get()
-                  .toCompletableFuture()
-                  .thenCompose(
-                      sha -> {
-                        synchronized (lock) {
-                          if (superseded != null && superseded.get()) {
-                            return CompletableFuture.<T>failedFuture(
-                                new MasterFailureException(
-                                    node, Kind.ERROR,
-                                    "the " + script.name() + " script had to be reloaded and the call was"
-                                        + " abandoned, since a later release was already sent",
-                                    cause));
-                          }
-                          return again.apply(sha);
-                        }
-                      });
-            })
-        .thenCompose(f -> f);
+    // One dependent future on the common path (the script ran); the reload only on NOSCRIPT.
+    CompletableFuture<T> result = new CompletableFuture<>();
+    first.whenComplete(
+        (r, e) -> {
+          if (e == null) {
+            result.complete(r);
+            return;
+          }
+          Throwable cause = Failures.unwrap(e);
+          if (!(cause instanceof RedisNoScriptException)) {
+            result.completeExceptionally(cause);
+            return;
+          }
+          load.get()
+              .toCompletableFuture()
+              .thenCompose(
+                  sha -> {
+                    synchronized (lock) {
+                      if (superseded != null && superseded.get()) {
+                        return CompletableFuture.<T>failedFuture(
+                            new MasterFailureException(
+                                node, Kind.ERROR,
+                                "the " + script.name() + " script had to be reloaded and the call was"
+                                    + " abandoned, since a later release was already sent",
+                                cause));
+                      }
+                      return again.apply(sha);
+                    }
+                  })
+              .whenComplete(
+                  (r2, e2) -> {
+                    if (e2 == null) {
+                      result.complete(r2);
+                    } else {
+                      result.completeExceptionally(Failures.unwrap(e2));
+                    }
+                  });
+        });
+    return result;
   }
 }

@@ -243,7 +243,7 @@ internal class Acquisition(
     private fun classify(attempt: Attempt, answers: List<Answer<AcquireReply>>) {
         attempt.answered = answers.size
         var holderPttl = -2L
-        for (answer in answers.sortedBy { it.node }) {
+        for (answer in if (answers.size > 1) answers.sortedBy { it.node } else answers) {
             val reply = answer.value
             val left = reply?.let(masters::guardLeft)
             if (left != null) masters.guard(answer.node, left)

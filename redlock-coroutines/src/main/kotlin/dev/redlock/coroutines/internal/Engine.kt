@@ -257,7 +257,8 @@ internal class Engine(
 
     /**
      * Releases a granted lease on every master (not only the quorum), and hands the lock to the
-     * next waiter of this process at once. Bounded by the node timeout; never throws.
+     * next waiter of this process at once. Bounded by the node timeout; never throws; not
+     * cancellable (the caller's cancellation does not cut the wait short).
      */
     suspend fun releaseEverywhere(lease: RedlockLease) {
         // Published with the release, so that a waiter hearing it from several masters (and from
@@ -266,7 +267,7 @@ internal class Engine(
         if (handsOff && lease.kind === LockKind.Mutex && lease.keys.size == 1 && lease.loss == null) {
             val handOff = rooms.handOff(lease.keys[0], lease.token)
             if (handOff != null) {
-                afterHandOff(lease, handOff, releaseId).await()
+                afterHandOff(lease, handOff, releaseId).awaitUncancellable()
                 return
             }
         }
@@ -275,7 +276,7 @@ internal class Engine(
         // master's connection, and each master runs them in order, so it finds the keys gone
         // without waiting for the masters' answers or their release notices.
         for (key in lease.kind.noticeKeys(lease.keys)) rooms.released(key, releaseId)
-        done.await()
+        done.awaitUncancellable()
     }
 
     /**

@@ -78,7 +78,8 @@ private class Tally<R>(private val size: Int, private val quorum: Int, private v
         if (answer.failure == null && isYes(answer.value!!)) yes++
         if (answers.size < size && yes < quorum && answers.size - yes <= size - quorum) return null
         decided = true
-        return ArrayList(answers)
+        // Not copied: once decided, nothing is added any more.
+        return answers
     }
 }
 
@@ -98,6 +99,24 @@ internal class Gathered<R>(private val masters: Masters, val answers: List<Answe
             }
         }
         return answers + late
+    }
+}
+
+/**
+ * Awaits a future whatever happens to the caller meanwhile (as under `NonCancellable`, without
+ * switching contexts): resumed through the caller's dispatcher; the future's failure is thrown
+ * unwrapped.
+ */
+internal suspend fun <T> CompletableFuture<T>.awaitUncancellable(): T {
+    if (isDone) {
+        try {
+            return join()
+        } catch (e: java.util.concurrent.CompletionException) {
+            throw unwrap(e)
+        }
+    }
+    return kotlin.coroutines.suspendCoroutine { cont ->
+        whenComplete { v, e -> if (e == null) cont.resumeWith(Result.success(v)) else cont.resumeWith(Result.failure(unwrap(e))) }
     }
 }
 

@@ -239,8 +239,9 @@ internal class RedlockLease(
     override suspend fun release() {
         if (!markReleased()) return
         // A lost lease may still hold keys on a minority of masters: delete them too, so they do
-        // not keep refusing the next holder until they expire.
-        withContext(NonCancellable) { engine.releaseEverywhere(this@RedlockLease) }
+        // not keep refusing the next holder until they expire. Not cancellable, without a context
+        // switch: release runs at the end of every critical section.
+        engine.releaseEverywhere(this)
     }
 
     /**

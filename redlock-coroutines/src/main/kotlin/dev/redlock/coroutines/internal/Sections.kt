@@ -104,7 +104,7 @@ internal suspend fun <T> Engine.runSection(
         if (!lease.isValid) lease.loss?.let { throw it }
         result
     } finally {
-        withContext(NonCancellable) { lease.release() }
+        lease.release() // not cancellable
     }
 }
 
