@@ -115,16 +115,16 @@ internal class Invalidations(private val engine: Engine) {
      */
     private fun check(lease: RedlockLease) {
         if (!lease.isHeld) return
-        lease.checkAgain.set(true)
-        if (!lease.checking.compareAndSet(false, true)) return
+        lease.checkDue()
+        if (!lease.startChecking()) return
         engine.scope.launch {
             try {
-                while (lease.isHeld && lease.checkAgain.getAndSet(false)) engine.timer.checkAll(listOf(lease))
+                while (lease.isHeld && lease.takeCheckDue()) engine.timer.checkAll(listOf(lease))
             } finally {
-                lease.checking.set(false)
+                lease.stopChecking()
             }
             // A change heard after the last round began and before the flag was reset.
-            if (lease.checkAgain.get()) check(lease)
+            if (lease.checkIsDue) check(lease)
         }
     }
 

@@ -75,12 +75,22 @@ internal class LeaseTimer(
         @Volatile
         var watch: DisposableHandle? = null
 
+        /** Whether [onLoss] was called; guarded by this entry's monitor. */
+        private var fired = false
+
+        /** The lease ended: calls [onLoss] once if it was lost. */
         override fun invoke(cause: Throwable?) {
-            lease.loss?.let { onLoss?.invoke(it) }
+            val loss = lease.loss ?: return
+            synchronized(this) {
+                if (fired) return
+                fired = true
+            }
+            onLoss?.invoke(loss)
         }
 
         override fun dispose() {
             watch?.dispose()
+            lease.unwatch(this)
             unregister(this)
         }
     }
@@ -228,7 +238,7 @@ internal class LeaseTimer(
      * stays proportional to what is held, whatever the due times of leases that ended.
      */
     private fun compactIfStale() {
-        if (queue.size > 2 * live + COMPACT_SLACK || (live == 0 && queue.isNotEmpty())) {
+        if (queue.size > live + live / 4 + COMPACT_SLACK || (live == 0 && queue.isNotEmpty())) {
             queue.removeIf { it.seq != it.entry.seq || !it.entry.active }
         }
     }

@@ -70,11 +70,58 @@ internal class RedlockLease(
     /** The keys whose changes the masters push to this process while it holds the lease. */
     val trackedKeys: Array<String> get() = kind.trackedKeys(keys)
 
-    /** Whether a check of this lease on the masters (after an invalidation) is under way. */
-    val checking = java.util.concurrent.atomic.AtomicBoolean()
+    /**
+     * [CHECKING]: a check of this lease on the masters (after an invalidation) is under way;
+     * [CHECK_AGAIN]: a change of its keys was heard that no check under way has read yet, so one
+     * more check is due. One field for both, not two atomic objects: a held lease stays small.
+     */
+    @Volatile
+    @JvmField
+    internal var checkFlags = 0 // not private: the field updater (outside this class) must reach it
 
-    /** Whether a change of its keys was heard that no check under way has read yet: one more check is due. */
-    val checkAgain = java.util.concurrent.atomic.AtomicBoolean()
+    /** A change of the lease's keys was heard: one more check is due. */
+    fun checkDue() {
+        while (true) {
+            val f = checkFlags
+            if (FLAGS.compareAndSet(this, f, f or CHECK_AGAIN)) return
+        }
+    }
+
+    /** Takes the due check, if any (clears [CHECK_AGAIN]); whether one was due. */
+    fun takeCheckDue(): Boolean {
+        while (true) {
+            val f = checkFlags
+            if (f and CHECK_AGAIN == 0) return false
+            if (FLAGS.compareAndSet(this, f, f and CHECK_AGAIN.inv())) return true
+        }
+    }
+
+    /** Whether a check is due (without taking it). */
+    val checkIsDue: Boolean get() = checkFlags and CHECK_AGAIN != 0
+
+    /** Becomes the one check under way; false if one already is. */
+    fun startChecking(): Boolean {
+        while (true) {
+            val f = checkFlags
+            if (f and CHECKING != 0) return false
+            if (FLAGS.compareAndSet(this, f, f or CHECKING)) return true
+        }
+    }
+
+    /** The check under way ended. */
+    fun stopChecking() {
+        while (true) {
+            val f = checkFlags
+            if (FLAGS.compareAndSet(this, f, f and CHECKING.inv())) return
+        }
+    }
+
+    /**
+     * The timer entry of [guard] (with a loss handler) told of a loss directly, without a handler
+     * node on [ended]; null when none is, or when a second guard uses [ended] instead.
+     */
+    @Volatile
+    private var lossWatch: LeaseTimer.Entry? = null
 
     private val grantedAt: ComparableTimeMark = grantedAt
 
@@ -82,7 +129,25 @@ internal class RedlockLease(
     private val holdUntil: ComparableTimeMark? = engine.config.maxHoldTime().orElse(null)?.let { grantedAt + it.toKotlinDuration() }
 
     /** Completes with the loss, or with null once released: what [awaitLost] and the guards wait for. */
-    private val ended = CompletableDeferred<LockLostException?>()
+    private val ended: CompletableDeferred<LockLostException?>
+        get() = endedOrNull ?: synchronized(this) {
+            endedOrNull ?: CompletableDeferred<LockLostException?>().also { d ->
+                // Made after the end: complete it here (the end completed only what existed then).
+                when (val s = current) {
+                    is State.Lost -> d.complete(s.loss)
+                    is State.Released -> d.complete(null)
+                    is State.Held -> Unit
+                }
+                endedOrNull = d
+            }
+        }
+
+    /**
+     * Made on first use (most leases are only guarded with a loss handler, told directly): a held
+     * lease stays small. Completed by the end (released, or lost) if it exists by then.
+     */
+    @Volatile
+    private var endedOrNull: CompletableDeferred<LockLostException?>? = null
 
     /** Whether [release] ran (once); guarded by the monitor. */
     private var releaseSent = false
@@ -260,7 +325,7 @@ internal class RedlockLease(
         engine.forget(this)
         if (wasHeld) {
             engine.observer.leaseEnded(this, grantedAt.elapsedNow(), lost = false)
-            ended.complete(null)
+            endedOrNull?.complete(null)
         }
         return true
     }
@@ -304,8 +369,19 @@ internal class RedlockLease(
      */
     fun guard(renew: Boolean, onLoss: (LockLostException) -> Unit): DisposableHandle {
         val entry = engine.timer.register(this, renew, onLoss)
-        entry.watch = ended.invokeOnCompletion(entry)
+        val first = synchronized(this) { (lossWatch == null).also { if (it) lossWatch = entry } }
+        if (!first) {
+            entry.watch = ended.invokeOnCompletion(entry)
+            return entry
+        }
+        // Lost before the watch was in place: [lose] may not have seen it (a second call is ignored).
+        if (current is State.Lost) entry.invoke(null)
         return entry
+    }
+
+    /** Ends the direct watch of [entry] (its guard was disposed). */
+    fun unwatch(entry: LeaseTimer.Entry) {
+        synchronized(this) { if (lossWatch === entry) lossWatch = null }
     }
 
     /**
@@ -340,7 +416,8 @@ internal class RedlockLease(
         }
         // Outside the monitor: completing runs the guards' handlers, which cancel the blocks. First:
         // telling the outside world (logs, metrics) comes after the block is told.
-        ended.complete(found)
+        endedOrNull?.complete(found)
+        lossWatch?.invoke(null)
         engine.forget(this)
         engine.observer.loss(this, found, grantedAt.elapsedNow())
         return found
@@ -349,6 +426,10 @@ internal class RedlockLease(
     override fun toString(): String =
         "Lease(resources=$resources, token=${Tokens.redact(token)}, state=${publicState(current)}, remaining=$remaining)"
 }
+
+private const val CHECKING = 1
+private const val CHECK_AGAIN = 2
+private val FLAGS = java.util.concurrent.atomic.AtomicIntegerFieldUpdater.newUpdater(RedlockLease::class.java, "checkFlags")
 
 /** Cancels a critical section whose lease was lost; carries the loss to the section's boundary. */
 internal class LeaseLostCancellation(val loss: LockLostException) : CancellationException(loss.message) {

@@ -1,5 +1,6 @@
 package dev.redlock.coroutines.internal
 
+import dev.redlock.core.LockLostException
 import dev.redlock.coroutines.Lease
 import java.util.concurrent.atomic.AtomicReference
 import kotlin.coroutines.AbstractCoroutineContextElement
@@ -22,8 +23,16 @@ internal class HeldLocks(
     private val family: String,
     private val resources: List<String>,
     private val outer: HeldLocks?,
-) : AbstractCoroutineContextElement(Key) {
+) : AbstractCoroutineContextElement(Key), (LockLostException) -> Unit {
     companion object Key : CoroutineContext.Key<HeldLocks>
+
+    /** The section's scope, cancelled on loss (this element is the lease's loss handler too: one object less per section). */
+    @Volatile
+    var section: CoroutineScope? = null
+
+    override fun invoke(loss: LockLostException) {
+        section?.cancel(LeaseLostCancellation(loss))
+    }
 
     /** Throws when a lock of [kind] on [wanted] is held by this section or one around it. */
     fun refuseNested(engine: Engine, kind: LockKind, wanted: Array<out String>, call: String) {
@@ -79,9 +88,10 @@ internal suspend fun <T> Engine.runSection(
     try {
         val outer = currentCoroutineContext()[HeldLocks]
         val result = try {
-            withContext(HeldLocks(this, kind.family, lease.resources, outer)) {
-                val scope = this
-                val guard = lease.guard(renew) { loss -> scope.cancel(LeaseLostCancellation(loss)) }
+            val held = HeldLocks(this, kind.family, lease.resources, outer)
+            withContext(held) {
+                held.section = this
+                val guard = lease.guard(renew, held)
                 try {
                     // Never start the block on a lease already past its deadline (a slow grant):
                     // checking declares the loss, and the guard above cancels this scope.

@@ -245,8 +245,8 @@ class LeaseStateScenario {
     fun partsAgree() {
         check(violations.isEmpty()) { violations.joinToString("; ") }
         val current = lease.current
-        val ended = endedOf(lease)
-        when (current) {
+        // The end made before (by a guard or awaitLost) and the one made on first use now must both agree.
+        for (ended in listOfNotNull(endedMadeOf(lease), endedOf(lease))) when (current) {
             is RedlockLease.State.Held -> check(!ended.isCompleted) { "held, but its end completed with ${ended.getCompleted()}" }
             is RedlockLease.State.Lost -> {
                 check(ended.isCompleted && ended.getCompleted() === current.loss) { "lost, but its end has not completed with that loss" }
@@ -277,10 +277,15 @@ internal object LeaseStateEngine {
     val engine = modelEngine(config, 3, clock)
 }
 
-/** The lease's private end (what awaitLost and the guards wait for): read, never changed. */
+/** The lease's private end (what awaitLost and the guards wait for), made on first use: read, never changed. */
 @Suppress("UNCHECKED_CAST")
 internal fun endedOf(lease: RedlockLease): CompletableDeferred<LockLostException?> =
-    RedlockLease::class.java.getDeclaredField("ended").apply { isAccessible = true }.get(lease) as CompletableDeferred<LockLostException?>
+    RedlockLease::class.java.getDeclaredMethod("getEnded").apply { isAccessible = true }.invoke(lease) as CompletableDeferred<LockLostException?>
+
+/** The lease's end if it was made already (else null). */
+@Suppress("UNCHECKED_CAST")
+internal fun endedMadeOf(lease: RedlockLease): CompletableDeferred<LockLostException?>? =
+    RedlockLease::class.java.getDeclaredField("endedOrNull").apply { isAccessible = true }.get(lease) as CompletableDeferred<LockLostException?>?
 
 /**
  * The rules, written down sequentially and independently of the implementation: what each
