@@ -539,10 +539,12 @@ public final class ClusterNode implements LockNode {
       calls.add(
           commands.issue(
               c ->
-                  ackReplicas > 0 && !checkOnly && bk.length > 0
-                      ? callAcknowledged(
-                          c, script, ScriptOutputType.MULTI, bk, ba, null, (List<Object> r) -> r.contains(1L), timeout)
-                      : callScript(c, script, ScriptOutputType.MULTI, bk, ba, null),
+                  extendCall(c, script, bk, ba, checkOnly, timeout)
+                      .exceptionallyCompose(
+                          e ->
+                              b.leases.size() > 1 && tryAgain(e)
+                                  ? oneByOne(c, script, bk, ba, checkOnly, timeout)
+                                  : CompletableFuture.failedFuture(Failures.unwrap(e))),
               timeout, false));
     }
     return CompletableFuture.allOf(calls.toArray(new CompletableFuture<?>[0]))
@@ -557,6 +559,57 @@ public final class ClusterNode implements LockNode {
                 }
               }
               return held;
+            });
+  }
+
+  private CompletableFuture<List<Object>> extendCall(
+      StatefulRedisClusterConnection<String, String> c,
+      Script script,
+      String[] keys,
+      String[] args,
+      boolean checkOnly,
+      Duration timeout) {
+    return ackReplicas > 0 && !checkOnly && keys.length > 0
+        ? callAcknowledged(c, script, ScriptOutputType.MULTI, keys, args, null, (List<Object> r) -> r.contains(1L), timeout)
+        : callScript(c, script, ScriptOutputType.MULTI, keys, args, null);
+  }
+
+  /** Whether a call failed with {@code TRYAGAIN}: its keys are split between two primaries by a slot migration. */
+  private static boolean tryAgain(Throwable e) {
+    String text = Failures.unwrap(e).getMessage();
+    return text != null && text.startsWith("TRYAGAIN");
+  }
+
+  /**
+   * The leases of one extend call, one call each, their answers in order: while a slot migrates,
+   * a call renewing several leases of the slot finds some of their keys moved and others not
+   * ({@code TRYAGAIN}), where each lease alone (its keys on one side, reached through {@code ASK}
+   * where moved) is renewed.
+   */
+  private CompletableFuture<List<Object>> oneByOne(
+      StatefulRedisClusterConnection<String, String> c,
+      Script script,
+      String[] keys,
+      String[] args,
+      boolean checkOnly,
+      Duration timeout) {
+    List<CompletableFuture<List<Object>>> each = new ArrayList<>();
+    int k = 0;
+    for (int a = 1; a + 1 < args.length; a += 2) {
+      int count = Integer.parseInt(args[a]);
+      String[] lk = java.util.Arrays.copyOfRange(keys, k, k + count);
+      String[] la = {args[0], args[a], args[a + 1]};
+      each.add(extendCall(c, script, lk, la, checkOnly, timeout));
+      k += count;
+    }
+    return CompletableFuture.allOf(each.toArray(new CompletableFuture<?>[0]))
+        .thenApply(
+            x -> {
+              List<Object> answers = new ArrayList<>(each.size());
+              for (CompletableFuture<List<Object>> f : each) {
+                answers.add(f.join().get(0));
+              }
+              return answers;
             });
   }
 
