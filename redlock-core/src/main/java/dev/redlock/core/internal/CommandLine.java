@@ -43,7 +43,7 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
   private final ArrayDeque<Pending<?, ?>> deadlines = new ArrayDeque<>();
 
   /** The timer task for the first of {@link #deadlines}, or null; guarded by the lock. */
-  private ScheduledFuture<?> sweep;
+  private Sweep sweep;
   private final java.util.concurrent.atomic.AtomicInteger outstanding = new java.util.concurrent.atomic.AtomicInteger();
   private final int maxOutstanding;
   private CompletableFuture<C> connection;
@@ -256,15 +256,49 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
       return;
     }
     deadlines.addLast(p);
-    if (sweep == null) {
-      sweep = timer.schedule(this::sweep, deadlines.peekFirst().due - now, TimeUnit.NANOSECONDS);
+    arm(deadlines.peekFirst().due, now);
+  }
+
+  /** The deadline queue's timer task, for the deadline it was set for. */
+  private final class Sweep implements Runnable {
+    final long at;
+    ScheduledFuture<?> task;
+
+    Sweep(long at) {
+      this.at = at;
+    }
+
+    @Override
+    public void run() {
+      sweep(this);
     }
   }
 
+  /**
+   * Makes sure the timer task runs by {@code due}: one set for a later moment (the queue's earlier
+   * commands were answered, and a command with a shorter timeout now heads it) is replaced. Call
+   * under the lock.
+   */
+  private void arm(long due, long now) {
+    Sweep current = sweep;
+    if (current != null) {
+      if (current.at - due <= 0) {
+        return;
+      }
+      current.task.cancel(false);
+    }
+    Sweep next = new Sweep(due);
+    next.task = timer.schedule(next, due - now, TimeUnit.NANOSECONDS);
+    sweep = next;
+  }
+
   /** The timer task of the deadline queue: fails the commands whose deadline passed, and waits for the next. */
-  private void sweep() {
+  private void sweep(Sweep self) {
     ArrayList<Pending<?, ?>> expired = null;
     synchronized (lock) {
+      if (sweep != self) {
+        return; // replaced by a task for an earlier deadline
+      }
       sweep = null;
       long now = System.nanoTime();
       for (Pending<?, ?> h; (h = deadlines.peekFirst()) != null; ) {
@@ -282,7 +316,7 @@ final class CommandLine<C extends StatefulConnection<String, String>> {
       Pending<?, ?> next = deadlines.peekFirst();
       // Also once closed: commands sent before are still bounded.
       if (next != null) {
-        sweep = timer.schedule(this::sweep, next.due - now, TimeUnit.NANOSECONDS);
+        arm(next.due, now);
       }
     }
     // Outside the lock: failing a result runs what depends on it.
