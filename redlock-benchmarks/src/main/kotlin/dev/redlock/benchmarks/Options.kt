@@ -15,7 +15,7 @@ val USAGE: String = """
 
     Options:
       --quick          a smoke run of about a minute with small counts and short phases
-      --only 1,3       run only these scenarios (1 to 9)
+      --only 1,3       run only these scenarios (1 to 10)
       --out PATH       where to write the report (relative paths: from the repository root).
                        Default: BENCHMARKS.md at the repository root for a full run of every
                        scenario; redlock-benchmarks/target/BENCHMARKS-quick.md or
@@ -66,6 +66,8 @@ data class Profile(
     /** Scenario 8, held part: locks held at N = 1 and their lease (a window lasts three renewal rounds). */
     val costLocks: Int,
     val costLease: Duration,
+    /** Scenario 10: rounds, each measuring every implementation on one server, a 1-shard and a 3-shard cluster master. */
+    val clusterRounds: Int,
 ) {
     companion object {
         val FULL = Profile(
@@ -93,6 +95,7 @@ data class Profile(
             costMeasure = 5.seconds,
             costLocks = 20_000,
             costLease = 15.seconds,
+            clusterRounds = 2,
         )
         val QUICK = FULL.copy(
             name = "quick",
@@ -117,6 +120,7 @@ data class Profile(
             costMeasure = 1.seconds,
             costLocks = 2_000,
             costLease = 6.seconds,
+            clusterRounds = 1,
         )
         val TINY = QUICK.copy(
             name = "tiny",
@@ -154,7 +158,7 @@ data class Options(
         }
 
     companion object {
-        val ALL_SCENARIOS: Set<Int> = (1..9).toSortedSet()
+        val ALL_SCENARIOS: Set<Int> = (1..10).toSortedSet()
 
         /** Parses the command line; `--name value` and `--name=value` are both accepted. */
         fun parse(args: Array<String>): Options {
@@ -185,9 +189,9 @@ data class Options(
         private fun parseScenarios(text: String): Set<Int> {
             val numbers = text.split(',').map { it.trim() }.filter { it.isNotEmpty() }.map {
                 it.toIntOrNull()?.takeIf { n -> n in ALL_SCENARIOS }
-                    ?: throw UsageException("--only expects scenario numbers from 1 to 9 separated by commas, like 1,3, but was '$text'")
+                    ?: throw UsageException("--only expects scenario numbers from 1 to 10 separated by commas, like 1,3, but was '$text'")
             }
-            if (numbers.isEmpty()) throw UsageException("--only expects at least one scenario number from 1 to 9, but was '$text'")
+            if (numbers.isEmpty()) throw UsageException("--only expects at least one scenario number from 1 to 10, but was '$text'")
             return numbers.toSortedSet()
         }
     }
