@@ -1,10 +1,20 @@
 package dev.redlock.benchmarks
 
+import dev.redlock.coroutines.withRedlock
 import dev.redlock.testing.RedisClusterFleet
 import dev.redlock.testing.RedisFleet
 import java.nio.file.Files
 import java.nio.file.Path
 import java.util.Locale
+import java.util.concurrent.atomic.AtomicInteger
+import kotlin.time.Duration.Companion.minutes
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.sync.Semaphore
+import kotlinx.coroutines.withTimeoutOrNull
 
 /** Where scenario 10 ran a phase: scenario 3's N = 1 on one standalone server, or one cluster master of some shards. */
 enum class Topology(val shards: Int, val label: String) {
@@ -30,9 +40,33 @@ data class ClusterPhase(
     val firstLockMillis: Double,
 )
 
+/** Scenario 10's held part: ours holding many locks in `withRedlock` on one topology, over two renewal rounds. */
+data class ClusterHeld(
+    val topology: Topology,
+    val locks: Int,
+    val held: Int,
+    /** Locks lost or not taken: must be 0. */
+    val failures: Int,
+    val seconds: Double,
+    /** Extend script calls (`EVALSHA`) per second on each primary. */
+    val scriptsPerSecond: List<Double>,
+    /** Keys renewed (`PEXPIRE` calls, inside the scripts) per second, all primaries. */
+    val keysPerSecond: Double,
+    /** This process's CPU over the window, as a share of one core. */
+    val clientCores: Double,
+    /** Every primary's CPU over the window, as a share of one core. */
+    val serverCores: Double,
+) {
+    val scripts: Double get() = scriptsPerSecond.sum()
+    val keysPerScript: Double get() = keysPerSecond / scripts
+    val clientMicrosPerKey: Double get() = clientCores * 1e6 / keysPerSecond
+    val serverMicrosPerKey: Double get() = serverCores * 1e6 / keysPerSecond
+}
+
 /** Scenario 10: every phase, with what is needed to read them. */
 data class ClusterScaling(
     val phases: List<ClusterPhase>,
+    val held: List<ClusterHeld>,
     val replicasPerShard: Int,
     val serverVersion: String,
     /** `/proc/loadavg`'s three averages before the first phase and after the last. */
@@ -78,7 +112,15 @@ class ClusterScenario(
                         }
                     }
                 }
-                return ClusterScaling(phases, REPLICAS, three.serverVersion, loadBefore, loadAverages(), (now() - started) / 1e9)
+                val held = ArrayList<ClusterHeld>()
+                log("scenario 10, held locks, one server")
+                held += hold(Topology.SERVER, fleet.uri(0), listOf(0), fleet::command) { fleet.flushAll() }
+                log("scenario 10, held locks, cluster, 3 shards")
+                held += hold(Topology.SHARDS_3, three.masterUri(), (0 until three.shards).map(three::primary), three::command) {
+                    three.flushAll()
+                    three.markNeverGranted()
+                }
+                return ClusterScaling(phases, held, REPLICAS, three.serverVersion, loadBefore, loadAverages(), (now() - started) / 1e9)
             }
         }
     }
@@ -144,14 +186,95 @@ class ClusterScenario(
         )
     }
 
+    /**
+     * Ours holding the profile's `costLocks` locks in `withRedlock` with its `costLease` on [uri], and
+     * what their renewals cost over two renewal rounds, from halfway between two rounds: script calls
+     * and renewed keys on the [primaries], CPU of this process and of the primaries.
+     */
+    private suspend fun hold(
+        topology: Topology,
+        uri: String,
+        primaries: List<Int>,
+        command: (Int, Array<out String>) -> Any?,
+        clean: () -> Unit,
+    ): ClusterHeld {
+        val locks = profile.costLocks
+        val cycle = profile.costLease / 3
+        val subject = OursSubject(listOf(uri), profile.costLease)
+        try {
+            repeat(200) { subject.acquire("warm-$it", 0).release() }
+            val gate = CompletableDeferred<Unit>()
+            val allIn = CompletableDeferred<Unit>()
+            val acquired = AtomicInteger()
+            val failures = AtomicInteger()
+            val firstGrant = CompletableDeferred<Long>()
+            val permits = Semaphore(256)
+            return coroutineScope {
+                val holders = launch {
+                    repeat(locks) { i ->
+                        permits.acquire()
+                        launch {
+                            var inside = false
+                            try {
+                                subject.redlock.withRedlock("held-$i") {
+                                    inside = true
+                                    firstGrant.complete(now())
+                                    permits.release()
+                                    if (acquired.incrementAndGet() == locks) allIn.complete(Unit)
+                                    gate.await()
+                                }
+                            } catch (e: CancellationException) {
+                                throw e
+                            } catch (e: Exception) {
+                                if (failures.incrementAndGet() == 1) log("  first failure: $e")
+                                if (!inside) permits.release()
+                                if (acquired.get() + failures.get() >= locks) allIn.complete(Unit)
+                            }
+                        }
+                    }
+                }
+                try {
+                    withTimeoutOrNull(10.minutes) { allIn.await() }
+                    log("  ${acquired.get()} of $locks held; measuring two renewal rounds")
+                    delayUntil(firstGrant.await() + (cycle * 1.5).inWholeNanoseconds)
+                    val before = primaries.map { ServerReading.of(it, command) }
+                    val clientBefore = processCpuNanos()
+                    val start = now()
+                    delay(cycle * 2)
+                    val after = primaries.map { ServerReading.of(it, command) }
+                    val client = processCpuNanos() - clientBefore
+                    val seconds = (now() - start) / 1e9
+                    ClusterHeld(
+                        topology = topology,
+                        locks = locks,
+                        held = acquired.get(),
+                        failures = failures.get() + (locks - acquired.get() - failures.get()).coerceAtLeast(0),
+                        seconds = seconds,
+                        scriptsPerSecond = primaries.indices.map { (after[it].scripts - before[it].scripts) / seconds },
+                        keysPerSecond = primaries.indices.sumOf { after[it].pexpires - before[it].pexpires } / seconds,
+                        clientCores = client / 1e9 / seconds,
+                        serverCores = primaries.indices.sumOf { after[it].cpuSeconds - before[it].cpuSeconds } / seconds,
+                    )
+                } finally {
+                    gate.complete(Unit)
+                    holders.join()
+                }
+            }
+        } finally {
+            subject.close()
+            clean()
+        }
+    }
+
     /** A primary's CPU seconds (`used_cpu_user` + `used_cpu_sys`) and commands run so far. */
-    private class ServerReading(val cpuSeconds: Double, val commands: Long) {
+    private class ServerReading(val cpuSeconds: Double, val commands: Long, val scripts: Long, val pexpires: Long) {
         companion object {
             fun of(node: Int, command: (Int, Array<out String>) -> Any?): ServerReading {
                 val cpu = (command(node, arrayOf("INFO", "cpu")) as String).lineSequence().map(String::trim)
                     .filter { it.startsWith("used_cpu_user:") || it.startsWith("used_cpu_sys:") }
                     .sumOf { it.substringAfter(':').toDouble() }
-                return ServerReading(cpu, CommandStats.parse(command(node, arrayOf("INFO", "commandstats")) as String).total)
+                val stats = CommandStats.parse(command(node, arrayOf("INFO", "commandstats")) as String)
+                return ServerReading(cpu, stats.total, stats.scripts, stats.calls["pexpire"] ?: 0)
             }
         }
     }
@@ -231,7 +354,27 @@ internal fun scenario10(s: ClusterScaling, r: Results, line: (String) -> Unit) {
         line("")
         line("Failed lock calls: " + errors.joinToString { "${it.throughput.impl.label}, ${it.topology.label}, round ${it.round}: ${it.throughput.errors}" })
     }
+    heldTable(s, r.profile, line)
     scalingEstimate(s, r, line)
+}
+
+private fun heldTable(s: ClusterScaling, p: Profile, line: (String) -> Unit) {
+    if (s.held.isEmpty()) return
+    line("")
+    line("**Measured, held locks:** ours holding ${num(p.costLocks.toDouble())} locks in `withRedlock` with a ${p.costLease} lease (renewed every")
+    line("${p.costLease / 3}), on the one server and on the 3-shard cluster master, over two renewal rounds from halfway between")
+    line("two. Scripts are the `EVALSHA` calls and renewed keys the `PEXPIRE` calls (inside the scripts) of `INFO commandstats`,")
+    line("all primaries together; CPU as above.")
+    line("")
+    line("| master | locks held | keys renewed/s | extend scripts/s | keys per script | scripts/s per primary | client CPU, % of a core | client CPU µs per renewed key | server CPU µs per renewed key | lost or not taken |")
+    line("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    for (h in s.held) {
+        line(
+            "| ${h.topology.label} | ${h.held} | ${num(h.keysPerSecond)} | ${num(h.scripts)} | ${num(h.keysPerScript)} | " +
+                "${h.scriptsPerSecond.joinToString(" / ") { num(it) }} | ${num(h.clientCores * 100)} | ${num(h.clientMicrosPerKey)} | " +
+                "${num(h.serverMicrosPerKey)} | ${h.failures} |",
+        )
+    }
 }
 
 /** The estimate of how throughput grows with shards on hardware with a core per shard, from the measured figures. */
@@ -282,18 +425,28 @@ private fun scalingEstimate(s: ClusterScaling, r: Results, line: (String) -> Uni
     line("  spread at random, each of the 3 primaries ran ${if (shares.isEmpty()) "—" else "${pct(shares.min())} to ${pct(shares.max())}"} of the commands. So k shards serve about k × B,")
     line("  as long as the clients keep up and the keys spread. Resources that hash to a few slots (one hot resource, as in")
     line("  scenario 2, or every resource under one `{tag}`) stay on one shard and gain nothing from more.")
-    line("- **Client CPU per operation does not shrink with shards**: ${us(u1[o])} at 1 shard, ${us(u3[o])} at 3 for ours")
-    line("  (Redisson ${us(u1[1])} / ${us(u3[1])}). One acquire + release costs the client the same whichever shard it goes to, so")
+    line("- **Client CPU per operation is not expected to shrink with shards** (measured: ${us(u1[o])} at 1 shard, ${us(u3[o])} at 3 for ours,")
+    line("  Redisson ${us(u1[1])} / ${us(u3[1])}; ${us(m(Topology.SERVER) { it.throughput.cpuMicrosPerOp }[o])} for ours on one server). One acquire + release costs the client the same whichever shard it goes to, so")
     line("  k × B needs k × B × (CPU per op) of client cores: past the cores of one client process, more shards need more")
     line("  client processes. A closed loop of ${r.profile.acquirers} callers also caps at ${r.profile.acquirers} / (mean latency): on a network")
     line("  the latency per call, not the shards, then decides how many callers keep k shards busy.")
-    line("- **Renewals are batched per slot, not per master.** This scenario releases every lock at once (its lease,")
-    line("  $LEASE, is never renewed), so it does not show their cost. On one server a renewal round sends one extend")
-    line("  script per cohort of leases due together (scenario 4: a few script calls per second for 100 000 held locks); on")
-    line("  a cluster each script may touch one slot only, so a cohort of c leases costs about one call per slot it spans,")
-    line("  16384 × (1 − e^(−c/16384)): near one call per lease while c is well below 16384. Those calls spread over the shards")
-    line("  like the locks, so they scale with shards too, but a cluster master renewing many held locks runs many more,")
-    line("  smaller scripts than one server (more client CPU per held lock).")
+    val heldServer = s.held.find { it.topology == Topology.SERVER }
+    val heldCluster = s.held.find { it.topology == Topology.SHARDS_3 }
+    line("- **Renewals are batched per slot, not per master.** The loop above releases every lock at once (its lease,")
+    line("  $LEASE, is never renewed). A lock held longer is renewed every third of its lease, and leases due together")
+    line("  share an extend script; on a cluster a script may touch one slot only, so a cohort of c leases costs about")
+    line("  one call per slot it spans, 16384 × (1 − e^(−c/16384)): near one call per lease while c is well below 16384.")
+    if (heldServer != null && heldCluster != null) {
+        val server = heldServer
+        val cluster = heldCluster
+        line("  Measured above: ${num(server.keysPerScript)} keys per script on one server, ${num(cluster.keysPerScript)} on the 3-shard cluster;")
+        line("  client CPU ${us(server.clientMicrosPerKey)} per renewed key against ${us(cluster.clientMicrosPerKey)} (${x(cluster.clientMicrosPerKey / server.clientMicrosPerKey)}), server CPU")
+        line("  ${us(server.serverMicrosPerKey)} against ${us(cluster.serverMicrosPerKey)}. Those calls spread over the shards like the locks, so")
+        line("  they scale with shards too, but each held lock costs the client and the servers more than on one server.")
+    } else {
+        line("  Those calls spread over the shards like the locks, so they scale with shards too, but each held lock costs")
+        line("  the client and the servers more than on one server.")
+    }
     line("- **Multi-resource locks do not spread.** A lock on several resources must have them in one slot (a common")
     line("  `{tag}`); resources in different slots are refused at the call. All of one lock's work is on one shard, so")
     line("  such locks scale with shards only when their tags spread over the slots.")

@@ -11,7 +11,8 @@ val USAGE: String = """
 
     Starts 5 local Redis masters and runs every scenario against this library, Redisson and a raw
     Lettuce baseline, one after another on the same masters, then writes a Markdown report.
-    A full run takes about 25 minutes (scenarios 6 to 8: about 11) on 2 cores; run it on an otherwise idle machine.
+    A full run takes about 30 minutes (scenarios 6 to 8: about 11; 10, on cluster masters it starts itself: about 5)
+    on 2 cores; run it on an otherwise idle machine.
 
     Options:
       --quick          a smoke run of about a minute with small counts and short phases

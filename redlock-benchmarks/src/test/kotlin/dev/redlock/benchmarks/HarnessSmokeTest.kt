@@ -154,7 +154,7 @@ class HarnessSmokeTest : FunSpec({
         for (w in s9) withClue("window ${w.window}, replicaAcks ${w.replicaAcks}") { w.latency.count shouldBeGreaterThan 0L }
     }
 
-    test("scenario 10: every implementation completed operations on one server and on cluster masters of 1 and 3 shards, without failures") {
+    test("scenario 10: every implementation completed operations on one server and on cluster masters of 1 and 3 shards, without failures; held locks were renewed on every primary") {
         val s10 = results.clusterScaling.shouldNotBeNull()
         s10.phases shouldHaveSize Profile.TINY.clusterRounds * Impl.entries.size * Topology.entries.size
         for (p in s10.phases) {
@@ -165,6 +165,16 @@ class HarnessSmokeTest : FunSpec({
                 // Every primary of the 3-shard cluster ran some of the commands: the keys spread over the shards.
                 for (share in p.commandShares) share shouldBeGreaterThan 0.0
                 p.serverCpuMicrosPerOp.isNaN() shouldBe false
+            }
+        }
+        s10.held.map { it.topology } shouldBe listOf(Topology.SERVER, Topology.SHARDS_3)
+        for (h in s10.held) {
+            withClue("held locks, ${h.topology.label}") {
+                h.failures shouldBe 0
+                h.held shouldBe Profile.TINY.costLocks
+                // Renewed on every primary: the held locks spread over the shards, and so do their renewals.
+                for (rate in h.scriptsPerSecond) rate shouldBeGreaterThan 0.0
+                h.keysPerSecond shouldBeGreaterThan 0.0
             }
         }
     }
