@@ -44,8 +44,9 @@ data class ClusterPhase(
 data class ClusterHeld(
     val topology: Topology,
     val locks: Int,
+    /** Locks taken (each counted when its block started). */
     val held: Int,
-    /** Locks lost or not taken: must be 0. */
+    /** Locks lost, or not taken, before every holder had left its block: 0 on a machine that is not overloaded. */
     val failures: Int,
     val seconds: Double,
     /** Extend script calls (`EVALSHA`) per second on each primary. */
@@ -233,7 +234,7 @@ class ClusterScenario(
                         }
                     }
                 }
-                try {
+                val window = try {
                     withTimeoutOrNull(10.minutes) { allIn.await() }
                     log("  ${acquired.get()} of $locks held; measuring two renewal rounds")
                     delayUntil(firstGrant.await() + (cycle * 1.5).inWholeNanoseconds)
@@ -243,22 +244,25 @@ class ClusterScenario(
                     delay(cycle * 2)
                     val after = primaries.map { ServerReading.of(it, command) }
                     val client = processCpuNanos() - clientBefore
-                    val seconds = (now() - start) / 1e9
-                    ClusterHeld(
-                        topology = topology,
-                        locks = locks,
-                        held = acquired.get(),
-                        failures = failures.get() + (locks - acquired.get() - failures.get()).coerceAtLeast(0),
-                        seconds = seconds,
-                        scriptsPerSecond = primaries.indices.map { (after[it].scripts - before[it].scripts) / seconds },
-                        keysPerSecond = primaries.indices.sumOf { after[it].pexpires - before[it].pexpires } / seconds,
-                        clientCores = client / 1e9 / seconds,
-                        serverCores = primaries.indices.sumOf { after[it].cpuSeconds - before[it].cpuSeconds } / seconds,
-                    )
+                    Triple(before, after, client to (now() - start) / 1e9)
                 } finally {
                     gate.complete(Unit)
                     holders.join()
                 }
+                val (before, after, clientAndSeconds) = window
+                val (client, seconds) = clientAndSeconds
+                // Counted once every holder has left its block: a lock lost while the others release counts too.
+                ClusterHeld(
+                    topology = topology,
+                    locks = locks,
+                    held = acquired.get(),
+                    failures = failures.get() + (locks - acquired.get() - failures.get()).coerceAtLeast(0),
+                    seconds = seconds,
+                    scriptsPerSecond = primaries.indices.map { (after[it].scripts - before[it].scripts) / seconds },
+                    keysPerSecond = primaries.indices.sumOf { after[it].pexpires - before[it].pexpires } / seconds,
+                    clientCores = client / 1e9 / seconds,
+                    serverCores = primaries.indices.sumOf { after[it].cpuSeconds - before[it].cpuSeconds } / seconds,
+                )
             }
         } finally {
             subject.close()
