@@ -77,4 +77,8 @@ internal class EngineLocks(val engine: Engine) : DistributedLocks {
     override fun close() {
         engine.close()
     }
+
+    /** Describes the locks for logs: the node they run over and the default lease time. */
+    override fun toString(): String =
+        "DistributedLocks(${engine.masters.nodes.joinToString { it.name() }}, ${engine.config.leaseTime()} lease)"
 }
