@@ -4,7 +4,6 @@ import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
 import dev.redlock.core.RedlockConfig
 import dev.redlock.coroutines.Redlock
-import dev.redlock.coroutines.acquire
 import dev.redlock.coroutines.withRedlock
 import dev.redlock.testing.RedisFleet
 import io.lettuce.core.RedisClient
