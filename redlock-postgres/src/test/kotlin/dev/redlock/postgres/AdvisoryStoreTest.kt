@@ -46,11 +46,11 @@ class AdvisoryStoreTest : FunSpec({
         // B took nothing: y is free for a third holder.
         val c = store()
         c.mutex("redlock:y", token = "C").shouldBeInstanceOf<Attempt.Granted>()
-        c.release("C", AdvisoryKeys.MUTEX, "redlock:y", null, 2_000) shouldBe true
-        a.release("A", AdvisoryKeys.MUTEX, "redlock:x", null, 2_000) shouldBe true
-        a.release("A", AdvisoryKeys.MUTEX, "redlock:x", null, 2_000) shouldBe false
+        c.release("C", AdvisoryKeys.MUTEX, listOf("redlock:y"), null, 2_000) shouldBe true
+        a.release("A", AdvisoryKeys.MUTEX, listOf("redlock:x"), null, 2_000) shouldBe true
+        a.release("A", AdvisoryKeys.MUTEX, listOf("redlock:x"), null, 2_000) shouldBe false
         b.mutex("redlock:y", "redlock:x", token = "B2").shouldBeInstanceOf<Attempt.Granted>()
-        b.release("B2", AdvisoryKeys.MUTEX, "redlock:x", null, 2_000) shouldBe true
+        b.release("B2", AdvisoryKeys.MUTEX, listOf("redlock:x"), null, 2_000) shouldBe true
     }
 
     test("two leases of one store never share a session: the second holder of a key is refused") {
@@ -58,7 +58,7 @@ class AdvisoryStoreTest : FunSpec({
         a.mutex("redlock:x", token = "A1").shouldBeInstanceOf<Attempt.Granted>()
         a.mutex("redlock:x", token = "A2") shouldBe Attempt.Refused
         a.sessionPid("A1") shouldBe a.sessionPid("A1")
-        a.release("A1", AdvisoryKeys.MUTEX, "redlock:x", null, 2_000)
+        a.release("A1", AdvisoryKeys.MUTEX, listOf("redlock:x"), null, 2_000)
     }
 
     test("readers share a reader-writer lock; a writer excludes readers and readers exclude a writer") {
@@ -69,8 +69,8 @@ class AdvisoryStoreTest : FunSpec({
         read(a, "R1").shouldBeInstanceOf<Attempt.Granted>()
         read(b, "R2").shouldBeInstanceOf<Attempt.Granted>()
         write(b, "W") shouldBe Attempt.Refused
-        a.release("R1", AdvisoryKeys.READ_WRITE, "redlock:rw", null, 2_000)
-        b.release("R2", AdvisoryKeys.READ_WRITE, "redlock:rw", null, 2_000)
+        a.release("R1", AdvisoryKeys.READ_WRITE, listOf("redlock:rw"), null, 2_000)
+        b.release("R2", AdvisoryKeys.READ_WRITE, listOf("redlock:rw"), null, 2_000)
         write(b, "W").shouldBeInstanceOf<Attempt.Granted>()
         read(a, "R3") shouldBe Attempt.Refused
         // A mutex of the same name is another lock.
@@ -86,23 +86,23 @@ class AdvisoryStoreTest : FunSpec({
         permit(2, "P3") shouldBe Attempt.Refused
         val differ = permit(2, "P4", permits = 5)
         differ.shouldBeInstanceOf<Attempt.PermitsDiffer>().holdersPermits shouldBe 2
-        s[0].release("P1", "s", "redlock:sem", null, 2_000)
+        s[0].release("P1", "s", listOf("redlock:sem"), null, 2_000)
         permit(2, "P3").shouldBeInstanceOf<Attempt.Granted>()
     }
 
     test("fencing numbers grow per resource, and a lease on several resources leaves the largest on each") {
         val a = store()
         val first = a.mutex("redlock:f1", token = "F1", fencing = true).shouldBeInstanceOf<Attempt.Granted>().fence!!
-        a.release("F1", AdvisoryKeys.MUTEX, "redlock:f1", null, 2_000)
+        a.release("F1", AdvisoryKeys.MUTEX, listOf("redlock:f1"), null, 2_000)
         val second = a.mutex("redlock:f1", token = "F2", fencing = true).shouldBeInstanceOf<Attempt.Granted>().fence!!
         (second > first) shouldBe true
-        a.release("F2", AdvisoryKeys.MUTEX, "redlock:f1", null, 2_000)
+        a.release("F2", AdvisoryKeys.MUTEX, listOf("redlock:f1"), null, 2_000)
         val both = a.mutex("redlock:f2", "redlock:f1", token = "F3", fencing = true).shouldBeInstanceOf<Attempt.Granted>().fence!!
         both shouldBe second + 1
-        a.release("F3", AdvisoryKeys.MUTEX, "redlock:f1", null, 2_000)
+        a.release("F3", AdvisoryKeys.MUTEX, listOf("redlock:f1"), null, 2_000)
         val onlyF2 = a.mutex("redlock:f2", token = "F4", fencing = true).shouldBeInstanceOf<Attempt.Granted>().fence!!
         onlyF2 shouldBe both + 1
-        a.release("F4", AdvisoryKeys.MUTEX, "redlock:f2", null, 2_000)
+        a.release("F4", AdvisoryKeys.MUTEX, listOf("redlock:f2"), null, 2_000)
     }
 
     test("a session ended by pg_terminate_backend ends the hold: the renewal check answers not held") {
@@ -138,8 +138,8 @@ class AdvisoryStoreTest : FunSpec({
             val a = store()
             a.mutex("redlock:n", token = "N").shouldBeInstanceOf<Attempt.Granted>()
             a.mutex("redlock:other", token = "O").shouldBeInstanceOf<Attempt.Granted>()
-            a.release("O", AdvisoryKeys.MUTEX, "redlock:other", "id-0", 2_000)
-            a.release("N", AdvisoryKeys.MUTEX, "redlock:n", "id-1", 2_000)
+            a.release("O", AdvisoryKeys.MUTEX, listOf("redlock:other"), "id-0", 2_000)
+            a.release("N", AdvisoryKeys.MUTEX, listOf("redlock:n"), "id-1", 2_000)
             heard.poll(5, TimeUnit.SECONDS) shouldBe Triple(AdvisoryKeys.MUTEX, "redlock:n", "id-1")
         } finally {
             notices.close()

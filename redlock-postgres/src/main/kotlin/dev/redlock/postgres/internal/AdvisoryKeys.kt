@@ -20,7 +20,7 @@ import java.security.MessageDigest
 internal object AdvisoryKeys {
     const val MUTEX: String = "m"
     const val READ_WRITE: String = "rw"
-    private const val SEMAPHORE: String = "s"
+    const val SEMAPHORE: String = "s"
 
     /** The advisory key of [family]'s lock [key]. */
     fun lock(family: String, key: String): Long = hash64("$family\u0000$key")

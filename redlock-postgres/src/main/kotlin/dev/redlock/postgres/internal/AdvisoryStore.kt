@@ -352,11 +352,11 @@ internal class AdvisoryStore(
     fun confirmFence(token: String, timeoutMillis: Long): Boolean = extend(token, 0, timeoutMillis)
 
     /**
-     * Gives up [token]'s hold, announcing [notice] for [noticeKey] of [family] on the channel when not
+     * Gives up [token]'s hold, announcing [notice] for each of [noticeKeys] of [family] on the channel when not
      * null. Returns whether something was held. A session that cannot be asked is closed instead,
      * which ends its locks just as well (the notice is then lost; waiters retry after their pause).
      */
-    fun release(token: String, family: String, noticeKey: String, notice: String?, timeoutMillis: Long): Boolean {
+    fun release(token: String, family: String, noticeKeys: List<String>, notice: String?, timeoutMillis: Long): Boolean {
         val hold = holds.remove(token) ?: return false
         val c = hold.connection
         try {
@@ -364,9 +364,12 @@ internal class AdvisoryStore(
             if (notice == null) {
                 unlockAll(c)
             } else {
-                c.prepareStatement("SELECT pg_advisory_unlock_all(), pg_notify(?, ?)").use { ps ->
+                c.prepareStatement(
+                    "SELECT pg_advisory_unlock_all(), (SELECT count(*) FROM (SELECT pg_notify(?, ? || k) FROM unnest(?::text[]) AS k) AS n)"
+                ).use { ps ->
                     ps.setString(1, channel)
-                    ps.setString(2, ReleaseNotices.payload(notice, family, noticeKey))
+                    ps.setString(2, ReleaseNotices.payload(notice, family, ""))
+                    ps.setArray(3, c.createArrayOf("text", noticeKeys.toTypedArray()))
                     ps.executeQuery().close()
                 }
                 resetIdle(c)
