@@ -3,7 +3,9 @@ package dev.redlock.postgres.internal
 import dev.redlock.core.MasterFailureException
 import java.sql.Connection
 import java.sql.SQLException
-import java.util.ArrayDeque
+import java.util.concurrent.ConcurrentLinkedDeque
+import java.util.concurrent.Executors
+import java.util.concurrent.atomic.AtomicBoolean
 import java.util.concurrent.ThreadLocalRandom
 import javax.sql.DataSource
 
@@ -27,8 +29,8 @@ internal sealed class Attempt {
  * ## Sessions
  * Advisory locks belong to a session and are re-entrant within it, so two holders never share
  * one: every hold has a connection of the [dataSource] to itself, from the grant until the release
- * (up to two idle connections are kept between attempts, their locks all released, so that a
- * `DataSource` without a pool does not open a connection per attempt). A hold ends when its session
+ * (two to four idle connections are kept for the next attempts, their locks all released, and
+ * topped up in the background, so that an attempt rarely waits for a new session). A hold ends when its session
  * ends: the connection dropping, `pg_terminate_backend`, a server restart. On PostgreSQL 14 and
  * later the holding session carries `idle_session_timeout` equal to the lease time, so the server
  * itself ends a hold whose holder stopped renewing it (a vanished machine, a frozen process), as
@@ -54,10 +56,17 @@ internal class AdvisoryStore(
     )
 
     private val holds = HashMap<String, Hold>()
-    private val spares = ArrayDeque<Connection>()
+
+    /** Open sessions holding nothing, ready for the next attempt; topped up by [filler] in the background. */
+    private val spares = ConcurrentLinkedDeque<Connection>()
+    private val filler =
+        Executors.newSingleThreadExecutor { task -> Thread(task, "redlock-postgres-connect-$node").apply { isDaemon = true } }
+    private val filling = AtomicBoolean(false)
+
+    @Volatile private var closed = false
 
     /** `server_version_num`, read from the first connection; 0 until then. */
-    private var serverVersion = 0
+    @Volatile private var serverVersion = 0
     private var fenceTableReady = false
 
     /** How many leases are held now (for tests and close). */
@@ -398,25 +407,38 @@ internal class AdvisoryStore(
 
     /** Ends every hold (by closing its connection: its session and its locks end) and the spares. */
     override fun close() {
+        closed = true
+        filler.shutdownNow()
         for (hold in holds.values) discard(hold.connection)
         holds.clear()
-        while (spares.isNotEmpty()) discard(spares.poll())
+        while (true) discard(spares.poll() ?: break)
     }
 
     // --- connections ---
 
-    /** A spare connection, or a new one from the data source. */
+    /**
+     * A spare connection, or a new one from the data source. Opening a session (a TCP connection, a
+     * SCRAM exchange, a new server process) takes far longer than a lock statement, so spares are
+     * topped up in the background and an attempt rarely waits for one.
+     */
     private fun borrow(timeoutMillis: Long, what: String): Connection {
-        while (spares.isNotEmpty()) {
-            val c = spares.poll()
-            if (!c.isClosed) return c
-        }
-        val c =
-            try {
-                dataSource.connection
+        try {
+            while (true) {
+                val c = spares.poll() ?: break
+                if (!c.isClosed) return c
+            }
+            return try {
+                newConnection(timeoutMillis)
             } catch (e: SQLException) {
                 throw SqlFailures.classify(node, "$what: getting a connection from the DataSource", e)
             }
+        } finally {
+            refill()
+        }
+    }
+
+    private fun newConnection(timeoutMillis: Long): Connection {
+        val c = dataSource.connection
         try {
             c.autoCommit = true
             c.setNetworkTimeout(DIRECT, timeoutMillis.toInt().coerceAtLeast(1))
@@ -425,14 +447,36 @@ internal class AdvisoryStore(
             }
         } catch (e: SQLException) {
             discard(c)
-            throw SqlFailures.classify(node, "$what: preparing a new connection", e)
+            throw e
         }
         return c
     }
 
-    /** Keeps [c] for the next attempt (its locks all released), or closes it when two are kept already. */
+    /** Opens spares on the background thread until [MIN_SPARES] are ready; a failure leaves it to the next attempt. */
+    private fun refill() {
+        if (closed || spares.size >= MIN_SPARES || !filling.compareAndSet(false, true)) return
+        try {
+            filler.execute {
+                try {
+                    while (!closed && spares.size < MIN_SPARES) {
+                        val c = newConnection(FILL_TIMEOUT_MILLIS)
+                        spares.add(c)
+                        if (closed && spares.remove(c)) discard(c)
+                    }
+                } catch (_: SQLException) {
+                    // The database cannot be reached now: the next attempt opens its own and reports why.
+                } finally {
+                    filling.set(false)
+                }
+            }
+        } catch (_: java.util.concurrent.RejectedExecutionException) {
+            filling.set(false)
+        }
+    }
+
+    /** Keeps [c] for the next attempt (its locks all released), or closes it when enough are kept already. */
     private fun giveBack(c: Connection) {
-        if (spares.size < MAX_SPARES) spares.add(c) else discard(c)
+        if (!closed && spares.size < MAX_SPARES) spares.add(c) else discard(c)
     }
 
     private fun unlockAll(c: Connection) {
@@ -462,7 +506,9 @@ internal class AdvisoryStore(
         }
 
     internal companion object {
-        private const val MAX_SPARES = 2
+        private const val MIN_SPARES = 2
+        private const val MAX_SPARES = 4
+        private const val FILL_TIMEOUT_MILLIS = 10_000L
 
         /** `setNetworkTimeout` wants an executor; the driver does not use it for the timeout itself. */
         val DIRECT: java.util.concurrent.Executor = java.util.concurrent.Executor { it.run() }
