@@ -29,8 +29,10 @@ internal sealed class Attempt {
  * ## Sessions
  * Advisory locks belong to a session and are re-entrant within it, so two holders never share
  * one: every hold has a connection of the [dataSource] to itself, from the grant until the release
- * (two to four idle connections are kept for the next attempts, their locks all released, and
- * topped up in the background, so that an attempt rarely waits for a new session). A hold ends when its session
+ * (idle connections, their locks all released, are kept for the next attempts and topped up in
+ * the background: two at first, twice as many each time an attempt found none, up to 32; so that
+ * an attempt rarely waits for a new session, which takes a TCP connection, a SCRAM exchange and a
+ * new server process). A hold ends when its session
  * ends: the connection dropping, `pg_terminate_backend`, a server restart. On PostgreSQL 14 and
  * later the holding session carries `idle_session_timeout` equal to the lease time, so the server
  * itself ends a hold whose holder stopped renewing it (a vanished machine, a frozen process), as
@@ -62,6 +64,9 @@ internal class AdvisoryStore(
     private val filler =
         Executors.newSingleThreadExecutor { task -> Thread(task, "redlock-postgres-connect-$node").apply { isDaemon = true } }
     private val filling = AtomicBoolean(false)
+
+    /** How many spares the filler keeps ready: doubled (up to [MAX_TARGET]) whenever an attempt found none. */
+    @Volatile private var target = MIN_SPARES
 
     @Volatile private var closed = false
 
@@ -427,6 +432,7 @@ internal class AdvisoryStore(
                 val c = spares.poll() ?: break
                 if (!c.isClosed) return c
             }
+            target = minOf(target * 2, MAX_TARGET)
             return try {
                 newConnection(timeoutMillis)
             } catch (e: SQLException) {
@@ -452,13 +458,13 @@ internal class AdvisoryStore(
         return c
     }
 
-    /** Opens spares on the background thread until [MIN_SPARES] are ready; a failure leaves it to the next attempt. */
+    /** Opens spares on the background thread until [target] are ready; a failure leaves it to the next attempt. */
     private fun refill() {
-        if (closed || spares.size >= MIN_SPARES || !filling.compareAndSet(false, true)) return
+        if (closed || spares.size >= target || !filling.compareAndSet(false, true)) return
         try {
             filler.execute {
                 try {
-                    while (!closed && spares.size < MIN_SPARES) {
+                    while (!closed && spares.size < target) {
                         val c = newConnection(FILL_TIMEOUT_MILLIS)
                         spares.add(c)
                         if (closed && spares.remove(c)) discard(c)
@@ -476,7 +482,7 @@ internal class AdvisoryStore(
 
     /** Keeps [c] for the next attempt (its locks all released), or closes it when enough are kept already. */
     private fun giveBack(c: Connection) {
-        if (!closed && spares.size < MAX_SPARES) spares.add(c) else discard(c)
+        if (!closed && spares.size < target + 2) spares.add(c) else discard(c)
     }
 
     private fun unlockAll(c: Connection) {
@@ -507,7 +513,7 @@ internal class AdvisoryStore(
 
     internal companion object {
         private const val MIN_SPARES = 2
-        private const val MAX_SPARES = 4
+        private const val MAX_TARGET = 32
         private const val FILL_TIMEOUT_MILLIS = 10_000L
 
         /** `setNetworkTimeout` wants an executor; the driver does not use it for the timeout itself. */
