@@ -18,12 +18,16 @@ internal object SqlFailures {
                 else -> MasterFailureException.Kind.ERROR
             }
         val detail = buildString {
-            append(what).append(" failed: ").append(e.message ?: e.javaClass.name)
+            append(what).append(" failed: ").append(oneLine(e.message ?: e.javaClass.name))
             if (state.isNotEmpty()) append(" (SQLSTATE ").append(state).append(')')
             if (hint != null) append(". ").append(hint)
         }
         return MasterFailureException(node, kind, detail, e)
     }
+
+    /** The driver's message on one line, without the statement position it appends ("Position: 28"). */
+    private fun oneLine(message: String): String =
+        message.lines().map { it.trim() }.filter { it.isNotEmpty() && !it.startsWith("Position:") }.joinToString(" ")
 
     /** Whether [e] says a statement or the network ran out of time. */
     fun isTimeout(e: SQLException): Boolean {
