@@ -104,9 +104,9 @@ class PostgresLocksTest : FunSpec({
         val lease = holder.acquire("notified")
         return coroutineScope {
             val waiting = async { runCatching { waiter.acquire("notified", waitTime = 6.seconds) } }
-            delay(300) // the waiter made its first attempt and listens
+            delay(1_000) // the waiter made its first attempt and listens (a second leaves room for a loaded machine)
             lease.release()
-            delay(1_700)
+            delay(2_000)
             val late = third.tryAcquire("notified", leaseTime = 10.seconds)
             val got = waiting.await()
             got.getOrNull()?.release()
