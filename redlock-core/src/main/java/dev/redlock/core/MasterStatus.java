@@ -20,7 +20,9 @@ public final class MasterStatus {
     DOWN,
     /**
      * It answers, but started empty or lost its data less than the restart guard ago: its votes do
-     * not count until {@link #guardedFor()} has passed.
+     * not count until {@link #guardedFor()} has passed. On a Redis Cluster master: one of its shard
+     * primaries did, and the votes of that primary's hash slots do not count; the other shards'
+     * votes do.
      */
     RESTART_GUARDED,
     /** It is the same server as an earlier master of the configuration: its votes count once, there. */

@@ -638,9 +638,10 @@ public final class RedlockConfig {
 
     /**
      * For masters with replicas (a Sentinel-managed primary, a primary with replicas you fail over
-     * yourself): a master's vote for an acquire or a renewal counts only once this many of its
-     * replicas acknowledged the lock's keys ({@code WAIT} after the script, within {@link
-     * #replicaAckTimeout(Duration)}). A failover to an acknowledging replica then keeps the lock,
+     * yourself, a Redis Cluster whose shards have replicas): a master's vote for an acquire or a
+     * renewal counts only once this many of its replicas acknowledged the lock's keys ({@code WAIT}
+     * after the script, within {@link #replicaAckTimeout(Duration)}; on a cluster master, on the
+     * primary serving the lock's slot). A failover to an acknowledging replica then keeps the lock,
      * which asynchronous replication alone does not promise. It narrows the failover window, it
      * does not close it: a replica that acknowledged may still lose the write if it crashes before
      * persisting it, and {@code WAIT} does not make the write durable. A master with fewer
@@ -715,15 +716,6 @@ public final class RedlockConfig {
       if (replicaAcks < 0 || replicaAcks > 16) {
         throw new IllegalArgumentException(
             "replicaAcks must be between 0 (off) and 16 replicas, but was " + replicaAcks);
-      }
-      for (int i = 0; replicaAcks > 0 && i < masters.size(); i++) {
-        if (masters.get(i).isCluster()) {
-          // WAIT counts the replicas that acknowledged one connection's writes: it would have to
-          // follow each script to its slot's primary, which cluster connections do not do.
-          throw new IllegalArgumentException(
-              "replicaAcks must be 0 when a master is a Redis Cluster (masters[" + i + "] is one: WAIT"
-                  + " is not supported on cluster masters yet), but was " + replicaAcks);
-        }
       }
       if (replicaAckTimeout != null) {
         if (replicaAcks == 0) {

@@ -70,10 +70,11 @@ final class ClusterConfigTest {
   }
 
   @Test
-  void clusterMaster_withReplicaAcks_isRefused() {
-    rejected(
-        RedlockConfig.builder().master("redis://a:6379").master("redis-cluster://h:7000").replicaAcks(1),
-        "replicaAcks must be 0 when a master is a Redis Cluster (masters[1] is one", "but was 1");
+  void clusterMaster_withReplicaAcks_isAccepted() {
+    // WAIT follows each script to the primary of its slot (ClusterNode); tested against a cluster.
+    RedlockConfig config =
+        RedlockConfig.builder().master("redis://a:6379").master("redis-cluster://h:7000").replicaAcks(1).build();
+    assertEquals(1, config.replicaAcks());
   }
 
   @Test

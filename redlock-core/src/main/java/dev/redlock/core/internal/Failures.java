@@ -122,6 +122,25 @@ public final class Failures {
               + " README for the rules a lock user needs) (" + firstLine(all) + ")",
           e);
     }
+    if (all.startsWith("TRYAGAIN") || all.contains(": TRYAGAIN")) {
+      // A multi-key command while its slot moves between two primaries and its keys are split
+      // between them; lasts until the migration of the slot ends. Not retried here: a node timeout
+      // rarely outlasts a migration, and the acquisition (or the next renewal) tries again anyway.
+      return new MasterFailureException(
+          master,
+          Kind.ERROR,
+          "the lock's hash slot is being migrated between two primaries and its keys are split between"
+              + " them (TRYAGAIN); the vote does not count until the migration ends (" + firstLine(all) + ")",
+          e);
+    }
+    if (all.startsWith("CLUSTERDOWN") || all.contains(": CLUSTERDOWN")) {
+      return new MasterFailureException(
+          master,
+          Kind.UNREACHABLE,
+          "the cluster serves no commands now (CLUSTERDOWN): a shard's primary is down and not failed"
+              + " over yet, or the nodes lost their majority (" + firstLine(all) + ")",
+          e);
+    }
     if (all.contains("WRONGTYPE")) {
       return new MasterFailureException(master, Kind.WRONG_TYPE, firstLine(all), e);
     }

@@ -342,13 +342,17 @@ public final class RedisNode implements LockNode {
             acks ->
                 acks >= replicas
                     ? CompletableFuture.completedFuture(reply)
-                    : CompletableFuture.failedFuture(
-                        new MasterFailureException(
-                            name, Kind.NOT_REPLICATED,
-                            "the lock's keys reached " + acks + " of the " + replicas
-                                + " replica(s) replicaAcks asks for within " + bound + "ms (WAIT);"
-                                + " the vote does not count",
-                            null)));
+                    : CompletableFuture.failedFuture(notReplicated(name, acks, replicas, bound)));
+  }
+
+  /** A vote that does not count: {@code WAIT} found fewer replicas than {@code replicaAcks} asks for. */
+  static MasterFailureException notReplicated(String name, long acks, int replicas, long boundMillis) {
+    return new MasterFailureException(
+        name, Kind.NOT_REPLICATED,
+        "the lock's keys reached " + acks + " of the " + replicas
+            + " replica(s) replicaAcks asks for within " + boundMillis + "ms (WAIT);"
+            + " the vote does not count",
+        null);
   }
 
   /** Whether an extend call only checks (lease time "0"): it writes nothing to wait for. */

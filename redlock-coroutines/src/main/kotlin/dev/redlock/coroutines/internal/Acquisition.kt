@@ -48,6 +48,9 @@ internal class Acquisition(
     private val keys = Array(names.size) { Keys.lock(engine.config.keyPrefix(), names[it]) }
     private val quorum = kind.quorum(masters.size)
     private val guard = masters.guardMillis > 0
+
+    /** The hash slot of the keys on a cluster master, whose boot marker the acquire script reads there. */
+    private val slot = Keys.slot(Keys.onCluster(keys[0]))
     private val scriptKeys = kind.acquireKeys(keys, fencing, guard)
     private val noticeKeys = kind.noticeKeys(keys)
     private val token = Tokens.next()
@@ -185,7 +188,7 @@ internal class Acquisition(
         for (answer in answers.sortedBy { it.node }) {
             val reply = answer.value
             val left = reply?.let(masters::guardLeft)
-            if (left != null) masters.guard(answer.node, left)
+            if (left != null) masters.guard(answer.node, left, slot)
             when {
                 answer.failure != null -> attempt.failures += answer.failure as MasterFailureException
                 reply!!.acquired && left != null -> {

@@ -230,7 +230,9 @@ internal class Engine(
                     val age = answer.value!!
                     if (masters.guardMillis > 0 && age < masters.guardMillis) {
                         val left = (masters.guardMillis - age).milliseconds
-                        masters.guard(i, left)
+                        // A cluster master's probe reads one slot per primary: the young one's
+                        // slots are guarded as acquisitions find them, the other shards keep voting.
+                        if (!masters.nodes[i].cluster()) masters.guard(i, left)
                         dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.RESTART_GUARDED, left.toJavaDuration(), null)
                     } else {
                         dev.redlock.core.MasterStatus(masters.nodes[i].name(), dev.redlock.core.MasterStatus.State.UP, java.time.Duration.ZERO, null)

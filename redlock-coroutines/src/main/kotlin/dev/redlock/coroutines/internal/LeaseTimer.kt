@@ -312,9 +312,11 @@ internal class LeaseTimer(
         val gathered = fanOut(masters, first.quorum, { held: BooleanArray -> held.all { it } }, engine.extendAnswers) { node ->
             node.extend(first.kind.extendScript, keyArray, argArray, first.timing.nodeTimeout)
         }
-        var tally = Tally(gathered.answers, leases.size)
+        // One slot per call wherever a master is a cluster (see the batches): its restart guard is that slot's.
+        val slot = Keys.slot(Keys.onCluster(first.extendKeys[0]))
+        var tally = Tally(gathered.answers, leases.size, slot)
         if (!tally.decided(masters.size, first.quorum) && gathered.answers.size < masters.size) {
-            tally = Tally(gathered.all(), leases.size)
+            tally = Tally(gathered.all(), leases.size, slot)
         }
         return ExtendCall(tally, keyArray.size)
     }
@@ -323,7 +325,7 @@ internal class LeaseTimer(
     private data class BatchKey(val leaseMillis: Long, val nodeTimeout: java.time.Duration, val script: String, val quorum: Int, val slot: Int)
 
     /** Per lease, how many masters confirmed and how many no longer hold it; the failed masters. */
-    private inner class Tally(answers: List<Answer<BooleanArray>>, size: Int) {
+    private inner class Tally(answers: List<Answer<BooleanArray>>, size: Int, slot: Int) {
         val confirmed = IntArray(size)
         val notHeld = IntArray(size)
         val failures = ArrayList<MasterFailureException>()
@@ -336,7 +338,7 @@ internal class LeaseTimer(
                     continue
                 }
                 // A master under the restart guard may confirm, but is not counted.
-                val counted = !engine.masters.isGuarded(answer.node)
+                val counted = !engine.masters.isGuarded(answer.node, slot)
                 for (i in 0 until size) if (!held[i]) notHeld[i]++ else if (counted) confirmed[i]++
             }
         }

@@ -56,19 +56,21 @@ internal class LettuceMasters(config: RedlockConfig, timer: ScheduledExecutorSer
                 spec.source() == MasterSpec.Source.CLIENT -> RedisNode(spec.client(), spec.redisUri(), timer).acks(config)
                 spec.source() == MasterSpec.Source.CONNECTION -> RedisNode(spec.connection(), "connection:masters[$i]", timer).acks(config)
                 spec.source() == MasterSpec.Source.CLUSTER_CLIENT ->
-                    ClusterNode(spec.clusterClient(), "cluster-client:masters[$i]", timer)
+                    ClusterNode(spec.clusterClient(), "cluster-client:masters[$i]", timer).acks(config)
                 MasterSpec.isClusterUri(spec.uri()) -> {
                     val seeds = MasterSpec.clusterSeeds(spec.uri())
                     val cluster = RedisClusterClient.create(resources, seeds).apply { setOptions(clusterOptions(config)) }
                     clusterClients += cluster
-                    ClusterNode(cluster, MasterSpec.clusterName(seeds), timer)
+                    ClusterNode(cluster, MasterSpec.clusterName(seeds), timer).acks(config)
                 }
                 else -> RedisNode(client!!, RedisURI.create(spec.uri()), timer).acks(config)
             }
         }
 
-    /** `replicaAcks` applies to servers; `build()` refuses it with a cluster master. */
+    /** `replicaAcks`: `WAIT` after a write, on a server or on the primary serving a cluster master's slot. */
     private fun RedisNode.acks(config: RedlockConfig): RedisNode = replicaAcks(config.replicaAcks(), config.replicaAckTimeout())
+
+    private fun ClusterNode.acks(config: RedlockConfig): ClusterNode = replicaAcks(config.replicaAcks(), config.replicaAckTimeout())
 
     /** Lock connections' options ([RedisNode.clientOptions]) plus a topology refresh that follows failovers and migrations within seconds (Lettuce 7 enables every adaptive trigger by default; their rate limit is lowered). */
     private fun clusterOptions(config: RedlockConfig): ClusterClientOptions =

@@ -3,6 +3,7 @@ package dev.redlock.coroutines.internal
 import dev.redlock.core.MasterFailureException
 import dev.redlock.core.internal.AcquireReply
 import dev.redlock.core.internal.LockNode
+import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicIntegerArray
 import java.util.concurrent.atomic.AtomicReferenceArray
 import kotlin.time.ComparableTimeMark
@@ -13,7 +14,10 @@ import kotlin.time.TimeSource
 /**
  * The engine's view of its masters: which answers count. A master that is the same server as an
  * earlier one (same run id, another spelling of its address) never counts; a master that started
- * empty or lost its data does not count for the restart guard's period.
+ * empty or lost its data does not count for the restart guard's period. On a Redis Cluster master
+ * the guard is kept per hash slot (each slot has its own boot marker, dated by the primary serving
+ * it): a shard primary that restarted empty or was promoted holds back the votes of its own slots
+ * only, and the other shards' votes keep counting.
  *
  * @param guardMillis the restart guard in ms (0: off)
  */
@@ -30,6 +34,10 @@ internal class Masters(
 
     /** Per master, until when its votes are not counted (it started empty or lost its data). */
     private val guardedUntil = AtomicReferenceArray<ComparableTimeMark?>(nodes.size)
+
+    /** Per cluster master (null for the others), per hash slot, until when its votes in that slot are not counted. */
+    private val slotsGuardedUntil: List<ConcurrentHashMap<Int, ComparableTimeMark>?> =
+        nodes.map { if (it.cluster()) ConcurrentHashMap() else null }
 
     /**
      * The earlier master that master [i] is the same server as, or -1. Decided once both have told
@@ -60,8 +68,19 @@ internal class Masters(
         return if (e == null) Answer(i, value, null) else Answer(i, null, unwrap(e).asMasterFailure(nodes[i]))
     }
 
-    /** Whether master [i]'s votes are not counted now, by the restart guard. */
-    fun isGuarded(i: Int): Boolean = guardedUntil.get(i)?.hasNotPassedNow() == true
+    /**
+     * Whether master [i]'s votes are not counted now, by the restart guard: all of them, or on a
+     * cluster master those in hash slot [slot] (-1: none in particular).
+     */
+    fun isGuarded(i: Int, slot: Int = -1): Boolean {
+        if (guardedUntil.get(i)?.hasNotPassedNow() == true) return true
+        if (slot < 0) return false
+        val slots = slotsGuardedUntil[i] ?: return false
+        val until = slots[slot] ?: return false
+        if (until.hasNotPassedNow()) return true
+        slots.remove(slot, until)
+        return false
+    }
 
     /** How much longer a reply's master stays guarded, or null when its vote counts. */
     fun guardLeft(reply: AcquireReply): Duration? {
@@ -69,8 +88,18 @@ internal class Masters(
         return if (guardMillis > 0 && age in 0 until guardMillis) (guardMillis - age).milliseconds else null
     }
 
-    /** Master [i] said its data dates from less than the guard ago: its votes wait [left]. */
-    fun guard(i: Int, left: Duration) {
+    /**
+     * Master [i] said its data dates from less than the guard ago: its votes wait [left]; on a
+     * cluster master, those in hash slot [slot] only (the marker read was that slot's), unless
+     * [slot] is -1.
+     */
+    fun guard(i: Int, left: Duration, slot: Int = -1) {
+        val slots = slotsGuardedUntil[i]
+        if (slots != null && slot >= 0) {
+            if (!isGuarded(i, slot)) observer.restarted(i, left, slot)
+            slots[slot] = timeSource.markNow() + left
+            return
+        }
         if (!isGuarded(i)) observer.restarted(i, left)
         guardedUntil.set(i, timeSource.markNow() + left)
     }

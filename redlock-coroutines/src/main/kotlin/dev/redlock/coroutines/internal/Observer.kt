@@ -125,12 +125,22 @@ internal class Observer(private val nodes: List<LockNode>, private val metrics: 
         )
     }
 
-    /** A master was found to have started empty or lost its data; its votes wait [left]. */
-    fun restarted(node: Int, left: Duration) {
-        LOG.warn(
-            "Redlock master {} started empty or lost its data less than restartGuard ago: it may have forgotten locks it granted, so its votes are not counted for {}",
-            nodes[node].name(), show(left),
-        )
+    /**
+     * A master was found to have started empty or lost its data; its votes wait [left] (on a
+     * cluster master, those in hash slot [slot], unless it is -1).
+     */
+    fun restarted(node: Int, left: Duration, slot: Int = -1) {
+        if (slot >= 0) {
+            LOG.warn(
+                "Redlock cluster master {}: the primary serving hash slot {} started empty, lost its data or was promoted less than restartGuard ago: it may have forgotten locks it granted, so its votes in that slot are not counted for {}",
+                nodes[node].name(), slot, show(left),
+            )
+        } else {
+            LOG.warn(
+                "Redlock master {} started empty or lost its data less than restartGuard ago: it may have forgotten locks it granted, so its votes are not counted for {}",
+                nodes[node].name(), show(left),
+            )
+        }
         record { masterRestart(nodes[node].name()) }
     }
 
