@@ -43,6 +43,7 @@ public class FileLockConfig private constructor(
     /** Describes the settings for logs. */
     override fun toString(): String = "FileLockConfig(directory=$directory, $settings)"
 
+    /** The defaults and the builder. */
     public companion object {
         /** The default pause between attempts while another process holds a lock. */
         @JvmField

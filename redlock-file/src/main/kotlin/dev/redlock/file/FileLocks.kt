@@ -30,11 +30,15 @@ import dev.redlock.file.internal.FileNode
  *
  * ## What the locks guarantee
  * - Mutual exclusion between every process of this machine that uses the same directory through
- *   this library (and with any program that takes `flock`/`fcntl`-style locks on the same files),
- *   and between the locks of this JVM, which share one operating-system lock per file.
- * - A process that dies releases its locks at once (the operating system drops them); a process
- *   that hangs keeps them for its lease time at most (the library gives up a lease that is not
- *   renewed).
+ *   this library (and, on Linux and macOS, with other programs taking POSIX `fcntl` record locks
+ *   on the same files), and between the locks of this JVM, which share one operating-system lock
+ *   per file.
+ * - A process that dies releases its locks at once (the operating system drops them). A lease
+ *   from `acquire` that its holder stops extending is given up after its lease time by the
+ *   holder's own process. A process that is frozen as a whole (stopped, a very long GC pause)
+ *   keeps its locks until it runs again or dies: unlike Redis keys, nothing expires them outside
+ *   the holder, so no other process can take the lock meanwhile; when it runs again, its leases
+ *   whose validity ran out are lost and given up.
  * - A lease is lost, and its critical section cancelled, when its lock file is deleted or replaced
  *   (found at the next renewal, within a third of the lease time), when its validity runs out
  *   without a renewal, or when the locks are closed.

@@ -117,6 +117,7 @@ public sealed class AcquireResult {
      *
      * @property fence the fencing number when the request asked for one, else null
      */
+    @InternalRedlockApi
     public class Granted(public val fence: Long? = null) : AcquireResult() {
         /** Describes the grant. */
         override fun toString(): String = if (fence == null) "Granted" else "Granted(fence $fence)"
@@ -129,6 +130,7 @@ public sealed class AcquireResult {
      *   extended, when the backend knows it (the engine then retries right after it), else null
      *   (the engine retries on a release notice or after its jittered retry delay)
      */
+    @InternalRedlockApi
     public class Refused(public val holderRemainingMillis: Long? = null) : AcquireResult() {
         /** Describes the refusal. */
         override fun toString(): String = "Refused(${holderRemainingMillis ?: "?"} ms)"
@@ -140,6 +142,7 @@ public sealed class AcquireResult {
      *
      * @property holdersPermits the number of permits the current holders use
      */
+    @InternalRedlockApi
     public class PermitsDiffer(public val holdersPermits: Int) : AcquireResult() {
         /** Describes the disagreement. */
         override fun toString(): String = "PermitsDiffer($holdersPermits)"
