@@ -23,7 +23,7 @@ import javax.sql.DataSource
  *
  * ## The DataSource
  * Each held lease keeps one connection of the `DataSource` to itself until it is released (session
- * advisory locks belong to a session); the locks keep one more for `LISTEN` from the first wait on,
+ * advisory locks belong to a session); the locks keep one more for `LISTEN` all along,
  * and a few idle ones ready for the next attempts (two at first, more under bursts, up to 32): size
  * a pool for the leases held at once plus a few. Connections must reach PostgreSQL directly, or
  * through a pooler in session mode: a pooler in transaction or statement mode (PgBouncer's

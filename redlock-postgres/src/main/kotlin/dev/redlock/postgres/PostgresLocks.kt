@@ -50,7 +50,7 @@ import java.time.Duration
  *
  * ## Waiting
  * A release sends `NOTIFY` on [PostgresLockConfig.notifyChannel]; waiters listen on one connection
- * per [DistributedLocks] and try again at once. A holder whose session ended without a release sends
+ * per [DistributedLocks] (opened in the background when it is created) and try again at once. A holder whose session ended without a release sends
  * nothing: waiters then try again after the jittered retry delay.
  *
  * ## Poolers
@@ -90,7 +90,10 @@ public object PostgresLocks {
         lateinit var node: PostgresNode
         val notices = ReleaseNotices(config.dataSource, name, config.notifyChannel) { family, key, notice -> node.heard(family, key, notice) }
         node = PostgresNode(name, serverId, store, notices, config.fencing, opened)
-        return distributedLocks(node, config.settings)
+        val locks = distributedLocks(node, config.settings)
+        // Listening from the start, so that a waiter's first watch finds the channel ready.
+        notices.start()
+        return locks
     }
 
     private val CHECK_TIMEOUT: Duration = Duration.ofSeconds(10)

@@ -134,7 +134,8 @@ class AdvisoryStoreTest : FunSpec({
         val heard = LinkedBlockingQueue<Triple<String, String, String>>()
         val notices = ReleaseNotices(pg.dataSource(), "pg", "redlock_release") { f, k, n -> heard.add(Triple(f, k, n)) }
         try {
-            notices.watch(AdvisoryKeys.MUTEX, "redlock:n", 5_000)
+            notices.watch(AdvisoryKeys.MUTEX, "redlock:n")
+            notices.isListening(5_000) shouldBe true
             val a = store()
             a.mutex("redlock:n", token = "N").shouldBeInstanceOf<Attempt.Granted>()
             a.mutex("redlock:other", token = "O").shouldBeInstanceOf<Attempt.Granted>()

@@ -72,7 +72,7 @@ internal class PostgresNode(
     }
 
     override fun watchReleases(family: LockFamily, key: String, timeout: Duration) {
-        notices.watch(family(family), key, timeout.toMillis())
+        notices.watch(family(family), key)
     }
 
     override fun unwatchReleases(family: LockFamily, key: String, timeout: Duration) {

@@ -32,26 +32,27 @@ internal class ReleaseNotices(
     @Volatile private var closed = false
     @Volatile private var listening = CountDownLatch(1)
 
-    /** Starts passing on notices of [family]'s lock [key]; returns once the channel is listened to (bounded). */
-    fun watch(family: String, key: String, timeoutMillis: Long) {
+    /**
+     * Starts passing on notices of [family]'s lock [key]. Never waits: the node's thread must not stand
+     * still while the listening connection is being opened (a new session can take longer than a
+     * lock operation's bound). A notice sent before the channel is listened to is missed, and the
+     * waiter then tries again after its retry pause.
+     */
+    fun watch(family: String, key: String) {
         watched.merge(watchKey(family, key), 1, Int::plus)
         start()
-        if (!listening.await(timeoutMillis, TimeUnit.MILLISECONDS)) {
-            throw dev.redlock.core.MasterFailureException(
-                node,
-                dev.redlock.core.MasterFailureException.Kind.TIMEOUT,
-                "LISTEN $channel did not succeed within $timeoutMillis ms (waiters fall back to their retry pause)",
-                null,
-            )
-        }
     }
+
+    /** Whether the channel is listened to now (for tests). */
+    fun isListening(timeoutMillis: Long): Boolean = listening.await(timeoutMillis, TimeUnit.MILLISECONDS)
 
     /** Stops passing on notices of [family]'s lock [key] once every watch of it ended. */
     fun unwatch(family: String, key: String) {
         watched.computeIfPresent(watchKey(family, key)) { _, n -> if (n <= 1) null else n - 1 }
     }
 
-    private fun start() {
+    /** Opens the listening connection in the background (the locks do so when they are created). */
+    fun start() {
         synchronized(lock) {
             if (thread != null || closed) return
             thread = Thread(::run, "redlock-postgres-listen-$node").apply {
