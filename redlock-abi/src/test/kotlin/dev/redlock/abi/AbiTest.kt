@@ -40,6 +40,7 @@ class AbiTest : FunSpec({
         "redlock-junit5" to "dev.redlock.junit5.RedlockTest",
         "redlock-kotest" to "dev.redlock.kotest.RedisFleetExtension",
         "redlock-spring" to "dev.redlock.spring.Redlocked",
+        "redlock-postgres" to "dev.redlock.postgres.PostgresLocks",
     )
 
     for ((module, anchor) in modules) {

@@ -5,15 +5,20 @@ import dev.redlock.coroutines.DistributedLocks
 import dev.redlock.coroutines.Redlock
 import dev.redlock.file.FileLockConfig
 import dev.redlock.file.FileLocks
+import dev.redlock.postgres.PostgresLockConfig
+import dev.redlock.postgres.PostgresLocks
+import dev.redlock.testing.PostgresServer
 import dev.redlock.testing.RedisFleet
+import java.nio.ByteBuffer
 import java.nio.channels.FileChannel
 import java.nio.channels.OverlappingFileLockException
 import java.nio.file.Files
 import java.nio.file.Path
 import java.nio.file.StandardOpenOption
+import java.security.MessageDigest
 
 // The backends the suite runs on: one subclass of BehaviourSuite per backend, at the end of this
-// file. A new backend (PostgreSQL) adds its LockBackend and its subclass here.
+// file. A new backend adds its LockBackend and its subclass here.
 
 /** Redlock over [masters] local Redis masters ([RedisFleet]). */
 class RedlockBackend(private val masters: Int) : LockBackend {
@@ -78,12 +83,47 @@ class FileBackend : LockBackend {
     }
 }
 
+/** PostgreSQL advisory locks ([PostgresLocks]) in a local server from the test kit ([PostgresServer]). */
+class PostgresBackend : LockBackend {
+    private val server = PostgresServer.start()
+    override val name = "PostgreSQL"
+
+    override fun locks(): DistributedLocks = PostgresLocks.create(
+        PostgresLockConfig.builder(server.dataSource())
+            .leaseTime(LockBackend.LEASE).waitTime(LockBackend.WAIT).retryDelay(LockBackend.RETRY)
+            .build(),
+    )
+
+    /**
+     * Ends the sessions that hold the resource's advisory locks, as an administrator's
+     * `pg_terminate_backend` would. The keys are computed as the backend documents them: SHA-256 of
+     * family and lock key, first 8 bytes (a semaphore: one key per permit slot).
+     */
+    override fun loseHolds(resource: String) {
+        val key = "redlock:$resource"
+        val keys = listOf(hash("m\u0000$key"), hash("rw\u0000$key")) + (0 until 64).map { hash("s\u0000$key\u0000$it") }
+        val pids = server.query(
+            "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted " +
+                "AND ((classid::bigint << 32) | objid::bigint) IN (${keys.joinToString()})",
+        ).map { (it[0] as Number).toInt() }
+        check(pids.isNotEmpty()) { "no session holds $resource" }
+        pids.forEach { server.terminateSession(it) }
+    }
+
+    /** The advisory locks some session holds. */
+    override fun held(): List<String> =
+        server.query("SELECT pid, classid, objid, objsubid, mode FROM pg_locks WHERE locktype = 'advisory' AND granted").map { it.toString() }
+
+    override fun close() = server.close()
+
+    private fun hash(text: String): Long =
+        ByteBuffer.wrap(MessageDigest.getInstance("SHA-256").digest(text.toByteArray(Charsets.UTF_8))).long
+}
+
 class RedlockOneMasterBehaviourTest : BehaviourSuite({ RedlockBackend(1) })
 
 class RedlockThreeMastersBehaviourTest : BehaviourSuite({ RedlockBackend(3) })
 
 class FileBehaviourTest : BehaviourSuite({ FileBackend() })
 
-// PostgreSQL: class PostgresBehaviourTest : BehaviourSuite({ PostgresBackend() }), with a
-// PostgresBackend : LockBackend above (a server from the test kit; loseHolds ends the holding
-// sessions, for example with pg_terminate_backend).
+class PostgresBehaviourTest : BehaviourSuite({ PostgresBackend() })

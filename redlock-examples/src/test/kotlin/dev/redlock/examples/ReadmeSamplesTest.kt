@@ -10,10 +10,12 @@ import dev.redlock.examples.readme.Shop
 import dev.redlock.examples.readme.Stock
 import dev.redlock.examples.readme.fencedUpdate
 import dev.redlock.examples.readme.fileLocks
+import dev.redlock.examples.readme.postgresLocks
 import dev.redlock.examples.readme.redisLocks
 import dev.redlock.examples.readme.sharedLocks
 import dev.redlock.examples.readme.uploadWithinLease
 import dev.redlock.java.AsyncRedlock
+import dev.redlock.testing.PostgresServer
 import dev.redlock.testing.RedisFleet
 import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.assertions.withClue
@@ -136,6 +138,36 @@ class ReadmeSamplesTest : FunSpec({
             fleet.keyCount() shouldBe 0
         } finally {
             directory.toFile().deleteRecursively()
+        }
+    }
+
+    test("sample backends-postgres, Kotlin and Java: two processes' shops reserve exactly the stock there is, on PostgreSQL") {
+        PostgresServer.start().use { pg ->
+            // A stock whose take is not atomic: only the lock keeps two reservations apart.
+            var units = 10
+            val stock = object : Stock {
+                override suspend fun take(sku: String, count: Int): Boolean {
+                    val left = units
+                    kotlinx.coroutines.delay(2)
+                    if (left < count) return false
+                    units = left - count
+                    return true
+                }
+            }
+            postgresLocks(pg.dataSource()).use { one ->
+                postgresLocks(pg.dataSource()).use { other ->
+                    val shops = listOf(Shop(one, stock), Shop(other, stock))
+                    val reserved = kotlinx.coroutines.coroutineScope {
+                        (1..16).map { i -> async(kotlinx.coroutines.Dispatchers.Default) { shops[i % 2].reserve("apples", 1) } }.awaitAll()
+                    }
+                    reserved.count { it } shouldBe 10
+                    units shouldBe 0
+                }
+            }
+            val pears = java.util.concurrent.atomic.AtomicInteger(2)
+            dev.redlock.examples.readme.JavaPostgres.reserve(pg.dataSource(), "pears", pears)
+            pears.get() shouldBe 1
+            pg.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").single().single() shouldBe 0L
         }
     }
 
