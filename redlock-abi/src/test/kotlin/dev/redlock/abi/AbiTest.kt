@@ -35,10 +35,12 @@ class AbiTest : FunSpec({
         "redlock-core" to "dev.redlock.core.RedlockConfig",
         "redlock-coroutines" to "dev.redlock.coroutines.Redlock",
         "redlock-java-facade" to "dev.redlock.java.AsyncRedlock",
+        "redlock-file" to "dev.redlock.file.FileLocks",
         "redlock-testing" to "dev.redlock.testing.RedisFleet",
         "redlock-junit5" to "dev.redlock.junit5.RedlockTest",
         "redlock-kotest" to "dev.redlock.kotest.RedisFleetExtension",
         "redlock-spring" to "dev.redlock.spring.Redlocked",
+        "redlock-postgres" to "dev.redlock.postgres.PostgresLocks",
     )
 
     for ((module, anchor) in modules) {

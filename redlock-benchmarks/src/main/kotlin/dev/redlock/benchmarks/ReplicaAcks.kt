@@ -1,7 +1,6 @@
 package dev.redlock.benchmarks
 
 import dev.redlock.coroutines.Redlock
-import dev.redlock.coroutines.acquire
 import dev.redlock.core.RedlockConfig
 import dev.redlock.testing.RedisFleet
 import java.util.Locale

@@ -20,6 +20,7 @@ class Results(
     val replicaAcks: List<ReplicaAckWindow>? = null,
     /** Scenario 2 with the contenders in several JVMs. */
     val crossProcess: List<CrossHandOff>? = null,
+    val clusterScaling: ClusterScaling? = null,
     /** The masters' `hz` (how often a second Redis runs its active expiry), for scenario 7. */
     val serverHz: String = "?",
     val runSeconds: Double,
@@ -241,6 +242,7 @@ fun render(r: Results): String {
     r.crashHandOff?.let { scenario7(it, r, ::line) }
     r.trackingCost?.let { scenario8(it, r.profile, ::line) }
     r.replicaAcks?.let { scenario9(it, r.profile, ::line) }
+    r.clusterScaling?.let { scenario10(it, r, ::line) }
     return s.toString()
 }
 

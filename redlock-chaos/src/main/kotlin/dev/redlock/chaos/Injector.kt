@@ -2,7 +2,6 @@ package dev.redlock.chaos
 
 import dev.redlock.core.internal.Script
 import dev.redlock.coroutines.Redlock
-import dev.redlock.coroutines.tryAcquire
 import dev.redlock.coroutines.withRedlock
 import dev.redlock.testing.ProxiedCommand
 import java.time.Duration as JavaDuration

@@ -1,7 +1,6 @@
 package dev.redlock.chaos
 
 import dev.redlock.coroutines.Redlock
-import dev.redlock.coroutines.tryAcquire
 import dev.redlock.testing.RedisFleet
 import dev.redlock.testing.TcpProxy
 import java.time.Duration as JavaDuration

@@ -3,6 +3,8 @@
 package dev.redlock.coroutines
 
 import dev.redlock.core.LockLostException
+import dev.redlock.coroutines.internal.Engine
+import dev.redlock.coroutines.internal.EngineLocks
 import dev.redlock.coroutines.internal.LockKind
 import dev.redlock.coroutines.internal.RedlockLease
 import dev.redlock.coroutines.internal.acquireFor
@@ -13,7 +15,19 @@ import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.CoroutineScope
 
 // The one bridge between the engine and the library's other modules (the Java facade, the
-// chaos suite): kind-generic, so that every kind of lock reaches Java through the same calls.
+// chaos suite): kind-generic, so that every kind of lock reaches Java through the same calls, and
+// backend-generic: it takes any of the library's DistributedLocks (a Redlock, or locks over a
+// backend node), since they all run the same engine.
+
+/** The engine behind one of the library's own [DistributedLocks]. */
+internal val DistributedLocks.engineOf: Engine
+    get() = when (this) {
+        is Redlock -> engine
+        is EngineLocks -> engine
+        else -> throw IllegalArgumentException(
+            "${javaClass.name} is not one of the Redlock library's DistributedLocks (a Redlock, or locks created by a backend module such as redlock-file); the Java facade works only over those",
+        )
+    }
 
 /**
  * The kind of lock a call takes: a mutex, either side of a reader-writer lock, or a permit.
@@ -60,7 +74,7 @@ public class LockType private constructor(internal val kind: LockKind) {
  * @suppress Internal API: hidden from the API documentation.
  */
 @InternalRedlockApi
-public suspend fun <T> Redlock.runWithLease(
+public suspend fun <T> DistributedLocks.runWithLease(
     type: LockType,
     resources: Array<out String>,
     leaseTime: Duration?,
@@ -69,7 +83,7 @@ public suspend fun <T> Redlock.runWithLease(
     fencing: Boolean?,
     call: String,
     block: suspend CoroutineScope.(Lease) -> T,
-): T = engine.runSection(type.kind, resources, leaseTime, waitTime, renew, fencing, call, block)
+): T = engineOf.runSection(type.kind, resources, leaseTime, waitTime, renew, fencing, call, block)
 
 /**
  * Acquires a lease of [type] on [resources] that the caller manages, as `acquire` and its
@@ -78,7 +92,7 @@ public suspend fun <T> Redlock.runWithLease(
  * @suppress Internal API: hidden from the API documentation.
  */
 @InternalRedlockApi
-public suspend fun Redlock.acquireLease(
+public suspend fun DistributedLocks.acquireLease(
     type: LockType,
     resources: Array<out String>,
     leaseTime: Duration?,
@@ -86,7 +100,7 @@ public suspend fun Redlock.acquireLease(
     once: Boolean,
     fencing: Boolean?,
     call: String,
-): Lease? = engine.acquireFor(type.kind, resources, leaseTime, waitTime, once, fencing, call)
+): Lease? = engineOf.acquireFor(type.kind, resources, leaseTime, waitTime, once, fencing, call)
 
 /**
  * Guards [this] lease until it is released or lost, on its Redlock's timer: renewed with the other
@@ -110,25 +124,25 @@ public fun Lease.invokeOnLoss(handler: (LockLostException) -> Unit): kotlinx.cor
     (this as RedlockLease).invokeOnLoss(handler)
 
 /**
- * Closes the Redlock as [Redlock.close] does, and before its connections and threads stop, waits
+ * Closes the locks as [DistributedLocks.close] does, and before its connections and threads stop, waits
  * (bounded, as the rest) for the future [beforeShutdown] returns: for the facade to settle the
  * calls it still runs on the Redlock's work pool.
  *
  * @suppress Internal API: hidden from the API documentation.
  */
 @InternalRedlockApi
-public fun Redlock.closeAfter(beforeShutdown: () -> java.util.concurrent.CompletableFuture<*>) {
-    engine.close(beforeShutdown)
+public fun DistributedLocks.closeAfter(beforeShutdown: () -> java.util.concurrent.CompletableFuture<*>) {
+    engineOf.close(beforeShutdown)
 }
 
 /**
- * The dispatcher of the Redlock's own work pool: where the library runs its coroutines (never a
+ * The dispatcher of the locks' own work pool: where the library runs its coroutines (never a
  * Redis client's I/O thread); closed with the Redlock.
  *
  * @suppress Internal API: hidden from the API documentation.
  */
 @InternalRedlockApi
-public val Redlock.workDispatcher: CoroutineDispatcher get() = engine.workDispatcher
+public val DistributedLocks.workDispatcher: CoroutineDispatcher get() = engineOf.workDispatcher
 
 /**
  * The instants that decide whether a lease's holder was told of its loss in time, on its Redlock's

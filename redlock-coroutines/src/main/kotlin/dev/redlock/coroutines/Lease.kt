@@ -10,7 +10,8 @@ import kotlinx.coroutines.flow.StateFlow
  * A lock held on one or several resources, valid until its validity runs out unless extended.
  *
  * Inside [withRedlock] the lease is renewed automatically and released when the block ends; a
- * lease from [acquire] is neither: call [extend] before [remaining] runs out, and [release] it.
+ * lease from [Redlock.acquire] (or [DistributedLocks.acquire]) is neither: call [extend] before
+ * [remaining] runs out, and [release] it.
  * All members are thread-safe.
  */
 public interface Lease {

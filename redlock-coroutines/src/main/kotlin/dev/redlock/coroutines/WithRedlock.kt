@@ -6,7 +6,6 @@ import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
 import dev.redlock.core.RedlockClosedException
 import dev.redlock.coroutines.internal.LockKind
-import dev.redlock.coroutines.internal.acquireFor
 import dev.redlock.coroutines.internal.runSection
 import kotlin.time.Duration
 import kotlinx.coroutines.CancellationException
@@ -76,50 +75,3 @@ public suspend fun <T> Redlock.withRedlock(
     fencing: Boolean? = null,
     block: suspend CoroutineScope.(Lease) -> T,
 ): T = engine.runSection(LockKind.Mutex, resources, leaseTime, waitTime, renew = true, fencing, "withRedlock", block)
-
-/**
- * Acquires the lock on [resources], waiting up to [waitTime] (null: the config's wait time), and
- * returns the lease. The lease is not renewed: [Lease.extend] it before [Lease.remaining] runs
- * out, and [Lease.release] it when done (prefer [withRedlock], which does both).
- *
- * This suspending function is cancellable: cancelled while waiting, it releases whatever the
- * attempt set on the masters and rethrows the [CancellationException]; cancelled as the lease is
- * granted, it releases the lease too: the lease is either returned or released. Once returned, it
- * is the caller's: a `withTimeout { redlock.acquire(...) }` whose timeout fires between the return
- * and the end of its block drops the lease (kotlinx.coroutines' rule for any resource opened in
- * such a block), which then holds the lock for nobody until its lease time runs out. Bound the
- * wait with [waitTime] instead, or use the lease inside the block.
- *
- * @throws LockNotAcquiredException if the lock could not be acquired within the wait time; it
- *   tells contention (another holder, with its remaining time) from masters failing (each
- *   master's failure attached)
- * @throws RedlockClosedException if the Redlock is closed, or was closed while waiting
- * @throws IllegalArgumentException for no resources, empty, blank or duplicate names, durations
- *   out of range, or a lease time longer than the restart guard
- * @throws IllegalStateException if the calling coroutine's critical section holds the lock already
- */
-public suspend fun Redlock.acquire(
-    vararg resources: String,
-    leaseTime: Duration? = null,
-    waitTime: Duration? = null,
-    fencing: Boolean? = null,
-): Lease = engine.acquireFor(LockKind.Mutex, resources, leaseTime, waitTime, once = false, fencing, "acquire")!!
-
-/**
- * Makes one attempt to acquire the lock on [resources], without waiting: returns the lease, or
- * null when another holder has the lock. The lease is not renewed (see [acquire]).
- *
- * This suspending function is cancellable (see [acquire]).
- *
- * @throws LockNotAcquiredException when the attempt failed without contention: too few masters
- *   answered (each master's failure attached), or the quorum answered too late
- * @throws RedlockClosedException if the Redlock is closed
- * @throws IllegalArgumentException for no resources, empty, blank or duplicate names, or a lease
- *   time out of range or longer than the restart guard
- * @throws IllegalStateException if the calling coroutine's critical section holds the lock already
- */
-public suspend fun Redlock.tryAcquire(
-    vararg resources: String,
-    leaseTime: Duration? = null,
-    fencing: Boolean? = null,
-): Lease? = engine.acquireFor(LockKind.Mutex, resources, leaseTime, null, once = true, fencing, "tryAcquire")

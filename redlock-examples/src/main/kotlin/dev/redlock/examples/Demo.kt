@@ -32,6 +32,9 @@ val USAGE: String = """
                              redis://10.0.0.1:6379,redis://:secret@10.0.0.2:6379,...
                              they are not killed unless --chaos is given too
       --chaos                with --masters: shut masters down (SHUTDOWN NOSAVE) in phases 2 and 3
+      --backend redis|postgres
+                             postgres: start a local PostgreSQL instead and lock with PostgresLocks
+                             (session advisory locks); phase 3 kills the server (default redis)
       --workers N            concurrent workers (default 16)
       --resources N          resources the workers share (default 4)
       --sections N           critical sections to run while a quorum is up (default 400)
@@ -57,6 +60,7 @@ internal fun parseArgs(args: Array<String>): Command {
     var workers = 16
     var resources = 4
     var sections = 400
+    var backend = DemoBackend.REDIS
     var i = 0
     while (i < args.size) {
         val arg = args[i++]
@@ -80,6 +84,11 @@ internal fun parseArgs(args: Array<String>): Command {
                 if (bad != null) throw UsageException("--masters expects redis:// or rediss:// URIs, but got '${redact(bad)}'")
             }
             "--chaos" -> chaos = flag()
+            "--backend" -> backend = when (val b = value()) {
+                "redis" -> DemoBackend.REDIS
+                "postgres", "postgresql" -> DemoBackend.POSTGRES
+                else -> throw UsageException("--backend expects redis or postgres, but was '$b'")
+            }
             "--verbose" -> verbose = flag()
             "--workers" -> workers = number()
             "--resources" -> resources = number()
@@ -89,7 +98,7 @@ internal fun parseArgs(args: Array<String>): Command {
     }
     if (chaos && masters == null) throw UsageException("--chaos only applies to --masters (local masters are always killed)")
     val options = try {
-        DemoOptions(masters, chaos, workers, resources, sections)
+        DemoOptions(masters, chaos, workers, resources, sections, backend)
     } catch (e: IllegalArgumentException) {
         throw UsageException(e.message ?: "bad arguments")
     }
@@ -104,7 +113,7 @@ private val quietLoggers = mutableListOf<Logger>()
  * unreachable master: in the demo those are the point, and the summary counts them.
  */
 internal fun quietLibraryLogs() {
-    for (name in listOf("dev.redlock", "io.lettuce", "io.netty", "reactor")) {
+    for (name in listOf("dev.redlock", "io.lettuce", "io.netty", "reactor", "org.postgresql")) {
         quietLoggers += Logger.getLogger(name).apply { level = Level.OFF }
     }
 }
@@ -223,7 +232,7 @@ private class ConsoleListener(private val out: PrintStream, private val interact
 internal fun printSummary(s: DemoSummary, out: PrintStream) {
     fun row(label: String, value: String) = out.println("  " + label.padEnd(28) + value)
     fun ms(d: Duration) = String.format(Locale.ROOT, "%8.1f ms", d.toDouble(DurationUnit.MILLISECONDS))
-    fun up(count: Int) = "$count of ${s.masters} masters up"
+    fun up(count: Int) = if (s.backend == "PostgreSQL") "the database up" else "$count of ${s.masters} masters up"
 
     out.println()
     out.println("Summary")
@@ -249,9 +258,12 @@ internal fun printSummary(s: DemoSummary, out: PrintStream) {
     row("locks lost", "${s.locksLost}" + if (s.locksLost > 0) "  (LockLostException: the critical section was cancelled)" else "")
     row(
         "acquisitions refused",
-        "${s.refusedContention + s.refusedMastersDown}  (contention: ${s.refusedContention}, masters down: ${s.refusedMastersDown})",
+        "${s.refusedContention + s.refusedMastersDown}  (contention: ${s.refusedContention}, ${if (s.backend == "PostgreSQL") "database" else "masters"} down: ${s.refusedMastersDown})",
     )
-    if (s.killedMasters > 0) row("masters killed", "${s.killedMasters} of ${s.masters}")
+    if (s.killedMasters > 0) {
+        if (s.backend == "PostgreSQL") row("database killed", "yes (every holding session ended)")
+        else row("masters killed", "${s.killedMasters} of ${s.masters}")
+    }
     s.keysLeft?.let { row("lock keys left behind", "$it on the ${s.masters - s.killedMasters} masters still up") }
     row("elapsed", String.format(Locale.ROOT, "%.1f s", s.elapsed.toDouble(DurationUnit.SECONDS)))
     out.println()

@@ -3,9 +3,11 @@ package dev.redlock.examples
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
 import dev.redlock.core.RedlockConfig
+import dev.redlock.coroutines.DistributedLocks
 import dev.redlock.coroutines.Redlock
-import dev.redlock.coroutines.acquire
-import dev.redlock.coroutines.withRedlock
+import dev.redlock.postgres.PostgresLockConfig
+import dev.redlock.postgres.PostgresLocks
+import dev.redlock.testing.PostgresServer
 import dev.redlock.testing.RedisFleet
 import io.lettuce.core.RedisClient
 import io.lettuce.core.RedisURI
@@ -31,6 +33,12 @@ import kotlinx.coroutines.isActive
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 
+/** Where the demo's locks live: Redis masters (Redlock) or a PostgreSQL database (`--backend postgres`). */
+enum class DemoBackend {
+    REDIS,
+    POSTGRES,
+}
+
 /** What the demo runs against and how hard it works; see `--help` in [main]. */
 data class DemoOptions(
     /** Masters to use instead of starting local ones; null starts [LOCAL_MASTERS] local masters. */
@@ -41,8 +49,13 @@ data class DemoOptions(
     val resources: Int = 4,
     /** Critical sections to run while a quorum is up (phases 1 and 2 together). */
     val sections: Int = 400,
+    /** [DemoBackend.POSTGRES] starts a local PostgreSQL and locks with PostgresLocks instead of Redlock. */
+    val backend: DemoBackend = DemoBackend.REDIS,
 ) {
     init {
+        require(backend == DemoBackend.REDIS || (masters == null && !chaos)) {
+            "--masters and --chaos apply to --backend redis only (--backend postgres starts its own PostgreSQL)"
+        }
         require(workers in 1..MAX_WORKERS) { "--workers must be between 1 and $MAX_WORKERS, but was $workers" }
         require(resources in 1..MAX_RESOURCES) { "--resources must be between 1 and $MAX_RESOURCES, but was $resources" }
         require(sections in 1..MAX_SECTIONS) { "--sections must be between 1 and $MAX_SECTIONS, but was $sections" }
@@ -76,6 +89,8 @@ data class LatencyStats(val count: Int, val p50: Duration, val p90: Duration, va
 /** Everything the demo measured; [ok] is its verdict. */
 data class DemoSummary(
     val masters: Int,
+    /** `Redis` or `PostgreSQL`: what [masters] counts (for PostgreSQL, the one database). */
+    val backend: String = "Redis",
     val localMasters: Boolean,
     val killedMasters: Int,
     /** Critical sections that ran to completion, by the number of masters up when they acquired. */
@@ -166,6 +181,7 @@ private val STALL_LIMIT = 15.seconds
  */
 suspend fun runDemo(options: DemoOptions, listener: DemoListener = DemoListener.SILENT): DemoSummary {
     val clock = TimeSource.Monotonic.markNow()
+    if (options.backend == DemoBackend.POSTGRES) return runOnPostgres(options, listener, clock)
     val uris: List<String>
     var fleet: RedisFleet? = null
     if (options.masters == null) {
@@ -194,7 +210,7 @@ suspend fun runDemo(options: DemoOptions, listener: DemoListener = DemoListener.
                 (if (fleet != null) " (Redis ${fleet.serverVersion}, pids ${fleet.pids().joinToString(" ")})" else ""),
         )
         val summary = Redlock(config).use { redlock ->
-            DemoRun(options, redlock, uris.size, killer, listener, clock).run().copy(
+            DemoRun(options, redlock, uris.size, killer, listener, clock, postgres = false).run().copy(
                 keysLeft = fleet?.let { f -> withContext(Dispatchers.IO) { f.keyCount() } },
             )
         }
@@ -202,6 +218,33 @@ suspend fun runDemo(options: DemoOptions, listener: DemoListener = DemoListener.
         return summary.copy(elapsed = clock.elapsedNow())
     } finally {
         withContext(NonCancellable + Dispatchers.IO) { fleet?.close() }
+    }
+}
+
+/**
+ * The same demo over PostgreSQL: a local server from the test kit (as the Redis masters are), the
+ * same workers on [PostgresLocks], and in phase 3 the server is killed: every holding session ends,
+ * so holders lose their locks, and new acquisitions are refused while it is down.
+ */
+private suspend fun runOnPostgres(options: DemoOptions, listener: DemoListener, clock: TimeSource.Monotonic.ValueTimeMark): DemoSummary {
+    listener.phase("Starting a local PostgreSQL server")
+    val server = withContext(Dispatchers.IO) { PostgresServer.start() }
+    try {
+        listener.info("database: ${server.jdbcUrl()} (PostgreSQL ${server.serverVersion}, ${server.binarySource})")
+        val config = PostgresLockConfig.builder(server.dataSource())
+            .leaseTime(LEASE_TIME.toJavaDuration())
+            .waitTime(WAIT_TIME.toJavaDuration())
+            .retryDelay(RETRY_DELAY.toJavaDuration())
+            .keyPrefix(KEY_PREFIX)
+            .build()
+        val killer = object : MasterKiller {
+            override fun kill(index: Int) = server.kill()
+        }
+        val locks = withContext(Dispatchers.IO) { PostgresLocks.create(config) }
+        val summary = locks.use { DemoRun(options, it, 1, killer, listener, clock, postgres = true).run() }
+        return summary.copy(backend = "PostgreSQL", elapsed = clock.elapsedNow())
+    } finally {
+        withContext(NonCancellable + Dispatchers.IO) { server.close() }
     }
 }
 
@@ -237,11 +280,13 @@ private class ShutdownKiller(private val uris: List<String>) : MasterKiller {
 /** The state of one demo run: the workers, the detectors and the counters. */
 private class DemoRun(
     private val options: DemoOptions,
-    private val redlock: Redlock,
+    private val redlock: DistributedLocks,
     private val n: Int,
     private val killer: MasterKiller?,
     private val listener: DemoListener,
     private val clock: TimeSource.Monotonic.ValueTimeMark,
+    /** Whether the one "master" is a PostgreSQL database (only the wording changes). */
+    private val postgres: Boolean,
 ) {
     private enum class Stage { SHORT_JOBS, LONG_JOBS }
 
@@ -276,8 +321,8 @@ private class DemoRun(
         val phase2Kills = if (killer != null) n - quorum else 0
         val phase1Target = if (phase2Kills > 0) (options.sections * 11 / 20).coerceAtLeast(1) else options.sections
         listener.phase(
-            "Phase 1: $n of $n masters up (quorum $quorum): ${options.workers} workers, ${options.resources} resources, " +
-                "${options.sections} critical sections, lease ${LEASE_TIME}",
+            (if (postgres) "Phase 1: the database is up" else "Phase 1: $n of $n masters up (quorum $quorum)") +
+                ": ${options.workers} workers, ${options.resources} resources, ${options.sections} critical sections, lease ${LEASE_TIME}",
         )
         val workers = List(options.workers) { id -> launch(Dispatchers.Default) { worker(id) } }
         val ticker = launch { progressLoop() }
@@ -324,7 +369,7 @@ private class DemoRun(
         val target = minOf(options.workers, options.resources)
         listener.phase(
             "Phase 3: workers switch to long jobs (${LONG_JOB} each, lease renewed every ${(LEASE_TIME / 3).inWholeMilliseconds} ms); " +
-                "waiting until $target resource(s) are held, then killing one master more",
+                "waiting until $target resource(s) are held, then killing " + (if (postgres) "the PostgreSQL server" else "one master more"),
         )
         waitUntil(5.seconds) { longHolders.get() >= target }
         val holding = longHolders.get()
@@ -332,7 +377,7 @@ private class DemoRun(
         kill(listOf(victim))
         val killedAt = TimeSource.Monotonic.markNow()
         listener.phase(
-            "Phase 3: killed master $victim — $mastersUp of $n up, below quorum $quorum: " +
+            (if (postgres) "Phase 3: killed the PostgreSQL server — every holding session ended: " else "Phase 3: killed master $victim — $mastersUp of $n up, below quorum $quorum: ") +
                 "$holding holder(s) must lose their locks, new acquisitions must fail",
         )
         val lostBefore = locksLost.get()
@@ -363,7 +408,7 @@ private class DemoRun(
             var entered = false
             waiting.incrementAndGet()
             try {
-                redlock.withRedlock(names[r], leaseTime = LEASE_TIME, waitTime = if (long) SHORT_WAIT_TIME else WAIT_TIME) {
+                redlock.withLock(names[r], leaseTime = LEASE_TIME, waitTime = if (long) SHORT_WAIT_TIME else WAIT_TIME) {
                     entered = true
                     waiting.decrementAndGet()
                     latencies.getOrPut(up) { ConcurrentLinkedQueue() }.add(called.elapsedNow())

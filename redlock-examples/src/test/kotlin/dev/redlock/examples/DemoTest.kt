@@ -35,6 +35,27 @@ class DemoTest : FunSpec({
         phases.count { it.startsWith("Phase") } shouldBeGreaterThanOrEqual 3
     }
 
+    test("--backend postgres runs the same workers on a local PostgreSQL: no overlap, and killing the server loses locks and refuses acquisitions") {
+        val phases = CopyOnWriteArrayList<String>()
+        val listener = object : DemoListener {
+            override fun phase(text: String) {
+                phases += text
+            }
+        }
+        val summary = runDemo(DemoOptions(workers = 8, resources = 3, sections = 60, backend = DemoBackend.POSTGRES), listener)
+
+        summary.backend shouldBe "PostgreSQL"
+        summary.overlaps shouldBe 0
+        summary.sections shouldBeGreaterThanOrEqual 60
+        summary.killedMasters shouldBe 1
+        summary.locksLost shouldBeGreaterThan 0
+        summary.refusedMastersDown shouldBeGreaterThan 0
+        phases.any { it.startsWith("Phase 3: killed the PostgreSQL server") } shouldBe true
+        val out = ByteArrayOutputStream()
+        printSummary(summary, PrintStream(out, true, Charsets.UTF_8))
+        out.toString(Charsets.UTF_8) shouldContain "database killed"
+    }
+
     test("the summary says VIOLATION when an overlap was seen") {
         val summary = DemoSummary(
             masters = 5, localMasters = true, killedMasters = 0, sectionsByMastersUp = mapOf(5 to 10),
@@ -62,5 +83,9 @@ class DemoTest : FunSpec({
         shouldThrow<UsageException> { parseArgs(arrayOf("--masters", "localhost:6379")) }.message shouldContain "redis://"
         shouldThrow<UsageException> { parseArgs(arrayOf("--chaos")) }.message shouldContain "--masters"
         shouldThrow<UsageException> { parseArgs(arrayOf("--bogus")) }.message shouldContain "unknown option '--bogus'"
+        (parseArgs(arrayOf("--backend", "postgres")) as Command.Run).options.backend shouldBe DemoBackend.POSTGRES
+        shouldThrow<UsageException> { parseArgs(arrayOf("--backend", "mysql")) }.message shouldContain "redis or postgres"
+        shouldThrow<UsageException> { parseArgs(arrayOf("--backend", "postgres", "--masters", "redis://a:6379")) }.message shouldContain
+            "--backend redis only"
     }
 })

@@ -6,10 +6,16 @@ import dev.redlock.coroutines.withRedlock
 import dev.redlock.examples.readme.Accounts
 import dev.redlock.examples.readme.Catalog
 import dev.redlock.examples.readme.JavaSharedLocks
+import dev.redlock.examples.readme.Shop
+import dev.redlock.examples.readme.Stock
 import dev.redlock.examples.readme.fencedUpdate
+import dev.redlock.examples.readme.fileLocks
+import dev.redlock.examples.readme.postgresLocks
+import dev.redlock.examples.readme.redisLocks
 import dev.redlock.examples.readme.sharedLocks
 import dev.redlock.examples.readme.uploadWithinLease
 import dev.redlock.java.AsyncRedlock
+import dev.redlock.testing.PostgresServer
 import dev.redlock.testing.RedisFleet
 import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.assertions.withClue
@@ -22,6 +28,8 @@ import io.kotest.matchers.string.shouldContain
 import java.nio.file.Files
 import java.nio.file.Path
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
 
 /**
  * The README's Kotlin and Java examples are compiled sources: each ```kotlin / ```java block in
@@ -89,6 +97,78 @@ class ReadmeSamplesTest : FunSpec({
         Redlock(config()).use { redlock -> uploadWithinLease(redlock) { uploads++ } }
         uploads shouldBe 1
         fleet.keyCount() shouldBe 0
+    }
+
+    test("sample backends, Kotlin: the same shop code reserves exactly the stock there is, on Redis and on files") {
+        val directory = Files.createTempDirectory("redlock-readme-backends")
+        try {
+            for (locks in listOf(redisLocks(fleet.uris()), fileLocks(directory))) {
+                locks.use {
+                    // A stock whose take is not atomic: only the lock keeps two reservations apart.
+                    var units = 10
+                    val stock = object : Stock {
+                        override suspend fun take(sku: String, count: Int): Boolean {
+                            val left = units
+                            kotlinx.coroutines.delay(2)
+                            if (left < count) return false
+                            units = left - count
+                            return true
+                        }
+                    }
+                    val shops = listOf(Shop(locks, stock), Shop(locks, stock))
+                    val reserved = kotlinx.coroutines.coroutineScope {
+                        (1..16).map { i -> async(kotlinx.coroutines.Dispatchers.Default) { shops[i % 2].reserve("apples", 1) } }.awaitAll()
+                    }
+                    reserved.count { it } shouldBe 10
+                    units shouldBe 0
+                }
+            }
+            fleet.keyCount() shouldBe 0
+        } finally {
+            directory.toFile().deleteRecursively()
+        }
+    }
+
+    test("sample backends, Java: the same call on Redis and on files") {
+        val directory = Files.createTempDirectory("redlock-readme-backends-java")
+        try {
+            val stock = java.util.concurrent.atomic.AtomicInteger(2)
+            dev.redlock.examples.readme.JavaBackends.reserveOnBoth(fleet.uris(), directory, "pears", stock)
+            stock.get() shouldBe 0
+            fleet.keyCount() shouldBe 0
+        } finally {
+            directory.toFile().deleteRecursively()
+        }
+    }
+
+    test("sample backends-postgres, Kotlin and Java: two processes' shops reserve exactly the stock there is, on PostgreSQL") {
+        PostgresServer.start().use { pg ->
+            // A stock whose take is not atomic: only the lock keeps two reservations apart.
+            var units = 10
+            val stock = object : Stock {
+                override suspend fun take(sku: String, count: Int): Boolean {
+                    val left = units
+                    kotlinx.coroutines.delay(2)
+                    if (left < count) return false
+                    units = left - count
+                    return true
+                }
+            }
+            postgresLocks(pg.dataSource()).use { one ->
+                postgresLocks(pg.dataSource()).use { other ->
+                    val shops = listOf(Shop(one, stock), Shop(other, stock))
+                    val reserved = kotlinx.coroutines.coroutineScope {
+                        (1..16).map { i -> async(kotlinx.coroutines.Dispatchers.Default) { shops[i % 2].reserve("apples", 1) } }.awaitAll()
+                    }
+                    reserved.count { it } shouldBe 10
+                    units shouldBe 0
+                }
+            }
+            val pears = java.util.concurrent.atomic.AtomicInteger(2)
+            dev.redlock.examples.readme.JavaPostgres.reserve(pg.dataSource(), "pears", pears)
+            pears.get() shouldBe 1
+            pg.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").single().single() shouldBe 0L
+        }
     }
 
     test("sample shared-locks, Kotlin: a read lock, the write lock and a permit, in turn") {

@@ -4,6 +4,7 @@ import dev.redlock.core.LockLostException;
 import dev.redlock.core.LockNotAcquiredException;
 import dev.redlock.core.MasterStatus;
 import dev.redlock.core.RedlockConfig;
+import dev.redlock.coroutines.DistributedLocks;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
@@ -20,6 +21,9 @@ import java.util.function.Function;
  * hold all of its keys with this holder's token. While held it is renewed in the background; if
  * it is lost anyway (a majority of masters lost the keys, or a renewal did not get through in
  * time), the work it protects is told at once, never left running uninformed.
+ *
+ * <p>The same API runs over the library's other backends (lock files, PostgreSQL): {@link
+ * #create(DistributedLocks)} takes their locks, and application code does not change.
  *
  * <pre>{@code
  * try (AsyncRedlock redlock = AsyncRedlock.create(config)) {
@@ -104,13 +108,53 @@ public interface AsyncRedlock extends AutoCloseable {
    * @throws NullPointerException if {@code config} is {@code null}
    */
   static Builder builder(RedlockConfig config) {
-    return new Builder(config);
+    return new Builder(
+        Objects.requireNonNull(config, "config must be a RedlockConfig, but was null"), null);
+  }
+
+  /**
+   * Creates an {@code AsyncRedlock} over any backend's locks, with its own callback pool: the
+   * same Java API over Redis, lock files or PostgreSQL. The {@code AsyncRedlock} takes ownership
+   * of {@code locks}: its {@link #close()} closes them.
+   *
+   * <pre>{@code
+   * DistributedLocks files = FileLocks.create(FileLockConfig.builder(Path.of("/var/lock/app")).build());
+   * try (AsyncRedlock locks = AsyncRedlock.create(files)) {
+   *     locks.withLockBlocking("orders:42", lease -> charge(order));
+   * }
+   * }</pre>
+   *
+   * <p>What "lost" means, and which options apply (fencing, writer priority), depends on the
+   * backend: see its documentation. {@link #config()} is only available over a Redlock.
+   *
+   * @param locks the locks of a backend module of this library (a {@code Redlock} included)
+   * @return a new {@code AsyncRedlock}; close it when done
+   * @throws NullPointerException if {@code locks} is {@code null}
+   * @throws IllegalArgumentException if {@code locks} is not an implementation of this library
+   */
+  static AsyncRedlock create(DistributedLocks locks) {
+    return builder(locks).build();
+  }
+
+  /**
+   * Starts a builder over any backend's locks (see {@link #create(DistributedLocks)}), to set the
+   * executor before creating the {@code AsyncRedlock}.
+   *
+   * @param locks the locks of a backend module of this library; owned by the result
+   * @return a new builder
+   * @throws NullPointerException if {@code locks} is {@code null}
+   */
+  static Builder builder(DistributedLocks locks) {
+    return new Builder(
+        null, Objects.requireNonNull(locks, "locks must be a DistributedLocks, but was null"));
   }
 
   /**
    * The configuration this {@code AsyncRedlock} was created with.
    *
    * @return the configuration
+   * @throws UnsupportedOperationException if it was created over another backend's locks, which
+   *     have no {@code RedlockConfig}
    */
   RedlockConfig config();
 
@@ -595,11 +639,12 @@ public interface AsyncRedlock extends AutoCloseable {
    */
   final class Builder {
     private final RedlockConfig config;
+    private final DistributedLocks locks;
     private Executor executor;
 
-    private Builder(RedlockConfig config) {
-      this.config =
-          Objects.requireNonNull(config, "config must be a RedlockConfig, but was null");
+    private Builder(RedlockConfig config, DistributedLocks locks) {
+      this.config = config;
+      this.locks = locks;
     }
 
     /**
@@ -627,7 +672,7 @@ public interface AsyncRedlock extends AutoCloseable {
      * @return a new {@code AsyncRedlock}; close it when done
      */
     public AsyncRedlock build() {
-      return new DefaultAsyncRedlock(config, executor);
+      return new DefaultAsyncRedlock(config, locks, executor);
     }
   }
 }

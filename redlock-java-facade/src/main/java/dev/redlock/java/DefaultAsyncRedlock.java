@@ -3,6 +3,7 @@ package dev.redlock.java;
 import dev.redlock.core.LockLostException;
 import dev.redlock.core.MasterStatus;
 import dev.redlock.core.RedlockConfig;
+import dev.redlock.coroutines.DistributedLocks;
 import dev.redlock.coroutines.LockType;
 import dev.redlock.java.internal.EngineBridge;
 import dev.redlock.java.internal.Nesting;
@@ -33,11 +34,11 @@ final class DefaultAsyncRedlock implements AsyncRedlock {
   private final Executor executor;
   private final ExecutorService ownedPool;
 
-  DefaultAsyncRedlock(RedlockConfig config, Executor executor) {
+  DefaultAsyncRedlock(RedlockConfig config, DistributedLocks locks, Executor executor) {
     this.ownedPool = executor == null ? newCallbackPool() : null;
     this.executor = executor == null ? ownedPool : executor;
     try {
-      this.bridge = new EngineBridge(config);
+      this.bridge = locks != null ? new EngineBridge(locks) : new EngineBridge(config);
     } catch (RuntimeException | Error e) {
       if (ownedPool != null) {
         ownedPool.shutdown();

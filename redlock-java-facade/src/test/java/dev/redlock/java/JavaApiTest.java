@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.redlock.coroutines.DistributedLocks;
 import dev.redlock.coroutines.Lease;
 import dev.redlock.coroutines.Redlock;
 import java.io.IOException;
@@ -43,6 +44,7 @@ final class JavaApiTest {
   private static final Map<String, List<String>> TWINS =
       Map.ofEntries(
           Map.entry("withRedlock", List.of("withLock", "withLockBlocking")),
+          Map.entry("withLock", List.of("withLock", "withLockBlocking")),
           Map.entry("acquire", List.of("acquire")),
           Map.entry("tryAcquire", List.of("tryAcquire")),
           Map.entry("withReadLock", List.of("withReadLock")),
@@ -62,6 +64,7 @@ final class JavaApiTest {
           Map.entry("Redlock.close", List.of("AsyncRedlock.close")),
           Map.entry("Redlock.checkMasters", List.of("AsyncRedlock.checkMasters")),
           Map.entry("Redlock.<init>", List.of("AsyncRedlock.create", "AsyncRedlock.builder")),
+          Map.entry("DistributedLocks", List.of("AsyncRedlock.create", "AsyncRedlock.builder")),
           Map.entry("Lease.getResources", List.of("LockLease.resources")),
           Map.entry("Lease.getFencingToken", List.of("LockLease.fencingToken")),
           Map.entry("Lease.isValid", List.of("LockLease.isValid")),
@@ -197,20 +200,29 @@ final class JavaApiTest {
     assertEquals(new TreeSet<>(MEMBER_TWINS.keySet()), engineMembers());
   }
 
-  /** The public lock operations of the engine: its extension functions on Redlock, by name. */
+  /**
+   * The public lock operations of the engine, by name: the members of DistributedLocks (which
+   * Redlock implements) that take locks, and the extension functions on Redlock ({@code withRedlock}).
+   */
   private static Map<String, Method> engineOperations() {
     Map<String, Method> ops = new TreeMap<>();
-    for (String file : List.of("Redlocks", "ReadWriteLocks", "Semaphores")) {
-      for (Method m : engineClass("dev.redlock.coroutines." + file).getDeclaredMethods()) {
-        if (Modifier.isPublic(m.getModifiers()) && !m.isSynthetic() && !m.getName().endsWith("$default")
-            && m.getParameterCount() > 0 && m.getParameterTypes()[0] == Redlock.class
-            && !m.isAnnotationPresent(dev.redlock.coroutines.InternalRedlockApi.class)) {
-          assertTrue(ops.put(kotlinName(m.getName()), m) == null, "overloaded engine operation " + m.getName());
-        }
+    for (Method m : DistributedLocks.class.getDeclaredMethods()) {
+      if (!m.isSynthetic() && !m.isDefault() && !HANDLE_MEMBERS.contains(m.getName())) {
+        assertTrue(ops.put(kotlinName(m.getName()), m) == null, "overloaded engine operation " + m.getName());
+      }
+    }
+    for (Method m : engineClass("dev.redlock.coroutines.Redlocks").getDeclaredMethods()) {
+      if (Modifier.isPublic(m.getModifiers()) && !m.isSynthetic() && !m.getName().endsWith("$default")
+          && m.getParameterCount() > 0 && m.getParameterTypes()[0] == Redlock.class
+          && !m.isAnnotationPresent(dev.redlock.coroutines.InternalRedlockApi.class)) {
+        assertTrue(ops.put(kotlinName(m.getName()), m) == null, "overloaded engine operation " + m.getName());
       }
     }
     return ops;
   }
+
+  /** The members of DistributedLocks that are not lock operations (their twins are in MEMBER_TWINS). */
+  private static final Set<String> HANDLE_MEMBERS = Set.of("checkMasters", "close");
 
   /** An operation's parameters as Kotlin names them (the receiver and the continuation left out). */
   private static List<String> kotlinParameters(Method m) {
@@ -236,12 +248,16 @@ final class JavaApiTest {
 
   private static Set<String> engineMembers() {
     Set<String> engine = new TreeSet<>();
+    Set<String> operations = engineOperations().keySet();
     for (Method m : Redlock.class.getDeclaredMethods()) {
       if (Modifier.isPublic(m.getModifiers()) && !Modifier.isStatic(m.getModifiers()) && !m.isSynthetic()
-          && !m.getName().contains("$") && !m.getName().equals("toString")) {
+          && !m.getName().contains("$") && !m.getName().equals("toString")
+          && !operations.contains(kotlinName(m.getName()))) {
         engine.add("Redlock." + kotlinName(m.getName()));
       }
     }
+    // AsyncRedlock's neutral entry: any backend's DistributedLocks.
+    engine.add("DistributedLocks");
     if (Arrays.stream(Redlock.class.getConstructors()).anyMatch(c -> c.getParameterTypes()[0].getName().equals("dev.redlock.core.RedlockConfig"))) {
       engine.add("Redlock.<init>");
     }

@@ -1,8 +1,6 @@
 package dev.redlock.kotest
 
 import dev.redlock.core.LockNotExtendedException
-import dev.redlock.coroutines.acquire
-import dev.redlock.coroutines.tryAcquire
 import dev.redlock.coroutines.withRedlock
 import dev.redlock.testing.RedisFleet
 import dev.redlock.testing.RedisFleetException

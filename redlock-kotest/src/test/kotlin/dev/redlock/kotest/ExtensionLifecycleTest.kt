@@ -1,7 +1,6 @@
 package dev.redlock.kotest
 
 import dev.redlock.core.RedlockClosedException
-import dev.redlock.coroutines.tryAcquire
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.Spec
 import io.kotest.core.spec.SpecRef

@@ -1,8 +1,6 @@
 package dev.redlock.kotest
 
 import dev.redlock.coroutines.Redlock
-import dev.redlock.coroutines.acquire
-import dev.redlock.coroutines.tryAcquire
 import dev.redlock.testing.RedisFleet
 import io.kotest.core.annotation.Condition
 import io.kotest.core.annotation.EnabledIf

@@ -3,7 +3,6 @@ package dev.redlock.kotest
 // The README's kotest example, as a user writes it (imports included): keep the two in step.
 // region kotest
 import dev.redlock.coroutines.withRedlock
-import dev.redlock.coroutines.tryAcquire
 import dev.redlock.kotest.RedisFleetExtension
 import io.kotest.core.extensions.install
 import io.kotest.core.spec.style.FunSpec

@@ -3,7 +3,6 @@ package dev.redlock.spring
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
 import dev.redlock.coroutines.Redlock
-import dev.redlock.coroutines.acquire
 import dev.redlock.coroutines.withRedlock
 import dev.redlock.testing.RedisFleet
 import java.util.concurrent.atomic.AtomicBoolean

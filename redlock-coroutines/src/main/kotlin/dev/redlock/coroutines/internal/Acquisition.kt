@@ -266,6 +266,7 @@ internal class Acquisition(
                     dirty[answer.node] = false
                     attempt.contended = true
                     val pttl = reply.holderPttlMillis
+                    if (pttl == -1L) attempt.holderNoExpiry = true
                     if (pttl == -1L || (holderPttl != -1L && pttl > holderPttl)) holderPttl = pttl
                 }
             }
@@ -354,8 +355,12 @@ internal class Acquisition(
         parts += "${attempt.granting} granted"
         if (attempt.contended) {
             val holder = attempt.holderRemaining
-            parts += if (holder != null) "held by another holder for ${Checks.show(holder.toJavaDuration())} more"
-            else "held by another holder (key without expiry, not set by Redlock)"
+            parts += when {
+                holder != null -> "held by another holder for ${Checks.show(holder.toJavaDuration())} more"
+                attempt.holderNoExpiry -> "held by another holder (key without expiry, not set by Redlock)"
+                // A backend node that cannot tell how long the other holder's hold lasts.
+                else -> "held by another holder"
+            }
         }
         if (attempt.guarded > 0) {
             parts += "${attempt.guarded} granted on master(s) that started empty or lost their data less than " +
@@ -388,6 +393,7 @@ internal class Acquisition(
         var guardRemaining: Duration? = null
         var contended = false
         var holderRemaining: Duration? = null
+        var holderNoExpiry = false
         var otherPermits: Long? = null
         var inTime = true
         var fenceUnconfirmed = false

@@ -50,6 +50,10 @@ internal class Engine(
     val observer = Observer(nodes, config.metrics(), offload)
     val masters = Masters(nodes, observer, timeSource, config.restartGuard().toMillis())
     val quorum: Int = LockMath.quorum(nodes.size)
+
+    /** The one node of a backend that is not Redis (files, PostgreSQL), for messages that speak of it rather than of masters; null for a Redlock. */
+    @OptIn(dev.redlock.coroutines.InternalRedlockApi::class)
+    val backend: LockNode? = nodes.singleOrNull()?.takeIf { it is dev.redlock.coroutines.spi.BackendNode }
     val defaults: Timing = Timing.of(config)
 
     /** The library's own coroutines (the lease timer, renewal calls): cancelled by [close]. */
@@ -148,7 +152,10 @@ internal class Engine(
         if (closed.get()) throw closedException()
     }
 
-    fun closedException() = RedlockClosedException("this Redlock is closed; create a new one to take locks")
+    fun closedException() = RedlockClosedException(
+        if (backend != null) "these locks (${backend.name()}) are closed; create new ones to take locks"
+        else "this Redlock is closed; create a new one to take locks",
+    )
 
     /**
      * Acquires a lease of [kind] on [resources], waiting up to the wait time unless [once].

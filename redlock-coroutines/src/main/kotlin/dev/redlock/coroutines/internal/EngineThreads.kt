@@ -79,6 +79,15 @@ internal class EngineThreads : AutoCloseable {
         private val onTimer: ThreadLocal<Boolean> = ThreadLocal.withInitial { false }
 
         /**
+         * Marks the calling thread as one that runs only library code and must not wait for the
+         * engine's I/O: a backend node's own thread (its `close()` from there only starts the
+         * shutdown, since the node's thread is needed to finish it).
+         */
+        fun markLibraryThread() {
+            onTimer.set(true)
+        }
+
+        /**
          * Whether the calling thread must never run user code or wait for I/O: a Redis client's
          * I/O thread (Netty's threads are [FastThreadLocalThread]s) or a Redlock's timer.
          */

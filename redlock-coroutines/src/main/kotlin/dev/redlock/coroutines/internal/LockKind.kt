@@ -3,6 +3,11 @@ package dev.redlock.coroutines.internal
 import dev.redlock.core.internal.Keys
 import dev.redlock.core.internal.LockMath
 import dev.redlock.core.internal.Script
+import dev.redlock.coroutines.InternalRedlockApi
+import dev.redlock.coroutines.spi.AcquireRequest
+import dev.redlock.coroutines.spi.HeldLease
+import dev.redlock.coroutines.spi.LockFamily
+import dev.redlock.coroutines.spi.LockMode
 
 /**
  * What differs between the kinds of lock — a mutex, the read and write sides of a reader-writer
@@ -209,5 +214,101 @@ internal sealed class LockKind {
 
     private companion object {
         fun flag(on: Boolean) = if (on) "1" else "0"
+    }
+}
+
+/**
+ * The script calls of [LockKind] read back as typed operations, for nodes that are not Redis (the
+ * backend SPI's `BackendNode`): the inverse of the keys and arguments each kind encodes above, kept
+ * next to them so that the two change together. A lock key never contains NUL (resource names and
+ * key prefixes are refused with one), so the part of a derived key before its first NUL is its lock
+ * key, and the suffix says what it is.
+ */
+@OptIn(InternalRedlockApi::class)
+internal object KindDecoding {
+    private val WRITER = Keys.writer("")
+    private val READERS = Keys.readers("")
+    private val PERMITS = Keys.permitHolders("")
+
+    private fun base(key: String): String = key.substringBefore('\u0000')
+
+    /** An acquire script call ([LockKind.acquireKeys], [LockKind.acquireArgs]) as a request. */
+    fun acquire(script: Script, keys: Array<String>, args: Array<String>): AcquireRequest {
+        val token = args[0]
+        val leaseMillis = args[1].toLong()
+        return when {
+            script === Script.ACQUIRE -> {
+                val n = args[2].toInt()
+                AcquireRequest(HeldLease(LockMode.MUTEX, keys.copyOfRange(0, n).asList(), token), leaseMillis, args[3] == "1", 0, false)
+            }
+            script === Script.RW_ACQUIRE && args[2] == "r" ->
+                AcquireRequest(HeldLease(LockMode.READ, listOf(base(keys[0])), token), leaseMillis, false, 0, false)
+            script === Script.RW_ACQUIRE ->
+                AcquireRequest(HeldLease(LockMode.WRITE, listOf(base(keys[0])), token), leaseMillis, args[5] == "1", 0, args[3] == "1")
+            script === Script.SEMAPHORE_ACQUIRE ->
+                AcquireRequest(HeldLease(LockMode.PERMIT, listOf(base(keys[0])), token), leaseMillis, false, args[2].toInt(), false)
+            else -> throw IllegalArgumentException("not an acquire script: ${script.name()}")
+        }
+    }
+
+    /** An extend script call ([LockKind.extendKeys], batched by the lease timer): the leases and the lease time (0: only check). */
+    fun extend(script: Script, keys: Array<String>, args: Array<String>): Pair<List<HeldLease>, Long> {
+        val leaseMillis = args[0].toLong()
+        val leases = ArrayList<HeldLease>((args.size - 1) / 2)
+        var k = 0
+        var a = 1
+        while (a + 1 < args.size) {
+            val count = args[a].toInt()
+            val token = args[a + 1]
+            val slice = keys.copyOfRange(k, k + count).asList()
+            leases += when {
+                script === Script.EXTEND && slice.size == 1 && slice[0].endsWith(WRITER) -> HeldLease(LockMode.WRITE, listOf(base(slice[0])), token)
+                script === Script.EXTEND -> HeldLease(LockMode.MUTEX, slice, token)
+                script === Script.SHARED_EXTEND && slice[0].endsWith(READERS) -> HeldLease(LockMode.READ, listOf(base(slice[0])), token)
+                script === Script.SHARED_EXTEND && slice[0].endsWith(PERMITS) -> HeldLease(LockMode.PERMIT, listOf(base(slice[0])), token)
+                else -> throw IllegalArgumentException("not an extend script call: ${script.name()} on ${slice.size} key(s)")
+            }
+            k += count
+            a += 2
+        }
+        return leases to leaseMillis
+    }
+
+    /**
+     * A release script call ([LockKind.releaseKeys], [LockKind.releaseArgs]): the lease, whether
+     * it is final (false between two attempts of one acquisition: a waiting writer's mark stays),
+     * and the release notice to publish (null: announce nothing).
+     */
+    fun release(script: Script, keys: Array<String>, args: Array<String>): Triple<HeldLease, Boolean, String?> {
+        val token = args[0]
+        val notice = args[2].ifEmpty { null }
+        val lease = when {
+            script === Script.RELEASE -> HeldLease(LockMode.MUTEX, keys.asList(), token)
+            script === Script.SHARED_RELEASE && keys[0].endsWith(READERS) -> HeldLease(LockMode.READ, listOf(base(keys[0])), token)
+            script === Script.SHARED_RELEASE && keys[0].endsWith(WRITER) -> HeldLease(LockMode.WRITE, listOf(base(keys[0])), token)
+            script === Script.SHARED_RELEASE && keys[0].endsWith(PERMITS) -> HeldLease(LockMode.PERMIT, listOf(base(keys[0])), token)
+            else -> throw IllegalArgumentException("not a release script call: ${script.name()}")
+        }
+        val final = lease.mode != LockMode.WRITE || keys.size > 1
+        return Triple(lease, final, notice)
+    }
+
+    /** A fence script call ([LockKind.fenceKeys]): the lease whose fencing number is confirmed. */
+    fun fence(keys: Array<String>, token: String): HeldLease =
+        if (keys[0].endsWith(WRITER)) HeldLease(LockMode.WRITE, listOf(base(keys[0])), token)
+        else HeldLease(LockMode.MUTEX, keys.copyOfRange(0, keys.size / 2).asList(), token)
+
+    /** A key waiters watch ([LockKind.noticeKeys]) as the family and lock key it belongs to. */
+    fun notice(key: String): Pair<LockFamily, String> = when {
+        key.endsWith(WRITER) -> LockFamily.READ_WRITE to base(key)
+        key.endsWith(PERMITS) -> LockFamily.SEMAPHORE to base(key)
+        else -> LockFamily.MUTEX to key
+    }
+
+    /** The key waiters of [family]'s lock [key] watch: the inverse of [notice]. */
+    fun noticeKey(family: LockFamily, key: String): String = when (family) {
+        LockFamily.MUTEX -> key
+        LockFamily.READ_WRITE -> Keys.writer(key)
+        LockFamily.SEMAPHORE -> Keys.permitHolders(key)
     }
 }

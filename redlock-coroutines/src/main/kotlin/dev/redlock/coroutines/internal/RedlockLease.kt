@@ -405,11 +405,16 @@ internal class RedlockLease(
             val s = current as? State.Held ?: return loss
             val (reason, cause) = why(s) ?: return null
             val what = when (reason) {
-                LockLostException.Reason.NOT_HELD -> "a quorum of masters no longer holds it"
-                LockLostException.Reason.EXPIRED -> "its validity ran out before a renewal reached a quorum"
+                LockLostException.Reason.NOT_HELD ->
+                    engine.backend?.let { "the lock backend ${it.name()} no longer holds it" } ?: "a quorum of masters no longer holds it"
+                LockLostException.Reason.EXPIRED ->
+                    if (engine.backend != null) "its validity ran out before a renewal got through"
+                    else "its validity ran out before a renewal reached a quorum"
                 LockLostException.Reason.MAX_HOLD ->
                     "it reached the maximum hold time (maxHoldTime ${Checks.show(engine.config.maxHoldTime().get())}); renewal stopped"
-                LockLostException.Reason.CLOSED -> "the Redlock was closed while it was held; the lease was released"
+                LockLostException.Reason.CLOSED ->
+                    if (engine.backend != null) "the locks were closed while it was held; the lease was released"
+                    else "the Redlock was closed while it was held; the lease was released"
             }
             found = LockLostException("Lost the lock on $resources: $what", resources, reason, cause)
             move(State.Lost(s.validUntil, found, engine.timeSource.markNow()))

@@ -3,9 +3,6 @@
 package dev.redlock.examples.readme
 
 import dev.redlock.coroutines.Redlock
-import dev.redlock.coroutines.withPermit
-import dev.redlock.coroutines.withReadLock
-import dev.redlock.coroutines.withWriteLock
 
 /** The work each lock of [sharedLocks] protects; the sample only names it. */
 interface Catalog {

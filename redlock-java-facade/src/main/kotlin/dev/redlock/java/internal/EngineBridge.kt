@@ -3,6 +3,7 @@ package dev.redlock.java.internal
 import dev.redlock.core.LockLostException
 import dev.redlock.core.RedlockClosedException
 import dev.redlock.core.RedlockConfig
+import dev.redlock.coroutines.DistributedLocks
 import dev.redlock.coroutines.InternalRedlockApi
 import dev.redlock.coroutines.Lease
 import dev.redlock.coroutines.LockType
@@ -34,17 +35,20 @@ import kotlinx.coroutines.cancel
 import kotlinx.coroutines.launch
 
 /**
- * The facade's only contact with the coroutine engine, and the same for every kind of lock: every
- * Java call becomes one coroutine over the one [Redlock] (on its own work pool), with the kind as a
- * [LockType], and its outcome is delivered to a `CompletableFuture` on the caller's executor.
+ * The facade's only contact with the coroutine engine, and the same for every kind of lock and
+ * every backend: every Java call becomes one coroutine over the one [DistributedLocks] (a
+ * [Redlock], or locks over a backend node; on its own work pool), with the kind as a [LockType],
+ * and its outcome is delivered to a `CompletableFuture` on the caller's executor. The bridge owns
+ * the locks: its `close()` closes them.
  *
  * The engine's coroutines never run user code; the user's action and every completion the user
  * can observe run on the executor of the call. Signatures here use Java types only (and the
  * engine's [LockType]), so that the Java half of the facade needs no Kotlin API.
  */
 @OptIn(InternalRedlockApi::class)
-internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
-    private val redlock = Redlock(config)
+internal class EngineBridge(private val redlock: DistributedLocks) : AutoCloseable {
+    /** A bridge over a new Redlock on the masters of [config]. */
+    constructor(config: RedlockConfig) : this(Redlock(config))
 
     /** Parent of every call and keeper; what is left of them when the Redlock closes is cancelled. */
     private val calls = SupervisorJob()
@@ -54,8 +58,10 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
     private val held: MutableSet<BridgedLease> = ConcurrentHashMap.newKeySet()
     private val closed = AtomicBoolean()
 
+    /** The Redlock's configuration; other backends have none. */
     val config: RedlockConfig
-        get() = redlock.config
+        get() = (redlock as? Redlock)?.config
+            ?: throw UnsupportedOperationException("this AsyncRedlock runs over $redlock, which has no RedlockConfig: its settings are the backend's own")
 
     /** A started call: the user's future, and one that completes once all its work, cleanup included, is over. */
     class Call<T>(val result: CompletableFuture<T>, val settled: CompletableFuture<Void?>)
@@ -184,7 +190,7 @@ internal class EngineBridge(config: RedlockConfig) : AutoCloseable {
         }
     }
 
-    override fun toString(): String = "AsyncRedlock(" + redlock.toString().removePrefix("Redlock(")
+    override fun toString(): String = "AsyncRedlock(" + redlock.toString().substringAfter('(')
 
     /**
      * Calls [action] on [executor] and waits for the stage it returns. Cancelling the wait (loss,

@@ -1,0 +1,416 @@
+package dev.redlock.coroutines.spi
+
+import dev.redlock.core.MasterFailureException
+import dev.redlock.core.internal.AcquireReply
+import dev.redlock.core.internal.LockNode
+import dev.redlock.core.internal.Script
+import dev.redlock.core.internal.Tokens
+import dev.redlock.coroutines.InternalRedlockApi
+import dev.redlock.coroutines.internal.EngineThreads
+import dev.redlock.coroutines.internal.KindDecoding
+import java.time.Duration
+import java.util.concurrent.CompletableFuture
+import java.util.concurrent.RejectedExecutionException
+import java.util.concurrent.ScheduledFuture
+import java.util.concurrent.ScheduledThreadPoolExecutor
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.TimeoutException
+import java.util.concurrent.atomic.AtomicInteger
+import org.slf4j.LoggerFactory
+
+/**
+ * The base of every node that is not Redis (a directory of lock files, a PostgreSQL database):
+ * the engine talks to it as to one Redis master, and it turns the engine's script calls into the
+ * typed operations below, which a backend implements. The engine runs over one such node (N = 1)
+ * exactly as over Redis masters: acquire attempts, waiting, validity, renewal every third of the
+ * lease time, loss, release and close are the engine's; the node only keeps holds.
+ *
+ * ## What a backend implements
+ * - [openStore]: check that the store is usable (called once, at start-up, ahead of the first lock).
+ * - [acquireHold]: one attempt, all or nothing, never waiting for the lock.
+ * - [extendHolds]: per lease, whether it is still held; when it is, renew it.
+ * - [releaseHold]: give up a hold of a token; tell waiters.
+ * - [confirmFencing]: whether a fenced lease is still held with its fencing number.
+ * - [checkStore]: a light health probe.
+ * - [watchReleases] / [unwatchReleases] (optional): deliver release notices of a lock to waiters
+ *   of this node with [releaseNoticed].
+ * - [closeStore]: give up every hold still held and free what the node opened.
+ *
+ * ## Leases and expiry (the rules that keep the engine's guarantees)
+ * - A hold lasts [AcquireRequest.leaseMillis] from the moment the node granted it, or from the
+ *   moment of its latest successful extend, unless extended again. This base class keeps that
+ *   timer: when it runs out, it calls [releaseHold] for the lease itself (with a release notice),
+ *   as Redis lets a key expire; a lease from `acquire()` that its holder forgets thus frees the
+ *   lock after its lease time. The engine's own validity (measured before the request was sent,
+ *   minus a drift allowance) always ends before the node's timer does.
+ * - [extendHolds] answers false for a lease the backend no longer holds for any reason (released,
+ *   expired, file deleted or replaced, session ended): it never takes the lock again for it (that
+ *   would hide a gap in which another holder could have held it). A false answer makes the engine
+ *   declare the lease lost and cancel its critical section. Answering false means the backend has
+ *   let go of whatever it kept for that lease.
+ * - A release of a token that is not held (already released, expired, or never granted: an attempt
+ *   that timed out is released to be sure) does nothing and answers false.
+ * - Tokens are unique: a request never reuses the token of another lease, except that one
+ *   acquisition retries with the same token after releasing its earlier attempt.
+ *
+ * ## Threads
+ * Every operation runs on this node's own thread (one daemon thread, named after the node), one
+ * at a time, in the order the engine issued them: a release issued after an acquire of the same
+ * token runs after it. Operations may block (file and JDBC I/O): they never run on the engine's
+ * timer or work threads. Each is bounded by the `timeout` it is given: the engine stops waiting for
+ * it then (it counts as failed with [MasterFailureException.Kind.TIMEOUT]), but the operation
+ * itself keeps the thread until it returns, so a backend bounds its I/O by the timeout too (a
+ * JDBC query timeout, for example). [releaseNoticed] may be called from any thread.
+ *
+ * ## Failures
+ * An operation that cannot be done throws. A [MasterFailureException] is passed on as it is
+ * (choose its kind: [PERMISSION][MasterFailureException.Kind.PERMISSION] or
+ * [AUTHENTICATION][MasterFailureException.Kind.AUTHENTICATION] are permanent and fail an
+ * acquisition at once, [UNREACHABLE][MasterFailureException.Kind.UNREACHABLE] is retried within
+ * the wait time); anything else becomes one of kind [ERROR][MasterFailureException.Kind.ERROR]
+ * with the exception as its cause. Messages name the node and what was wrong.
+ *
+ * The node is not a Redis Cluster, does no key tracking, and has no restart guard (a backend
+ * whose store forgets holds on a restart must say so in its documentation).
+ *
+ * @param name the node's name in messages, without secrets (for example `file:/var/lock/app`)
+ * @param serverId what tells this store apart from every other (for example the real path of the
+ *   directory, or the database's system identifier and name)
+ * @suppress Internal API (backend SPI): hidden from the API documentation.
+ */
+@InternalRedlockApi
+public abstract class BackendNode protected constructor(
+    private val name: String,
+    private val serverId: String,
+) : LockNode {
+    private val executor: ScheduledThreadPoolExecutor =
+        ScheduledThreadPoolExecutor(1) { task ->
+            Thread({ EngineThreads.markLibraryThread(); task.run() }, "redlock-node-${COUNT.incrementAndGet()}-$name").apply { isDaemon = true }
+        }.apply {
+            removeOnCancelPolicy = true
+            setExecuteExistingDelayedTasksAfterShutdownPolicy(false)
+        }
+
+    @Volatile
+    private var closed = false
+
+    @Volatile
+    private var listener: LockNode.ReleaseListener? = null
+
+    /** The holds this node granted and has not given up, by token, with their expiry. Node thread only. */
+    private val holds = HashMap<String, Hold>()
+
+    private class Hold(val lease: HeldLease, var expiry: ScheduledFuture<*>?)
+
+    // --- What a backend implements (all called on the node's thread, one at a time) ---
+
+    /**
+     * Checks that the store is usable, connecting or creating what it needs; called once, ahead of
+     * the first lock (a lock may still come first: be ready for any operation at any time).
+     *
+     * @param timeout the bound on the call
+     * @throws MasterFailureException naming what is wrong (kind PERMISSION for a store that
+     *   exists but may not be used, UNREACHABLE for one that cannot be reached now)
+     */
+    protected abstract fun openStore(timeout: Duration)
+
+    /**
+     * One attempt to take [request]'s lease: all of its keys or none, at once. Never waits for
+     * the lock: answer [AcquireResult.Refused] while another holder has it.
+     *
+     * For [LockMode.MUTEX] every key is exclusive; [LockMode.READ] is shared with other readers
+     * and excluded by a writer; [LockMode.WRITE] is excluded by other writers and by readers;
+     * [LockMode.PERMIT] is admitted while fewer than [AcquireRequest.permits] holders hold the
+     * semaphore (answer [AcquireResult.PermitsDiffer] when its holders use another number). With
+     * [AcquireRequest.fencing], answer [AcquireResult.Granted] with a fencing number larger than
+     * any given before for any of the keys, kept durably (see [confirmFencing]).
+     *
+     * @param request the lease asked for
+     * @param timeout the bound on the call
+     * @return the answer
+     */
+    protected abstract fun acquireHold(request: AcquireRequest, timeout: Duration): AcquireResult
+
+    /**
+     * Per lease, whether it is still held; for each one that is and when [leaseMillis] is above
+     * 0, renews it (the base class restarts its expiry). [leaseMillis] 0 only checks. Never takes
+     * a lock again for a lease that lost it.
+     *
+     * @param leases the leases (one renewal batch; several modes may be mixed)
+     * @param leaseMillis the lease time to renew to, or 0 to only check
+     * @param timeout the bound on the call
+     * @return one answer per lease, in order
+     */
+    protected abstract fun extendHolds(leases: List<HeldLease>, leaseMillis: Long, timeout: Duration): BooleanArray
+
+    /**
+     * Gives up [lease]'s hold if this token holds it; a token that holds nothing is no error.
+     * When [notice] is not null and something was released, tell the waiters of the lock in
+     * every process the backend can reach (for example `NOTIFY`), and in this process by calling
+     * [releaseNoticed] on the nodes that watch it; a waiter that misses a notice retries after
+     * its retry pause anyway.
+     *
+     * @param lease the lease
+     * @param final false between two attempts of one acquisition of a [LockMode.WRITE] lease (a
+     *   waiting writer's mark, for backends with writer priority, then stays); true otherwise
+     * @param notice the release notice to publish, or null to announce nothing (an attempt's
+     *   quiet clean-up)
+     * @param timeout the bound on the call
+     * @return whether something was held and released
+     */
+    protected abstract fun releaseHold(lease: HeldLease, final: Boolean, notice: String?, timeout: Duration): Boolean
+
+    /**
+     * Whether [lease] is still held and its keys' fencing counters are at least [fence] (raise
+     * them to it if they are below). With one store, the number [acquireHold] gave is already
+     * durable, so this is mostly a check that the lease is held.
+     *
+     * @param lease a [LockMode.MUTEX] or [LockMode.WRITE] lease granted with fencing
+     * @param fence its fencing number
+     * @param timeout the bound on the call
+     * @return whether the lease is held with that fencing number
+     */
+    protected abstract fun confirmFencing(lease: HeldLease, fence: Long, timeout: Duration): Boolean
+
+    /**
+     * A light health probe: returns when the store answers, throws [MasterFailureException]
+     * saying why when it does not.
+     *
+     * @param timeout the bound on the call
+     */
+    protected abstract fun checkStore(timeout: Duration)
+
+    /**
+     * Starts delivering release notices of [family]'s lock [key] to [releaseNoticed] (one watch
+     * per lock until [unwatchReleases]). The default does nothing: the backend's waiters then
+     * learn of releases in other processes only by their retry pause (releases in this process
+     * wake them at once either way).
+     *
+     * @param family the lock's family
+     * @param key the lock key
+     * @param timeout the bound on the call
+     */
+    protected open fun watchReleases(family: LockFamily, key: String, timeout: Duration) {}
+
+    /**
+     * Stops delivering release notices of [family]'s lock [key]. The default does nothing.
+     *
+     * @param family the lock's family
+     * @param key the lock key
+     * @param timeout the bound on the call
+     */
+    protected open fun unwatchReleases(family: LockFamily, key: String, timeout: Duration) {}
+
+    /**
+     * Gives up every hold still held and frees what the node opened (files, connections). Called
+     * once, on the node's thread, when the node is closed; later operations fail.
+     */
+    protected abstract fun closeStore()
+
+    /**
+     * Tells this node's waiters that [family]'s lock [key] was released (with [notice], the id
+     * [releaseHold] was given): they try again at once. Safe from any thread; quick.
+     *
+     * @param family the lock's family
+     * @param key the lock key
+     * @param notice the release notice
+     */
+    protected fun releaseNoticed(family: LockFamily, key: String, notice: String) {
+        listener?.released(KindDecoding.noticeKey(family, key), notice)
+    }
+
+    /** Whether [close] was called. */
+    protected val isClosed: Boolean get() = closed
+
+    // --- LockNode, for the engine ---
+
+    /** The node's name, as given. */
+    final override fun name(): String = name
+
+    /** The store's identity, as given. */
+    final override fun serverId(): String = serverId
+
+    /** Runs [openStore] on the node's thread. */
+    final override fun warmUp(timeout: Duration): CompletableFuture<Void?> =
+        call("open", timeout) { openStore(timeout); null }
+
+    /** Decodes an acquire script call into [acquireHold], and starts the hold's expiry when granted. */
+    final override fun acquire(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<AcquireReply> {
+        val request = KindDecoding.acquire(script, keys, args)
+        return call("acquire", timeout) {
+            when (val result = acquireHold(request, timeout)) {
+                is AcquireResult.Granted -> {
+                    val fence = result.fence
+                    if (request.fencing && fence == null) {
+                        releaseHold(request.lease, true, null, timeout)
+                        throw IllegalStateException("the backend granted $request without the fencing number it asked for")
+                    }
+                    track(request.lease, request.leaseMillis)
+                    if (fence == null) AcquireReply.GRANTED else AcquireReply(true, 0, fence, -1)
+                }
+                is AcquireResult.Refused -> AcquireReply.refused(result.holderRemainingMillis ?: UNKNOWN_REMAINING)
+                is AcquireResult.PermitsDiffer -> AcquireReply(false, 0, -1, -1, result.holdersPermits.toLong())
+            }
+        }
+    }
+
+    /** Decodes an extend script call into [extendHolds], and restarts the expiry of each lease still held. */
+    final override fun extend(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<BooleanArray> {
+        val (leases, leaseMillis) = KindDecoding.extend(script, keys, args)
+        return call("extend", timeout) {
+            val held = extendHolds(leases, leaseMillis, timeout)
+            check(held.size == leases.size) { "the backend answered ${held.size} times for ${leases.size} leases" }
+            for (i in leases.indices) {
+                when {
+                    !held[i] -> untrack(leases[i].token)
+                    leaseMillis > 0 -> track(leases[i], leaseMillis)
+                }
+            }
+            held
+        }
+    }
+
+    /** Decodes a release script call into [releaseHold], and ends the hold's expiry. */
+    final override fun release(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<Long> {
+        val (lease, final, notice) = KindDecoding.release(script, keys, args)
+        return call("release", timeout) {
+            untrack(lease.token)
+            if (releaseHold(lease, final, notice, timeout)) 1L else 0L
+        }
+    }
+
+    /** Decodes a fence script call into [confirmFencing]. */
+    final override fun confirmFence(keys: Array<String>, token: String, fence: Long, timeout: Duration): CompletableFuture<Boolean> {
+        val lease = KindDecoding.fence(keys, token)
+        return call("confirm fence", timeout) { confirmFencing(lease, fence, timeout) }
+    }
+
+    /** Runs [checkStore]; the age it answers is "old" (there is no restart guard on backends). */
+    final override fun probe(timeout: Duration): CompletableFuture<Long> =
+        call("probe", timeout) { checkStore(timeout); Long.MAX_VALUE }
+
+    final override fun onRelease(listener: LockNode.ReleaseListener) {
+        this.listener = listener
+    }
+
+    final override fun watch(key: String, timeout: Duration): CompletableFuture<Void?> {
+        val (family, lockKey) = KindDecoding.notice(key)
+        return call("watch", timeout) { watchReleases(family, lockKey, timeout); null }
+    }
+
+    final override fun unwatch(key: String, timeout: Duration): CompletableFuture<Void?> {
+        val (family, lockKey) = KindDecoding.notice(key)
+        return call("unwatch", timeout) { unwatchReleases(family, lockKey, timeout); null }
+    }
+
+    /** No key tracking: there is nothing to push. */
+    final override fun onTracking(listener: LockNode.TrackingListener) {}
+
+    /** Always false: backends push no invalidations. */
+    final override fun tracking(): Boolean = false
+
+    /** True until the node is closed. */
+    override fun connected(): Boolean = !closed
+
+    /** Closes the node: [closeStore] runs on its thread after the operations already issued; later calls fail. Never blocks. */
+    final override fun close() {
+        if (closed) return
+        closed = true
+        try {
+            executor.execute {
+                for (hold in holds.values) hold.expiry?.cancel(false)
+                holds.clear()
+                try {
+                    closeStore()
+                } catch (e: Throwable) {
+                    LOG.warn("Closing the lock backend {} failed: {}", name, e.toString(), e)
+                }
+            }
+        } catch (e: RejectedExecutionException) {
+            // Already shut down.
+        }
+        executor.shutdown()
+    }
+
+    /** Closes the node and waits, at most [timeout], for [closeStore] to finish (not when called on the node's own thread). */
+    final override fun closeAndWait(timeout: Duration) {
+        close()
+        if (!EngineThreads.onIoOrTimerThread()) executor.awaitTermination(timeout.toMillis(), TimeUnit.MILLISECONDS)
+    }
+
+    /** Describes the node for logs. */
+    override fun toString(): String = "${javaClass.simpleName}($name)"
+
+    // --- Machinery ---
+
+    /**
+     * Runs [op] on the node's thread; the returned future fails with a [MasterFailureException]
+     * when [op] throws, or of kind TIMEOUT after [timeout] (the operation still runs to its end).
+     */
+    private fun <R> call(what: String, timeout: Duration, op: () -> R): CompletableFuture<R> {
+        val result = CompletableFuture<R>()
+        if (closed) {
+            result.completeExceptionally(closedFailure())
+            return result
+        }
+        val done = CompletableFuture<R>()
+        try {
+            executor.execute {
+                try {
+                    done.complete(op())
+                } catch (e: Throwable) {
+                    done.completeExceptionally(failure(what, e))
+                }
+            }
+        } catch (e: RejectedExecutionException) {
+            result.completeExceptionally(closedFailure())
+            return result
+        }
+        done.orTimeout(timeout.toMillis().coerceAtLeast(1), TimeUnit.MILLISECONDS).whenComplete { value, e ->
+            when (e) {
+                null -> result.complete(value)
+                is TimeoutException -> result.completeExceptionally(
+                    MasterFailureException(name, MasterFailureException.Kind.TIMEOUT, "$what did not finish within ${timeout.toMillis()} ms", null),
+                )
+                else -> result.completeExceptionally(e)
+            }
+        }
+        return result
+    }
+
+    private fun failure(what: String, e: Throwable): MasterFailureException =
+        e as? MasterFailureException ?: MasterFailureException(name, MasterFailureException.Kind.ERROR, "$what failed: ${e.message ?: e.javaClass.name}", e)
+
+    private fun closedFailure() = MasterFailureException(name, MasterFailureException.Kind.UNREACHABLE, "the lock backend is closed", null)
+
+    /** (Re)starts [lease]'s expiry: [leaseMillis] from now. Node thread only. */
+    private fun track(lease: HeldLease, leaseMillis: Long) {
+        val hold = holds.getOrPut(lease.token) { Hold(lease, null) }
+        hold.expiry?.cancel(false)
+        hold.expiry = executor.schedule({ expire(hold) }, leaseMillis, TimeUnit.MILLISECONDS)
+    }
+
+    private fun untrack(token: String) {
+        holds.remove(token)?.expiry?.cancel(false)
+    }
+
+    /** The lease was not extended within its lease time: the node gives it up, as Redis lets a key expire. */
+    private fun expire(hold: Hold) {
+        if (holds[hold.lease.token] !== hold) return
+        holds.remove(hold.lease.token)
+        try {
+            releaseHold(hold.lease, true, Tokens.releaseId(), EXPIRY_TIMEOUT)
+        } catch (e: Throwable) {
+            LOG.warn("The lock backend {} could not give up the expired lease {}: {}", name, hold.lease, e.toString(), e)
+        }
+    }
+
+    private companion object {
+        val LOG = LoggerFactory.getLogger(BackendNode::class.java)
+        val COUNT = AtomicInteger()
+        val EXPIRY_TIMEOUT: Duration = Duration.ofSeconds(5)
+
+        /** An acquire reply's "remaining time unknown": no retry hint (the engine pauses by its retry delay). */
+        const val UNKNOWN_REMAINING = -2L
+    }
+}

@@ -1,0 +1,109 @@
+@file:OptIn(InternalRedlockApi::class)
+
+package dev.redlock.postgres.internal
+
+import dev.redlock.core.MasterFailureException
+import dev.redlock.coroutines.InternalRedlockApi
+import dev.redlock.coroutines.spi.AcquireRequest
+import dev.redlock.coroutines.spi.AcquireResult
+import dev.redlock.coroutines.spi.BackendNode
+import dev.redlock.coroutines.spi.HeldLease
+import dev.redlock.coroutines.spi.LockFamily
+import dev.redlock.coroutines.spi.LockMode
+import java.time.Duration
+
+/**
+ * The engine's one node over a PostgreSQL database: [BackendNode] turns the engine's calls into
+ * holds, [AdvisoryStore] keeps them as session advisory locks, [ReleaseNotices] wakes waiters with
+ * `LISTEN/NOTIFY`. Every store call runs on the node's own thread, one at a time.
+ */
+internal class PostgresNode(
+    name: String,
+    serverId: String,
+    private val store: AdvisoryStore,
+    private val notices: ReleaseNotices,
+    private val fencing: Boolean,
+    /** Whether [AdvisoryStore.open] already succeeded (the factory checks ahead). */
+    private var opened: Boolean,
+) : BackendNode(name, serverId) {
+
+    override fun openStore(timeout: Duration) {
+        if (opened) return
+        store.open(timeout.toMillis(), fencing)
+        opened = true
+    }
+
+    override fun acquireHold(request: AcquireRequest, timeout: Duration): AcquireResult {
+        val mode =
+            when (request.mode) {
+                LockMode.MUTEX -> HoldMode.MUTEX
+                LockMode.READ -> HoldMode.READ
+                LockMode.WRITE -> HoldMode.WRITE
+                LockMode.PERMIT -> HoldMode.PERMIT
+            }
+        return when (
+            val attempt =
+                store.acquire(mode, family(request.mode.family), request.keys, request.token, request.leaseMillis, request.fencing, request.permits, timeout.toMillis())
+        ) {
+            is Attempt.Granted -> AcquireResult.Granted(attempt.fence)
+            is Attempt.PermitsDiffer -> AcquireResult.PermitsDiffer(attempt.holdersPermits)
+            Attempt.Refused -> AcquireResult.Refused(null) // PostgreSQL cannot tell how long the holder keeps it
+        }
+    }
+
+    override fun extendHolds(leases: List<HeldLease>, leaseMillis: Long, timeout: Duration): BooleanArray {
+        val deadline = System.nanoTime() + timeout.toNanos()
+        return BooleanArray(leases.size) { i ->
+            val left = (deadline - System.nanoTime()) / 1_000_000
+            if (left <= 0) {
+                throw MasterFailureException(name(), MasterFailureException.Kind.TIMEOUT, "extend of ${leases.size} leases ran out of time", null)
+            }
+            store.extend(leases[i].token, leaseMillis, left)
+        }
+    }
+
+    override fun releaseHold(lease: HeldLease, final: Boolean, notice: String?, timeout: Duration): Boolean =
+        store.release(lease.token, family(lease.mode.family), lease.keys, notice, timeout.toMillis())
+
+    override fun confirmFencing(lease: HeldLease, fence: Long, timeout: Duration): Boolean = store.confirmFence(lease.token, timeout.toMillis())
+
+    override fun checkStore(timeout: Duration) {
+        store.probe(timeout.toMillis())
+    }
+
+    override fun watchReleases(family: LockFamily, key: String, timeout: Duration) {
+        notices.watch(family(family), key)
+    }
+
+    override fun unwatchReleases(family: LockFamily, key: String, timeout: Duration) {
+        notices.unwatch(family(family), key)
+    }
+
+    override fun closeStore() {
+        try {
+            notices.close()
+        } finally {
+            store.close()
+        }
+    }
+
+    /** Called by [ReleaseNotices]' thread for a notice of a watched lock. */
+    fun heard(family: String, key: String, notice: String) {
+        val f =
+            when (family) {
+                AdvisoryKeys.MUTEX -> LockFamily.MUTEX
+                AdvisoryKeys.READ_WRITE -> LockFamily.READ_WRITE
+                else -> LockFamily.SEMAPHORE
+            }
+        releaseNoticed(f, key, notice)
+    }
+
+    internal companion object {
+        fun family(family: LockFamily): String =
+            when (family) {
+                LockFamily.MUTEX -> AdvisoryKeys.MUTEX
+                LockFamily.READ_WRITE -> AdvisoryKeys.READ_WRITE
+                LockFamily.SEMAPHORE -> AdvisoryKeys.SEMAPHORE
+            }
+    }
+}
