@@ -15,7 +15,7 @@ val USAGE: String = """
 
     Options:
       --quick          a smoke run of about a minute with small counts and short phases
-      --only 1,3       run only these scenarios (1 to 9)
+      --only 1,3       run only these scenarios (1 to 9, and 11: the backends)
       --out PATH       where to write the report (relative paths: from the repository root).
                        Default: BENCHMARKS.md at the repository root for a full run of every
                        scenario; redlock-benchmarks/target/BENCHMARKS-quick.md or
@@ -154,7 +154,7 @@ data class Options(
         }
 
     companion object {
-        val ALL_SCENARIOS: Set<Int> = (1..9).toSortedSet()
+        val ALL_SCENARIOS: Set<Int> = ((1..9) + 11).toSortedSet()
 
         /** Parses the command line; `--name value` and `--name=value` are both accepted. */
         fun parse(args: Array<String>): Options {
@@ -185,9 +185,9 @@ data class Options(
         private fun parseScenarios(text: String): Set<Int> {
             val numbers = text.split(',').map { it.trim() }.filter { it.isNotEmpty() }.map {
                 it.toIntOrNull()?.takeIf { n -> n in ALL_SCENARIOS }
-                    ?: throw UsageException("--only expects scenario numbers from 1 to 9 separated by commas, like 1,3, but was '$text'")
+                    ?: throw UsageException("--only expects scenario numbers ${ALL_SCENARIOS.joinToString(", ")} separated by commas, like 1,3, but was '$text'")
             }
-            if (numbers.isEmpty()) throw UsageException("--only expects at least one scenario number from 1 to 9, but was '$text'")
+            if (numbers.isEmpty()) throw UsageException("--only expects at least one scenario number (${ALL_SCENARIOS.joinToString(", ")}), but was '$text'")
             return numbers.toSortedSet()
         }
     }
