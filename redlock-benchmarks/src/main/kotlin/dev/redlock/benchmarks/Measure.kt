@@ -68,8 +68,10 @@ data class CommandStats(val calls: Map<String, Long>) {
     val total: Long get() = calls.values.sum()
 
     companion object {
-        fun read(fleet: RedisFleet, master: Int): CommandStats {
-            val info = fleet.command(master, "INFO", "commandstats") as String
+        fun read(fleet: RedisFleet, master: Int): CommandStats = parse(fleet.command(master, "INFO", "commandstats") as String)
+
+        /** The counters in the text of `INFO commandstats`. */
+        fun parse(info: String): CommandStats {
             val calls = HashMap<String, Long>()
             for (line in info.lineSequence()) {
                 if (!line.startsWith("cmdstat_")) continue

@@ -11,11 +11,12 @@ val USAGE: String = """
 
     Starts 5 local Redis masters and runs every scenario against this library, Redisson and a raw
     Lettuce baseline, one after another on the same masters, then writes a Markdown report.
-    A full run takes about 25 minutes (scenarios 6 to 8: about 11) on 2 cores; run it on an otherwise idle machine.
+    A full run takes about 30 minutes (scenarios 6 to 8: about 11; 10, on cluster masters it starts itself: about 5)
+    on 2 cores; run it on an otherwise idle machine.
 
     Options:
       --quick          a smoke run of about a minute with small counts and short phases
-      --only 1,3       run only these scenarios (1 to 9, and 11: the backends)
+      --only 1,3       run only these scenarios (1 to 11; 11: the backends)
       --out PATH       where to write the report (relative paths: from the repository root).
                        Default: BENCHMARKS.md at the repository root for a full run of every
                        scenario; redlock-benchmarks/target/BENCHMARKS-quick.md or
@@ -66,6 +67,8 @@ data class Profile(
     /** Scenario 8, held part: locks held at N = 1 and their lease (a window lasts three renewal rounds). */
     val costLocks: Int,
     val costLease: Duration,
+    /** Scenario 10: rounds, each measuring every implementation on one server, a 1-shard and a 3-shard cluster master. */
+    val clusterRounds: Int,
 ) {
     companion object {
         val FULL = Profile(
@@ -93,6 +96,7 @@ data class Profile(
             costMeasure = 5.seconds,
             costLocks = 20_000,
             costLease = 15.seconds,
+            clusterRounds = 2,
         )
         val QUICK = FULL.copy(
             name = "quick",
@@ -117,6 +121,7 @@ data class Profile(
             costMeasure = 1.seconds,
             costLocks = 2_000,
             costLease = 6.seconds,
+            clusterRounds = 1,
         )
         val TINY = QUICK.copy(
             name = "tiny",
@@ -154,7 +159,7 @@ data class Options(
         }
 
     companion object {
-        val ALL_SCENARIOS: Set<Int> = ((1..9) + 11).toSortedSet()
+        val ALL_SCENARIOS: Set<Int> = (1..11).toSortedSet()
 
         /** Parses the command line; `--name value` and `--name=value` are both accepted. */
         fun parse(args: Array<String>): Options {

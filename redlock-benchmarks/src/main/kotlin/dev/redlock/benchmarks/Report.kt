@@ -18,6 +18,7 @@ class Results(
     val crashHandOff: List<CrashHandOff>? = null,
     val trackingCost: TrackingCosts? = null,
     val replicaAcks: List<ReplicaAckWindow>? = null,
+    val clusterScaling: ClusterScaling? = null,
     val backends: List<BackendFigures>? = null,
     /** The masters' `hz` (how often a second Redis runs its active expiry), for scenario 7. */
     val serverHz: String = "?",
@@ -239,6 +240,7 @@ fun render(r: Results): String {
     r.crashHandOff?.let { scenario7(it, r, ::line) }
     r.trackingCost?.let { scenario8(it, r.profile, ::line) }
     r.replicaAcks?.let { scenario9(it, r.profile, ::line) }
+    r.clusterScaling?.let { scenario10(it, r, ::line) }
     r.backends?.let { scenario11(it, r.profile, ::line) }
     return s.toString()
 }

@@ -245,11 +245,19 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         return results
     }
 
-    private suspend fun throughput(subject: LockSubject, n: Int): Throughput {
+    /**
+     * Scenario 3's loop on [subject]: [onStart] and [onEnd] run at the measured window's bounds
+     * (scenario 10 reads the servers' counters there).
+     */
+    internal suspend fun throughput(subject: LockSubject, n: Int, onStart: () -> Unit = {}, onEnd: () -> Unit = {}): Throughput {
         val histogram = ConcurrentHistogram(3)
         val errors = Errors()
         val window = AtomicReference<Window>()
-        val measured = phased(profile.acquirers, subject.cancellableWait, onWindow = window::set) { worker, stop ->
+        val onWindow = { w: Window ->
+            onStart()
+            window.set(w)
+        }
+        val measured = phased(profile.acquirers, subject.cancellableWait, onWindow = onWindow, onEnd = onEnd) { worker, stop ->
             val random = Random(worker)
             while (!stop.get()) {
                 val resource = "r-" + random.nextInt(profile.resources)
@@ -480,12 +488,14 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
 
     /**
      * Runs [workers] coroutines of [work] for the warm-up then the measured phase, and stops them:
-     * cancelled at once when [cancellable], else told to stop and given [DRAIN] to leave.
+     * cancelled at once when [cancellable], else told to stop and given [DRAIN] to leave. [onWindow]
+     * runs as the measured phase starts, [onEnd] as it ends (before the workers are stopped).
      */
     private suspend fun phased(
         workers: Int,
         cancellable: Boolean,
         onWindow: (Window) -> Unit = {},
+        onEnd: () -> Unit = {},
         work: suspend (worker: Int, stop: AtomicBoolean) -> Unit,
     ): Window = coroutineScope {
         val stop = AtomicBoolean(false)
@@ -497,6 +507,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         onWindow(Window(start, end, 0))
         delay(measure)
         val cpu = processCpuNanos() - cpuStart
+        onEnd()
         stop.set(true)
         if (cancellable) {
             jobs.forEach { it.cancel() }

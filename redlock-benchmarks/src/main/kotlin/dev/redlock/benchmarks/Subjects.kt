@@ -8,7 +8,10 @@ import io.lettuce.core.RedisURI
 import io.lettuce.core.ScriptOutputType
 import io.lettuce.core.SetArgs
 import io.lettuce.core.api.StatefulRedisConnection
-import io.lettuce.core.api.async.RedisAsyncCommands
+import io.lettuce.core.api.async.RedisScriptingAsyncCommands
+import io.lettuce.core.api.async.RedisStringAsyncCommands
+import io.lettuce.core.cluster.RedisClusterClient
+import io.lettuce.core.cluster.api.StatefulRedisClusterConnection
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.ThreadLocalRandom
 import java.util.concurrent.TimeUnit
@@ -26,6 +29,8 @@ import org.redisson.Redisson
 import org.redisson.api.RLock
 import org.redisson.api.RedissonClient
 import org.redisson.config.Config
+import org.redisson.config.ReadMode
+import org.redisson.config.SubscriptionMode
 
 /** The implementations measured, in the order they run and appear in the tables. */
 enum class Impl(val label: String) {
@@ -65,7 +70,7 @@ fun openSubject(impl: Impl, uris: List<String>, leaseTime: Duration, retry: Retr
     when (impl) {
         Impl.OURS -> OursSubject(uris, leaseTime)
         Impl.REDISSON -> RedissonSubject(uris, leaseTime)
-        Impl.BASELINE -> BaselineSubject(uris, leaseTime, retry)
+        Impl.BASELINE -> BaselineSubject.standalone(uris, leaseTime, retry)
     }
 
 /**
@@ -93,11 +98,22 @@ class OursSubject(uris: List<String>, leaseTime: Duration, keyTracking: Boolean 
 
 /**
  * Redisson: one client per master (`useSingleServer`), its `RLock` for N = 1 and its RedLock
- * (`getRedLock`, a multi-lock that needs a majority) over the N clients for N > 1. Thread pools are
- * kept small (2 Netty threads, 2 executor threads per client) so that it does not get more of the
- * 2 cores than Lettuce's shared pools. The watchdog's timeout is the lease time.
+ * (`getRedLock`, a multi-lock that needs a majority) over the N clients for N > 1; or one client in
+ * its cluster mode ([cluster]) with its `RLock`. Thread pools are kept small (2 Netty threads, 2
+ * executor threads per client) so that it does not get more of the 2 cores than Lettuce's shared
+ * pools. The watchdog's timeout is the lease time.
  */
-class RedissonSubject(uris: List<String>, leaseTime: Duration) : LockSubject {
+class RedissonSubject private constructor(leaseTime: Duration, configs: List<Config>) : LockSubject {
+    constructor(uris: List<String>, leaseTime: Duration) : this(leaseTime, uris.map { uri ->
+        baseConfig(leaseTime).apply {
+            useSingleServer()
+                .setAddress(uri)
+                .setConnectionMinimumIdleSize(4)
+                .setConnectionPoolSize(64)
+                .setSubscriptionConnectionMinimumIdleSize(1)
+        }
+    })
+
     override val impl = Impl.REDISSON
     override val cancellableWait = false
     private val leaseMillis = leaseTime.inWholeMilliseconds
@@ -106,18 +122,7 @@ class RedissonSubject(uris: List<String>, leaseTime: Duration) : LockSubject {
     init {
         val opened = ArrayList<RedissonClient>()
         try {
-            for (uri in uris) {
-                val config = Config()
-                    .setNettyThreads(2)
-                    .setThreads(2)
-                    .setLockWatchdogTimeout(leaseMillis)
-                config.useSingleServer()
-                    .setAddress(uri)
-                    .setConnectionMinimumIdleSize(4)
-                    .setConnectionPoolSize(64)
-                    .setSubscriptionConnectionMinimumIdleSize(1)
-                opened += Redisson.create(config)
-            }
+            for (config in configs) opened += Redisson.create(config)
         } catch (e: Throwable) {
             opened.forEach { runCatching { it.shutdown(0, 2, TimeUnit.SECONDS) } }
             throw e
@@ -160,9 +165,28 @@ class RedissonSubject(uris: List<String>, leaseTime: Duration) : LockSubject {
         }
     }
 
-    private companion object {
+    companion object {
+        /**
+         * Redisson in its cluster mode (`useClusterServers`) over the cluster whose nodes are [seeds]
+         * (`redis://host:port`): one client, the same pool sizes per primary as per server in the
+         * single-server mode, writes and reads on the primaries.
+         */
+        fun cluster(seeds: List<String>, leaseTime: Duration): RedissonSubject =
+            RedissonSubject(leaseTime, listOf(baseConfig(leaseTime).apply {
+                useClusterServers()
+                    .addNodeAddress(*seeds.toTypedArray())
+                    .setReadMode(ReadMode.MASTER)
+                    .setSubscriptionMode(SubscriptionMode.MASTER)
+                    .setMasterConnectionMinimumIdleSize(4)
+                    .setMasterConnectionPoolSize(64)
+                    .setSubscriptionConnectionMinimumIdleSize(1)
+            }))
+
+        private fun baseConfig(leaseTime: Duration): Config =
+            Config().setNettyThreads(2).setThreads(2).setLockWatchdogTimeout(leaseTime.inWholeMilliseconds)
+
         // Held strongly: java.util.logging keeps loggers weakly, and a collected one forgets its level.
-        val RENEWAL_LOG: java.util.logging.Logger = java.util.logging.Logger.getLogger("org.redisson.renewal.RenewalTask")
+        private val RENEWAL_LOG: java.util.logging.Logger = java.util.logging.Logger.getLogger("org.redisson.renewal.RenewalTask")
     }
 }
 
@@ -183,26 +207,32 @@ class RetryPolicy(val description: String, private val pause: (Random) -> Long) 
  * The raw baseline, the physical limit of a Redlock: `SET key token NX PX lease` sent to every
  * master at once, granted when a majority answers OK (it does not wait for the rest), and a
  * compare-and-delete script on every master to release. No renewal, no validity bookkeeping
- * beyond the elapsed time, no notifications: waiting is a retry loop with [retry].
+ * beyond the elapsed time, no notifications: waiting is a retry loop with [retry]. Made by
+ * [standalone] (one connection per server) or [cluster] (one cluster connection, which routes each
+ * key to its slot's primary, as one master).
  */
-class BaselineSubject(uris: List<String>, leaseTime: Duration, private val retry: RetryPolicy) : LockSubject {
+class BaselineSubject private constructor(
+    private val endpoints: List<Endpoint>,
+    leaseTime: Duration,
+    private val retry: RetryPolicy,
+    private val closeAll: () -> Unit,
+) : LockSubject {
+    /** One master's commands: a server's connection or a whole cluster's. */
+    private class Endpoint(val strings: RedisStringAsyncCommands<String, String>, val scripts: RedisScriptingAsyncCommands<String, String>)
+
     override val impl = Impl.BASELINE
     override val cancellableWait = true
     private val leaseMillis = leaseTime.inWholeMilliseconds
     private val validityNanos = (leaseMillis - leaseMillis / 100 - 2) * 1_000_000
-    private val client: RedisClient = RedisClient.create()
-    private val connections: List<StatefulRedisConnection<String, String>>
-    private val commands: List<RedisAsyncCommands<String, String>>
-    private val quorum = uris.size / 2 + 1
+    private val quorum = endpoints.size / 2 + 1
     private val releaseSha: String
 
     init {
         try {
-            connections = uris.map { client.connect(RedisURI.create(it)) }
-            commands = connections.map { it.async() }
-            releaseSha = commands.map { it.scriptLoad(RELEASE).get(10, TimeUnit.SECONDS) }.first()
+            // On a cluster connection SCRIPT LOAD goes to every node.
+            releaseSha = endpoints.map { it.scripts.scriptLoad(RELEASE).get(10, TimeUnit.SECONDS) }.first()
         } catch (e: Throwable) {
-            client.shutdown()
+            closeAll()
             throw e
         }
     }
@@ -214,7 +244,7 @@ class BaselineSubject(uris: List<String>, leaseTime: Duration, private val retry
         try {
             while (true) {
                 val start = System.nanoTime()
-                val sets = commands.map { it.set(key, token, SetArgs.Builder.nx().px(leaseMillis)).toCompletableFuture() }
+                val sets = endpoints.map { it.strings.set(key, token, SetArgs.Builder.nx().px(leaseMillis)).toCompletableFuture() }
                 if (majority(sets) && System.nanoTime() - start < validityNanos) {
                     return Held { withContext(NonCancellable) { release(key, token) } }
                 }
@@ -255,21 +285,53 @@ class BaselineSubject(uris: List<String>, leaseTime: Duration, private val retry
     }
 
     private suspend fun release(key: String, token: String) {
-        val calls = commands.map {
-            it.evalsha<Long>(releaseSha, ScriptOutputType.INTEGER, arrayOf(key), token).toCompletableFuture()
+        val calls = endpoints.map {
+            it.scripts.evalsha<Long>(releaseSha, ScriptOutputType.INTEGER, arrayOf(key), token).toCompletableFuture()
         }
         for (call in calls) runCatching { call.await() }
     }
 
-    override fun close() {
-        connections.forEach { runCatching { it.close() } }
-        client.shutdown(0, 2, TimeUnit.SECONDS)
-    }
+    override fun close() = closeAll()
 
-    private companion object {
-        const val RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+    companion object {
+        /** One connection per server of [uris]; N = [uris]' size. */
+        fun standalone(uris: List<String>, leaseTime: Duration, retry: RetryPolicy): BaselineSubject {
+            val client = RedisClient.create()
+            val connections = ArrayList<StatefulRedisConnection<String, String>>()
+            val closeAll = {
+                connections.forEach { runCatching { it.close() } }
+                client.shutdown(0, 2, TimeUnit.SECONDS)
+            }
+            try {
+                for (uri in uris) connections += client.connect(RedisURI.create(uri))
+            } catch (e: Throwable) {
+                closeAll()
+                throw e
+            }
+            return BaselineSubject(connections.map { Endpoint(it.async(), it.async()) }, leaseTime, retry, closeAll)
+        }
 
-        fun token(): String {
+        /** One cluster connection to the cluster whose nodes are [seeds] (`redis://host:port`), as N = 1. */
+        fun cluster(seeds: List<String>, leaseTime: Duration, retry: RetryPolicy): BaselineSubject {
+            val client = RedisClusterClient.create(seeds.map(RedisURI::create))
+            var connection: StatefulRedisClusterConnection<String, String>? = null
+            val closeAll = {
+                connection?.let { runCatching { it.close() } }
+                client.shutdown(0, 2, TimeUnit.SECONDS)
+            }
+            try {
+                connection = client.connect()
+            } catch (e: Throwable) {
+                closeAll()
+                throw e
+            }
+            val async = connection!!.async()
+            return BaselineSubject(listOf(Endpoint(async, async)), leaseTime, retry, closeAll)
+        }
+
+        private const val RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+        private fun token(): String {
             val random = ThreadLocalRandom.current()
             return java.lang.Long.toHexString(random.nextLong()) + java.lang.Long.toHexString(random.nextLong())
         }

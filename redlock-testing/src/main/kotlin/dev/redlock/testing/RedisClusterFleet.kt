@@ -858,6 +858,14 @@ public class RedisClusterFleet private constructor(
          * @throws RedisFleetException if no `redis-server` can be found, a node fails to start, or
          *   the cluster is not ready within the ready timeout; everything started is stopped first.
          */
+        /**
+         * Every node announces its loopback address: a node that never met another (a one-shard
+         * cluster without replicas) otherwise lists itself with an empty host in `CLUSTER SLOTS`,
+         * which clients other than Lettuce (Redisson, for one) cannot connect to.
+         */
+        private fun announce(): List<String> =
+            if (serverArgs.contains("--cluster-announce-ip")) emptyList() else listOf("--cluster-announce-ip", "127.0.0.1")
+
         public fun start(): RedisClusterFleet {
             val binary = RedisServerBinary.resolve(redisServer)
             val dir =
@@ -876,7 +884,7 @@ public class RedisClusterFleet private constructor(
                         "--cluster-node-timeout", nodeTimeout.toMillis().toString(),
                         // Replicas start copying at once (Redis 7 waits 5 s for more replicas by default).
                         "--repl-diskless-sync-delay", "0",
-                    ) + serverArgs,
+                    ) + announce() + serverArgs,
                     commandTimeout.toMillis().toInt(),
                     clusterBus = true,
                     keptFiles = setOf(NODES_CONF),
