@@ -853,12 +853,6 @@ public class RedisClusterFleet private constructor(
         public fun redisServer(path: Path): Builder = apply { redisServer = path }
 
         /**
-         * Starts the nodes, builds the cluster, and returns once it is ready ([awaitReady]).
-         *
-         * @throws RedisFleetException if no `redis-server` can be found, a node fails to start, or
-         *   the cluster is not ready within the ready timeout; everything started is stopped first.
-         */
-        /**
          * Every node announces its loopback address: a node that never met another (a one-shard
          * cluster without replicas) otherwise lists itself with an empty host in `CLUSTER SLOTS`,
          * which clients other than Lettuce (Redisson, for one) cannot connect to.
@@ -866,6 +860,12 @@ public class RedisClusterFleet private constructor(
         private fun announce(): List<String> =
             if (serverArgs.contains("--cluster-announce-ip")) emptyList() else listOf("--cluster-announce-ip", "127.0.0.1")
 
+        /**
+         * Starts the nodes, builds the cluster, and returns once it is ready ([awaitReady]).
+         *
+         * @throws RedisFleetException if no `redis-server` can be found, a node fails to start, or
+         *   the cluster is not ready within the ready timeout; everything started is stopped first.
+         */
         public fun start(): RedisClusterFleet {
             val binary = RedisServerBinary.resolve(redisServer)
             val dir =
