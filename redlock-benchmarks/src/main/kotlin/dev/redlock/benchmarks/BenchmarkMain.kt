@@ -58,6 +58,7 @@ suspend fun runBenchmarks(options: Options, shownArgs: List<String>, log: (Strin
             val s8 = if (8 in chosen) loss.trackingCost() else null
             val s9 = if (9 in chosen) replicaAcksCost(options.profile, log) else null
             val s10 = if (10 in chosen) ClusterScenario(fleet, scenarios, options.profile, log).run() else null
+            val s11 = if (11 in chosen) backendsCost(fleet, options.profile, log) else null
             Results(
                 machine = machine,
                 profile = options.profile,
@@ -73,6 +74,7 @@ suspend fun runBenchmarks(options: Options, shownArgs: List<String>, log: (Strin
                 trackingCost = s8,
                 replicaAcks = s9,
                 clusterScaling = s10,
+                backends = s11,
                 serverHz = runCatching { (fleet.command(0, "CONFIG", "GET", "hz") as List<*>)[1].toString() }.getOrDefault("?"),
                 runSeconds = (now() - started) / 1e9,
                 loadAtEnd = Machine.loadAverage(),

@@ -16,7 +16,7 @@ val USAGE: String = """
 
     Options:
       --quick          a smoke run of about a minute with small counts and short phases
-      --only 1,3       run only these scenarios (1 to 10)
+      --only 1,3       run only these scenarios (1 to 11; 11: the backends)
       --out PATH       where to write the report (relative paths: from the repository root).
                        Default: BENCHMARKS.md at the repository root for a full run of every
                        scenario; redlock-benchmarks/target/BENCHMARKS-quick.md or
@@ -159,7 +159,7 @@ data class Options(
         }
 
     companion object {
-        val ALL_SCENARIOS: Set<Int> = (1..10).toSortedSet()
+        val ALL_SCENARIOS: Set<Int> = (1..11).toSortedSet()
 
         /** Parses the command line; `--name value` and `--name=value` are both accepted. */
         fun parse(args: Array<String>): Options {
@@ -190,9 +190,9 @@ data class Options(
         private fun parseScenarios(text: String): Set<Int> {
             val numbers = text.split(',').map { it.trim() }.filter { it.isNotEmpty() }.map {
                 it.toIntOrNull()?.takeIf { n -> n in ALL_SCENARIOS }
-                    ?: throw UsageException("--only expects scenario numbers from 1 to 10 separated by commas, like 1,3, but was '$text'")
+                    ?: throw UsageException("--only expects scenario numbers ${ALL_SCENARIOS.joinToString(", ")} separated by commas, like 1,3, but was '$text'")
             }
-            if (numbers.isEmpty()) throw UsageException("--only expects at least one scenario number from 1 to 10, but was '$text'")
+            if (numbers.isEmpty()) throw UsageException("--only expects at least one scenario number (${ALL_SCENARIOS.joinToString(", ")}), but was '$text'")
             return numbers.toSortedSet()
         }
     }

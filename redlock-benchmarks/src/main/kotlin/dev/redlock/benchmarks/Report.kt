@@ -21,6 +21,7 @@ class Results(
     /** Scenario 2 with the contenders in several JVMs. */
     val crossProcess: List<CrossHandOff>? = null,
     val clusterScaling: ClusterScaling? = null,
+    val backends: List<BackendFigures>? = null,
     /** The masters' `hz` (how often a second Redis runs its active expiry), for scenario 7. */
     val serverHz: String = "?",
     val runSeconds: Double,
@@ -243,6 +244,7 @@ fun render(r: Results): String {
     r.trackingCost?.let { scenario8(it, r.profile, ::line) }
     r.replicaAcks?.let { scenario9(it, r.profile, ::line) }
     r.clusterScaling?.let { scenario10(it, r, ::line) }
+    r.backends?.let { scenario11(it, r.profile, ::line) }
     return s.toString()
 }
 

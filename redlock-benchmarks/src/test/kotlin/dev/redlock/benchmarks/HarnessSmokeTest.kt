@@ -179,11 +179,24 @@ class HarnessSmokeTest : FunSpec({
         }
     }
 
+    test("scenario 11 measured every backend, and its hot lock saw no overlapping sections and no failed call") {
+        val s11 = results.backends.shouldNotBeNull()
+        s11.map { it.backend } shouldBe listOf("Redlock, N = 1", "PostgreSQL", "files")
+        for (f in s11) {
+            withClue(f.backend) {
+                f.latency.count shouldBeGreaterThan 0L
+                f.sectionsPerSecond shouldBeGreaterThan 0.0
+                f.overlaps shouldBe 0
+                f.errors shouldBe 0
+            }
+        }
+    }
+
     test("the report has the command, the machine, a table per scenario and a computed verdict for every target") {
         val text = report.readText()
         text shouldContain "-Dexec.args=\"--tiny\""
         text shouldContain "redis-server | ${results.machine.redisVersion}"
-        for (heading in listOf("## Targets", "## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. ", "## 7. ", "## 8. ", "## 9. ", "## 10. ")) text shouldContain heading
+        for (heading in listOf("## Targets", "## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. ", "## 7. ", "## 8. ", "## 9. ", "## 10. ", "## 11. ")) text shouldContain heading
         val targets = targets(results)
         // 2 in scenario 1, 3 per (N, contenders) in scenario 2, 2 in scenario 3, 2 in scenario 4, 1 in scenario 5,
         // 1 per (N, fault) in scenario 6, 1 per N in scenario 7, 1 per N and 1 for the held locks in scenario 8.

@@ -107,6 +107,11 @@ class ObservabilityTest : FunSpec({
                     awaitCancellation()
                 }
             }
+            // Recorded on the work pool (never on the thread that found the loss): a moment later.
+            eventually(what = "the loss and the hold's end counted") {
+                registry.counted("redlock.losses", "reason", "not_held", "type", "lock") >= 1.0 &&
+                    registry.timerCount("redlock.hold", "end", "lost") >= 1L
+            }
             registry.counted("redlock.losses", "reason", "not_held", "type", "lock") shouldBe 1.0
             registry.timerCount("redlock.hold", "end", "lost") shouldBe 1L
             registry.timerCount("redlock.hold", "end", "released") shouldBe 0L

@@ -5,7 +5,6 @@ import dev.redlock.core.RedlockConfig
 import dev.redlock.core.internal.Keys
 import dev.redlock.testing.RedisClusterFleet
 import io.kotest.assertions.withClue
-import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldBeStrictlyIncreasing
 import io.kotest.matchers.nulls.shouldNotBeNull
@@ -25,8 +24,12 @@ import kotlinx.coroutines.delay
  * spare the CPU; the third has a replica so that it can fail over). Every kind of lock and fencing
  * across them, a whole cluster down while the other two keep the quorum, and one cluster failing
  * over (coordinated) under a held lock.
+ *
+ * Not in the compatibility tier: what it adds to ClusterDeploymentTest and ClusterRobustnessTest
+ * (which are, on every server) is the engine's quorum over cluster masters, the same on every
+ * server; it passed on Redis 6.2, 7.0, 8.0 and Valkey 8.1 when it was written, and runs in
+ * `mvn verify` on the server first on PATH.
  */
-@Tags("compat")
 class ThreeClustersTest : FunSpec({
     val clusters = listOf(
         RedisClusterFleet.builder().shards(1).replicasPerShard(0).start(),

@@ -40,7 +40,7 @@ import dev.redlock.file.internal.FileNode
  *   the holder, so no other process can take the lock meanwhile; when it runs again, its leases
  *   whose validity ran out are lost and given up.
  * - A lease is lost, and its critical section cancelled, when its lock file is deleted or replaced
- *   (found at the next renewal, within a third of the lease time), when its validity runs out
+ *   (found within about 250 ms: while it holds anything, the backend looks at each held file that often), when its validity runs out
  *   without a renewal, or when the locks are closed.
  * - Waiting: a release in this JVM wakes its waiters at once; a release in another process is
  *   noticed within the retry delay ([FileLockConfig.Builder.retryDelay]).

@@ -5,26 +5,38 @@ import java.time.Duration
 import kotlinx.coroutines.runBlocking
 
 /**
- * The other process of [FileLocksTest]'s two-JVM tests: `hold DIR RESOURCE` takes the lock, prints
- * HELD and keeps it until a line "release" arrives on its standard input (or the input closes),
- * then prints RELEASED; `try DIR RESOURCE` makes one attempt and prints ACQUIRED or REFUSED.
+ * The other process of [FileLocksTest]'s two-JVM tests: `hold DIR RESOURCE [LEASE_MS]` takes the lock,
+ * prints HELD and keeps it until a line "release" arrives on its standard input,
+ * then prints RELEASED, or LOST when the lease was lost meanwhile; `try DIR RESOURCE` makes one attempt and prints ACQUIRED or REFUSED.
  */
 object FileLockChild {
     @JvmStatic
     fun main(args: Array<String>) {
         val (mode, dir, resource) = args
-        val config = FileLockConfig.builder(Path.of(dir)).leaseTime(Duration.ofSeconds(5)).retryDelay(Duration.ofMillis(20)).build()
+        val lease = args.getOrNull(3)?.let { Duration.ofMillis(it.toLong()) } ?: Duration.ofSeconds(5)
+        val config = FileLockConfig.builder(Path.of(dir)).leaseTime(lease).retryDelay(Duration.ofMillis(20)).build()
         FileLocks.create(config).use { locks ->
             runBlocking {
                 when (mode) {
-                    "hold" -> locks.withLock(resource) {
-                        println("HELD")
-                        System.out.flush()
-                        while (true) {
-                            val line = kotlinx.coroutines.withContext(kotlinx.coroutines.Dispatchers.IO) { readlnOrNull() }
-                            if (line == null || line == "release") break
+                    "hold" -> try {
+                        locks.withLock(resource) {
+                            println("HELD")
+                            System.out.flush()
+                            // Polls for input instead of blocking in a read, so that a loss can cancel
+                            // the block (a blocked read of standard input cannot be interrupted).
+                            while (true) {
+                                if (System.`in`.available() == 0) {
+                                    kotlinx.coroutines.delay(20)
+                                    continue
+                                }
+                                val line = readlnOrNull()
+                                if (line == null || line == "release") break
+                            }
                         }
-                    }.also { println("RELEASED") }
+                        println("RELEASED")
+                    } catch (e: dev.redlock.core.LockLostException) {
+                        println("LOST")
+                    }
                     "try" -> println(if (locks.tryAcquire(resource)?.also { it.release() } != null) "ACQUIRED" else "REFUSED")
                     else -> error("unknown mode $mode")
                 }

@@ -19,8 +19,10 @@ import java.nio.file.Path
 import java.time.Duration
 import java.util.concurrent.TimeUnit
 import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.minutes
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.awaitCancellation
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.withTimeout
 
@@ -99,6 +101,17 @@ class FileLocksTest : FunSpec({
         loss.reason() shouldBe LockLostException.Reason.NOT_HELD
     }
 
+    test("a deleted lock file is noticed by the node's look at its files, not by a renewal") {
+        // A lease of two minutes: its first renewal comes after 40 s, later than the test waits.
+        val loss = shouldThrow<LockLostException> {
+            locks().withLock("doomed-long", leaseTime = 2.minutes) {
+                Files.delete(dir.resolve("doomed-long.lock"))
+                withTimeout(30.seconds) { awaitCancellation() }
+            }
+        }
+        loss.reason() shouldBe LockLostException.Reason.NOT_HELD
+    }
+
     test("replacing the lock file (same name, another file) while it is held cancels the critical section") {
         val loss = shouldThrow<LockLostException> {
             locks().withReadLock("swapped", leaseTime = 600.milliseconds) {
@@ -158,6 +171,23 @@ class FileLocksTest : FunSpec({
         FileLockConfig.builder(dir).build().retryDelay() shouldBe FileLockConfig.DEFAULT_RETRY_DELAY
     }
 
+    test("a holder frozen (SIGSTOP) past its lease time keeps the file lock until it runs again; then its lease is lost and given up") {
+        // What the README's table says: nothing outside the holder expires a file lock.
+        Child(dir, "hold", "frozen", leaseMillis = 1_000).use { child ->
+            child.awaitLine() shouldBe "HELD"
+            val locks = locks()
+            child.signal("STOP")
+            try {
+                delay(2_500) // two and a half lease times
+                locks.tryAcquire("frozen").shouldBeNull()
+            } finally {
+                child.signal("CONT")
+            }
+            child.awaitLine() shouldBe "LOST"
+            locks.acquire("frozen", waitTime = 10.seconds).release()
+        }
+    }
+
     test("two JVMs on one file: the other process's lock keeps this one out until it releases, and its death frees it at once") {
         Child(dir, "hold", "shared").use { child ->
             child.awaitLine() shouldBe "HELD"
@@ -186,10 +216,10 @@ class FileLocksTest : FunSpec({
 private fun Path.toRealPathOrSelf(): Path = try { toRealPath() } catch (e: java.io.IOException) { this }
 
 /** A second JVM running [FileLockChild]; destroyed by [close] whatever happened. */
-private class Child(dir: Path, mode: String, resource: String) : AutoCloseable {
+private class Child(dir: Path, mode: String, resource: String, leaseMillis: Long = 5_000) : AutoCloseable {
     private val process: Process = ProcessBuilder(
         File(System.getProperty("java.home"), "bin/java").path, "-cp", System.getProperty("java.class.path"),
-        FileLockChild::class.java.name, mode, dir.toString(), resource,
+        FileLockChild::class.java.name, mode, dir.toString(), resource, leaseMillis.toString(),
     ).redirectError(ProcessBuilder.Redirect.INHERIT).start()
     private val out: BufferedReader = process.inputReader()
     private val lines = java.util.concurrent.LinkedBlockingQueue<String>()
@@ -218,7 +248,15 @@ private class Child(dir: Path, mode: String, resource: String) : AutoCloseable {
         process.destroyForcibly().waitFor(10, TimeUnit.SECONDS) shouldBe true
     }
 
+    /** Sends SIGSTOP or SIGCONT ([name] without "SIG") to the child. */
+    fun signal(name: String) {
+        val kill = ProcessBuilder("kill", "-$name", process.pid().toString()).redirectErrorStream(true).start()
+        kill.waitFor(10, TimeUnit.SECONDS) shouldBe true
+        kill.exitValue() shouldBe 0
+    }
+
     override fun close() {
+        // SIGKILL ends a stopped process too.
         process.destroyForcibly()
         process.waitFor(10, TimeUnit.SECONDS) shouldNotBe false
         reader.join(1000)

@@ -40,8 +40,10 @@ import java.time.Duration
  *
  * ## What "lost" means here
  * The session holding the lease ended: its connection dropped, an administrator ran
- * `pg_terminate_backend`, the server restarted. The next renewal check (every third of the lease
- * time) finds it, and the critical section is cancelled with `LockLostException`. Or the lease's
+ * `pg_terminate_backend`, the server restarted. While it holds anything, the backend looks up all
+ * holding sessions in `pg_stat_activity` every 250 ms (one statement), so such a loss cancels the
+ * critical section with `LockLostException` within about that long; the renewal check (every third
+ * of the lease time) would find it too. Or the lease's
  * validity ran out without a renewal, or the locks were closed. On PostgreSQL 14 and later the
  * holding session carries `idle_session_timeout` equal to the lease time, so the server itself
  * frees the locks of a holder that stopped renewing (a frozen process, a vanished machine), as a

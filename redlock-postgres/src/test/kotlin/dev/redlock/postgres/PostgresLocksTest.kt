@@ -90,6 +90,29 @@ class PostgresLocksTest : FunSpec({
         locks().tryAcquire("victim").shouldNotBeNull().release()
     }
 
+    test("a terminated holder's session is noticed by the node's session check, not by a renewal") {
+        // A lease of two minutes: the first renewal (and its check) comes after 40 s, later than the
+        // test waits; only the node's periodic look at pg_stat_activity can end the block in time.
+        val locks = locks { leaseTime(Duration.ofMinutes(2)) }
+        val entered = CompletableDeferred<Unit>()
+        coroutineScope {
+            val section = async {
+                shouldThrow<LockLostException> {
+                    locks.withLock("long-lease") {
+                        entered.complete(Unit)
+                        awaitCancellation()
+                    }
+                }
+            }
+            entered.await()
+            val holder = pg.query("SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory'").map { (it[0] as Number).toInt() }.single()
+            pg.terminateSession(holder) shouldBe true
+            val lost = withTimeout(30.seconds) { section.await() }
+            lost.reason() shouldBe LockLostException.Reason.NOT_HELD
+        }
+        locks().tryAcquire("long-lease").shouldNotBeNull().release()
+    }
+
     test("a lease from acquire() that is never extended is given up after its lease time") {
         val a = locks()
         val b = locks()

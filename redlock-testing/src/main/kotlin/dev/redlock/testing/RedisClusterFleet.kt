@@ -853,6 +853,14 @@ public class RedisClusterFleet private constructor(
         public fun redisServer(path: Path): Builder = apply { redisServer = path }
 
         /**
+         * Every node announces its loopback address: a node that never met another (a one-shard
+         * cluster without replicas) otherwise lists itself with an empty host in `CLUSTER SLOTS`,
+         * which clients other than Lettuce (Redisson, for one) cannot connect to.
+         */
+        private fun announce(): List<String> =
+            if (serverArgs.contains("--cluster-announce-ip")) emptyList() else listOf("--cluster-announce-ip", "127.0.0.1")
+
+        /**
          * Starts the nodes, builds the cluster, and returns once it is ready ([awaitReady]).
          *
          * @throws RedisFleetException if no `redis-server` can be found, a node fails to start, or
@@ -876,7 +884,7 @@ public class RedisClusterFleet private constructor(
                         "--cluster-node-timeout", nodeTimeout.toMillis().toString(),
                         // Replicas start copying at once (Redis 7 waits 5 s for more replicas by default).
                         "--repl-diskless-sync-delay", "0",
-                    ) + serverArgs,
+                    ) + announce() + serverArgs,
                     commandTimeout.toMillis().toInt(),
                     clusterBus = true,
                     keptFiles = setOf(NODES_CONF),

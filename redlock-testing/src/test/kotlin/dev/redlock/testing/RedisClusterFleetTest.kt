@@ -56,6 +56,16 @@ class RedisClusterFleetTest :
             cluster.keyCount() shouldBe 0
         }
 
+        test("a one-node cluster lists its own address in CLUSTER SLOTS (not an empty host), so any cluster client can reach it") {
+            RedisClusterFleet.builder().shards(1).replicasPerShard(0).start().use { single ->
+                val slots = single.command(0, "CLUSTER", "SLOTS") as List<*>
+                slots shouldHaveSize 1
+                val primary = (slots[0] as List<*>)[2] as List<*>
+                primary[0] shouldBe "127.0.0.1"
+                primary[1] shouldBe single.port(0).toLong()
+            }
+        }
+
         test("markNeverGranted dates every slot's boot marker a year back on the primary serving it, and masterUri names every node") {
             cluster.masterUri() shouldBe "redis-cluster://" + (0 until 6).joinToString(",") { "127.0.0.1:${cluster.port(it)}" }
             cluster.markNeverGranted()

@@ -305,6 +305,14 @@ internal object KindDecoding {
         else -> LockFamily.MUTEX to key
     }
 
+    /** The keys the engine watches for changes of [lease] ([LockKind.trackedKeys]): where a node's report of a lost hold goes. */
+    fun trackedKeys(lease: HeldLease): List<String> = when (lease.mode) {
+        LockMode.MUTEX -> lease.keys
+        LockMode.READ -> listOf(Keys.readers(lease.keys[0]))
+        LockMode.WRITE -> listOf(Keys.writer(lease.keys[0]))
+        LockMode.PERMIT -> listOf(Keys.permitHolders(lease.keys[0]))
+    }
+
     /** The key waiters of [family]'s lock [key] watch: the inverse of [notice]. */
     fun noticeKey(family: LockFamily, key: String): String = when (family) {
         LockFamily.MUTEX -> key

@@ -44,8 +44,8 @@ public class BackendSettings(
     public val metrics: RedlockMetrics = RedlockMetrics.NONE,
 ) {
     /**
-     * The engine's configuration: these settings, the restart guard and key tracking off (a
-     * backend has neither), and a placeholder master that is never contacted (the engine runs over
+     * The engine's configuration: these settings, the restart guard off (a backend has none), key
+     * tracking on (it carries the node's [BackendNode.holdsLost] reports), and a placeholder master that is never contacted (the engine runs over
      * the backend's node instead).
      */
     internal val config: RedlockConfig = RedlockConfig.builder()
@@ -58,7 +58,7 @@ public class BackendSettings(
         .keyPrefix(keyPrefix)
         .metrics(metrics)
         .restartGuard(Duration.ZERO)
-        .keyTracking(false)
+        .keyTracking(true)
         .build()
 
     /** Describes the settings for logs. */

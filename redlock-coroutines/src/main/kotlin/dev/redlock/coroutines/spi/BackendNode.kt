@@ -35,6 +35,8 @@ import org.slf4j.LoggerFactory
  * - [watchReleases] / [unwatchReleases] (optional): deliver release notices of a lock to waiters
  *   of this node with [releaseNoticed].
  * - [closeStore]: give up every hold still held and free what the node opened.
+ * - [lossCheckPeriod] / [findLostHolds] (optional): a periodic check, on the node's thread, of
+ *   every hold at once; or [holdsLost] from any thread when the backend learns of a loss by itself.
  *
  * ## Leases and expiry (the rules that keep the engine's guarantees)
  * - A hold lasts [AcquireRequest.leaseMillis] from the moment the node granted it, or from the
@@ -48,6 +50,12 @@ import org.slf4j.LoggerFactory
  *   would hide a gap in which another holder could have held it). A false answer makes the engine
  *   declare the lease lost and cancel its critical section. Answering false means the backend has
  *   let go of whatever it kept for that lease.
+ * - Without more, a hold the store loses on its own (a session ended, a file deleted) is found by
+ *   the next renewal, a third of the lease time later at most. A backend that can tell sooner
+ *   reports it with [holdsLost] (or answers [findLostHolds] every [lossCheckPeriod]): the engine
+ *   then checks those leases at once with [extendHolds] (lease time 0), by the path that Redis key
+ *   tracking's invalidations take, and declares each lost that the answer says is not held. A
+ *   report is a hint, never proof: a lease [extendHolds] still finds held stays held.
  * - A release of a token that is not held (already released, expired, or never granted: an attempt
  *   that timed out is released to be sure) does nothing and answers false.
  * - Tokens are unique: a request never reuses the token of another lease, except that one
@@ -70,7 +78,7 @@ import org.slf4j.LoggerFactory
  * the wait time); anything else becomes one of kind [ERROR][MasterFailureException.Kind.ERROR]
  * with the exception as its cause. Messages name the node and what was wrong.
  *
- * The node is not a Redis Cluster, does no key tracking, and has no restart guard (a backend
+ * The node is not a Redis Cluster, does no key tracking of its own (only [holdsLost]), and has no restart guard (a backend
  * whose store forgets holds on a restart must say so in its documentation).
  *
  * @param name the node's name in messages, without secrets (for example `file:/var/lock/app`)
@@ -96,6 +104,13 @@ public abstract class BackendNode protected constructor(
 
     @Volatile
     private var listener: LockNode.ReleaseListener? = null
+
+    /** The engine's listener for changes of held keys: where [holdsLost] reports go. */
+    @Volatile
+    private var changes: LockNode.TrackingListener? = null
+
+    /** The periodic [findLostHolds] task, started with the first hold when [lossCheckPeriod] is set. Node thread only. */
+    private var lossCheck: ScheduledFuture<*>? = null
 
     /** The holds this node granted and has not given up, by token, with their expiry. Node thread only. */
     private val holds = HashMap<String, Hold>()
@@ -202,6 +217,39 @@ public abstract class BackendNode protected constructor(
     protected open fun unwatchReleases(family: LockFamily, key: String, timeout: Duration) {}
 
     /**
+     * How often [findLostHolds] runs while this node holds something, or null (the default) for
+     * never. Read once, at the first hold.
+     */
+    protected open val lossCheckPeriod: Duration? get() = null
+
+    /**
+     * Which of [leases] (every lease this node holds now) the store no longer holds, found without
+     * changing anything: for example one query for the sessions of all holds. Runs on the node's
+     * thread every [lossCheckPeriod] while something is held, between the engine's operations; the
+     * leases it returns are checked by the engine at once (see [holdsLost]). A failure is logged and
+     * the next round tries again. The default finds none.
+     *
+     * @param leases the leases held now
+     * @param timeout the bound on the call ([lossCheckPeriod], at most a second)
+     * @return the leases found lost (a subset of [leases])
+     */
+    protected open fun findLostHolds(leases: List<HeldLease>, timeout: Duration): Collection<HeldLease> = emptyList()
+
+    /**
+     * Reports that the store lost [leases]' holds (a session ended, a file was deleted): the engine
+     * checks them at once with [extendHolds] (lease time 0) and declares lost, cancelling its
+     * critical section, each one found not held, instead of at its next renewal. Safe from any
+     * thread; quick (the check runs later on the node's thread). A lease that is no longer held by
+     * this process, or a report before the locks started, is ignored.
+     *
+     * @param leases the leases whose holds are gone
+     */
+    protected fun holdsLost(leases: Collection<HeldLease>) {
+        if (leases.isEmpty() || closed) return
+        changes?.invalidated(leases.flatMap { KindDecoding.trackedKeys(it) })
+    }
+
+    /**
      * Gives up every hold still held and frees what the node opened (files, connections). Called
      * once, on the node's thread, when the node is closed; later operations fail.
      */
@@ -303,10 +351,12 @@ public abstract class BackendNode protected constructor(
         return call("unwatch", timeout) { unwatchReleases(family, lockKey, timeout); null }
     }
 
-    /** No key tracking: there is nothing to push. */
-    final override fun onTracking(listener: LockNode.TrackingListener) {}
+    /** Keeps the engine's listener: [holdsLost] reports go to it as invalidations of the leases' keys. */
+    final override fun onTracking(listener: LockNode.TrackingListener) {
+        changes = listener
+    }
 
-    /** Always false: backends push no invalidations. */
+    /** Always false: backends do no key tracking (losses they find come through [holdsLost]). */
     final override fun tracking(): Boolean = false
 
     /** True until the node is closed. */
@@ -318,6 +368,7 @@ public abstract class BackendNode protected constructor(
         closed = true
         try {
             executor.execute {
+                lossCheck?.cancel(false)
                 for (hold in holds.values) hold.expiry?.cancel(false)
                 holds.clear()
                 try {
@@ -388,7 +439,34 @@ public abstract class BackendNode protected constructor(
         val hold = holds.getOrPut(lease.token) { Hold(lease, null) }
         hold.expiry?.cancel(false)
         hold.expiry = executor.schedule({ expire(hold) }, leaseMillis, TimeUnit.MILLISECONDS)
+        if (lossCheck == null) {
+            val period = lossCheckPeriod
+            if (period != null && !period.isNegative && !period.isZero) {
+                lossCheck = executor.scheduleWithFixedDelay(::checkForLosses, period.toMillis(), period.toMillis(), TimeUnit.MILLISECONDS)
+            }
+        }
     }
+
+    /** One round of [findLostHolds] over every hold (node thread); its findings go to [holdsLost]. */
+    private fun checkForLosses() {
+        if (closed || holds.isEmpty()) return
+        val leases = holds.values.map { it.lease }
+        val bound = lossCheckPeriod?.takeIf { it < LOSS_CHECK_MAX_TIMEOUT } ?: LOSS_CHECK_MAX_TIMEOUT
+        val lost = try {
+            findLostHolds(leases, bound)
+        } catch (e: Throwable) {
+            // Said once per run of failures (the check runs several times a second).
+            if (!closed && !lossCheckFailing) LOG.warn("The lock backend {} could not check its {} holds for losses (renewals still check them): {}", name, leases.size, e.toString())
+            lossCheckFailing = true
+            return
+        }
+        if (lossCheckFailing) LOG.info("The lock backend {} checks its holds for losses again", name)
+        lossCheckFailing = false
+        holdsLost(lost)
+    }
+
+    /** Whether the last [findLostHolds] failed (node thread only). */
+    private var lossCheckFailing = false
 
     private fun untrack(token: String) {
         holds.remove(token)?.expiry?.cancel(false)
@@ -409,6 +487,7 @@ public abstract class BackendNode protected constructor(
         val LOG = LoggerFactory.getLogger(BackendNode::class.java)
         val COUNT = AtomicInteger()
         val EXPIRY_TIMEOUT: Duration = Duration.ofSeconds(5)
+        val LOSS_CHECK_MAX_TIMEOUT: Duration = Duration.ofSeconds(1)
 
         /** An acquire reply's "remaining time unknown": no retry hint (the engine pauses by its retry delay). */
         const val UNKNOWN_REMAINING = -2L

@@ -34,6 +34,9 @@ import org.slf4j.LoggerFactory
  * - fencing: `<name>.fence` (`<name>.rw.fence` for writers) holds the last token, written under
  *   the lock and made durable (fsync, atomic rename) before it is handed out.
  *
+ * Every quarter second while something is held, each held file is looked at once (a deleted or
+ * replaced file is reported to the engine, which checks the lease at once).
+ *
  * Release notices reach the waiters of every file node of this JVM on the same directory at once;
  * other processes' waiters notice a release by their retry pause.
  */
@@ -114,6 +117,13 @@ internal class FileNode(val directory: Path) : BackendNode("file:$directory", "f
             }
             held
         }
+    }
+
+    /** Every [LOSS_CHECK_PERIOD] while something is held: one look (a `stat`) at each held file. */
+    override val lossCheckPeriod: Duration get() = LOSS_CHECK_PERIOD
+
+    override fun findLostHolds(leases: List<HeldLease>, timeout: Duration): Collection<HeldLease> = io {
+        leases.filter { lease -> filesOf(lease).let { files -> files.isEmpty() || !files.all { LockFiles.held(it, lease.token) } } }
     }
 
     override fun releaseHold(lease: HeldLease, final: Boolean, notice: String?, timeout: Duration): Boolean {
@@ -214,6 +224,12 @@ internal class FileNode(val directory: Path) : BackendNode("file:$directory", "f
 
     companion object {
         private val LOG = LoggerFactory.getLogger(FileNode::class.java)
+
+        /**
+         * How often the held files are looked at: a lock file deleted or replaced under a holder
+         * cancels its block within about this long, instead of at the next renewal.
+         */
+        val LOSS_CHECK_PERIOD: Duration = Duration.ofMillis(250)
 
         fun realPath(directory: Path): Path = try {
             directory.toRealPath()

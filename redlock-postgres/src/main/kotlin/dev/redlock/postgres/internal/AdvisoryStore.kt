@@ -55,7 +55,12 @@ internal class AdvisoryStore(
         val connection: Connection,
         /** How many advisory locks the session holds for the lease (the renewal check counts them). */
         val expected: Int,
+        /** The session's backend pid, for [lostHolds]; null when it could not be read. */
+        val pid: Int?,
     )
+
+    /** The backend pid of each session this store opened, read once when it was opened. */
+    private val sessionPids: MutableMap<Connection, Int> = java.util.Collections.synchronizedMap(java.util.WeakHashMap())
 
     private val holds = HashMap<String, Hold>()
 
@@ -225,7 +230,7 @@ internal class AdvisoryStore(
                 }
             }
             val fence = if (fencing) drawFence(c, family, keys) else null
-            holds[token] = Hold(mode, c, expected)
+            holds[token] = Hold(mode, c, expected, sessionPids[c])
             return Attempt.Granted(fence)
         } catch (e: SQLException) {
             // Closing the connection ends its session, and with it whatever this attempt took.
@@ -362,6 +367,31 @@ internal class AdvisoryStore(
         }
     }
 
+    /**
+     * The tokens of the holds whose sessions are gone from the server (terminated, their connection
+     * dropped), found by one statement over `pg_stat_activity` for all holds, on a spare session.
+     * Changes nothing: the engine then checks those leases with [extend], which drops them.
+     */
+    fun lostHolds(timeoutMillis: Long): Set<String> {
+        val tokensByPid = HashMap<Int, MutableList<String>>()
+        for ((token, hold) in holds) hold.pid?.let { tokensByPid.getOrPut(it) { ArrayList(1) }.add(token) }
+        if (tokensByPid.isEmpty()) return emptySet()
+        val c = borrow(timeoutMillis, "loss check")
+        try {
+            c.setNetworkTimeout(DIRECT, timeoutMillis.toInt().coerceAtLeast(1))
+            val gone = HashSet<String>()
+            c.prepareStatement("SELECT p FROM unnest(?::int[]) AS p WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p)").use { ps ->
+                ps.setArray(1, c.createArrayOf("int4", tokensByPid.keys.toTypedArray()))
+                ps.executeQuery().use { rs -> while (rs.next()) tokensByPid[rs.getInt(1)]?.let(gone::addAll) }
+            }
+            giveBack(c)
+            return gone
+        } catch (e: SQLException) {
+            discard(c)
+            throw SqlFailures.classify(node, "loss check", e)
+        }
+    }
+
     /** Whether [token]'s fenced lease is still held; its number is already in the fencing table. */
     fun confirmFence(token: String, timeoutMillis: Long): Boolean = extend(token, 0, timeoutMillis)
 
@@ -448,8 +478,12 @@ internal class AdvisoryStore(
         try {
             c.autoCommit = true
             c.setNetworkTimeout(DIRECT, timeoutMillis.toInt().coerceAtLeast(1))
-            if (serverVersion == 0) {
-                serverVersion = c.createStatement().use { s -> s.executeQuery("SHOW server_version_num").use { rs -> rs.next(); rs.getString(1).toInt() } }
+            c.createStatement().use { s ->
+                s.executeQuery("SELECT current_setting('server_version_num'), pg_backend_pid()").use { rs ->
+                    rs.next()
+                    if (serverVersion == 0) serverVersion = rs.getString(1).toInt()
+                    sessionPids[c] = rs.getInt(2)
+                }
             }
         } catch (e: SQLException) {
             discard(c)
