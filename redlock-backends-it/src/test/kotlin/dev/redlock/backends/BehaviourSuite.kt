@@ -8,6 +8,7 @@ import dev.redlock.coroutines.DistributedLocks
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldBeEmpty
+import io.kotest.matchers.ints.shouldBeLessThanOrEqual
 import io.kotest.matchers.longs.shouldBeGreaterThan
 import io.kotest.matchers.nulls.shouldBeNull
 import io.kotest.matchers.nulls.shouldNotBeNull
@@ -40,6 +41,10 @@ abstract class BehaviourSuite(newBackend: () -> LockBackend) : FunSpec({
     beforeEach {
         a = backend.locks()
         b = backend.locks()
+        // Connections, sessions and scripts are made on first use, which on a cold machine can take
+        // longer than the short leases below: both "processes" are warmed up before a test times anything.
+        a.tryAcquire("warm-up").shouldNotBeNull().release()
+        b.tryAcquire("warm-up").shouldNotBeNull().release()
     }
     afterEach {
         a.close()
@@ -105,12 +110,19 @@ abstract class BehaviourSuite(newBackend: () -> LockBackend) : FunSpec({
     }
 
     test("semaphore: at most its permits at once across processes; a caller with another number is refused naming both") {
-        mostAtOnce(8) { locks, body -> locks.withPermit("pool", 2) { body() } } shouldBe 2
+        // Never more than the permits (how many overlap at most depends on timing: at most 2 is the rule) ...
+        mostAtOnce(8) { locks, body -> locks.withPermit("pool", 2) { body() } } shouldBeLessThanOrEqual 2
+        // ... and both permits can be held at once, from two processes, while a third caller finds none.
         val p = a.acquirePermit("pool", 2)
+        val q = b.tryAcquirePermit("pool", 2).shouldNotBeNull()
+        a.tryAcquirePermit("pool", 2).shouldBeNull()
+        b.tryAcquirePermit("pool", 2).shouldBeNull()
         shouldThrow<IllegalArgumentException> { b.tryAcquirePermit("pool", 3) }.message.let {
             it shouldContain "2"
             it shouldContain "3"
         }
+        q.release()
+        a.tryAcquirePermit("pool", 2).shouldNotBeNull().release()
         p.release()
     }
 
@@ -137,7 +149,7 @@ abstract class BehaviourSuite(newBackend: () -> LockBackend) : FunSpec({
     }
 
     test("a lease from acquire that is never extended frees the lock after its lease time, and reports its loss") {
-        val forgotten = a.acquire("forgotten", leaseTime = 400.milliseconds)
+        val forgotten = a.acquire("forgotten", leaseTime = 1.seconds)
         b.tryAcquire("forgotten").shouldBeNull()
         val next = b.acquire("forgotten", waitTime = 5.seconds)
         forgotten.awaitLost().reason() shouldBe LockLostException.Reason.EXPIRED

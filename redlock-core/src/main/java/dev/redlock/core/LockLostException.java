@@ -19,6 +19,8 @@ public final class LockLostException extends RedlockException {
     /**
      * A quorum of masters can no longer confirm the lease: enough of them answered that our
      * token is gone (deleted, expired, evicted, or overwritten) that a majority is impossible.
+     * Keys found gone after the lease's validity or maximum hold time had already run out give
+     * {@link #EXPIRED} or {@link #MAX_HOLD}: the reason is the first cause.
      */
     NOT_HELD,
     /** The lease's validity ran out before a renewal reached a quorum. */

@@ -1,5 +1,6 @@
 package dev.redlock.coroutines
 
+import dev.redlock.core.LeaseState
 import dev.redlock.core.LockLostException
 import dev.redlock.core.LockNotAcquiredException
 import io.kotest.assertions.throwables.shouldThrow
@@ -34,6 +35,21 @@ class ValidityTest : FunSpec({
             val e = shouldThrow<LockLostException> { lease.extend() }
             e.reason() shouldBe LockLostException.Reason.EXPIRED
             lease.release() // still cleans the real keys up
+        }
+    }
+
+    test("keys found gone after the validity ran out: the loss is EXPIRED, its first cause, not NOT_HELD") {
+        // A lease from acquire() that nobody extends: its keys expire on the masters after its
+        // validity ended here, and the pushes of their removal start a check that finds them gone.
+        // Whichever notices first (that check, or a read of the lease), the reason is the same.
+        val clock = TestTimeSource()
+        fleet.redlock(timeSource = clock).use { redlock ->
+            val lease = redlock.acquire("gone-late", leaseTime = 4.seconds)
+            eventually(what = "every master tracks the key") { redlock.engine.masters.nodes.all { it.tracking() } }
+            clock += 4.seconds
+            (0 until 3).forEach { fleet.command(it, "DEL", "redlock:gone-late") }
+            eventually(what = "the check the pushes started declared the loss") { lease.state.value == LeaseState.LOST }
+            lease.awaitLost().reason() shouldBe LockLostException.Reason.EXPIRED
         }
     }
 

@@ -391,8 +391,18 @@ internal class RedlockLease(
     fun invokeOnLoss(handler: (LockLostException) -> Unit): DisposableHandle =
         ended.invokeOnCompletion { loss?.let(handler) }
 
-    /** Marks the lease lost (once) and returns the loss; null if it was released first. */
-    fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? = lose { reason to cause }
+    /**
+     * Marks the lease lost (once) and returns the loss; null if it was released first. Keys found
+     * gone ([LockLostException.Reason.NOT_HELD]) after the lease's validity or maximum hold had
+     * already run out are reported for that first cause: a lease nobody renewed expires on the
+     * masters after its validity ended here, and whether a check (started by the pushes of that
+     * expiry) or a read of the lease notices first must not change the reason.
+     */
+    fun markLost(reason: LockLostException.Reason, cause: Throwable?): LockLostException? = lose { held ->
+        val earlier = if (reason == LockLostException.Reason.NOT_HELD) expiry(held) else null
+        if (earlier == null) reason to cause
+        else earlier to if (earlier == LockLostException.Reason.EXPIRED) held.renewalFailure ?: cause else null
+    }
 
     /**
      * Marks the lease lost (once) for the reason and cause [why] finds in its held state, decided
