@@ -285,4 +285,35 @@ fun scenario2CrossProcess(results: List<CrossHandOff>, line: (String) -> Unit) {
     )
     val errors = results.filter { it.errors > 0 }
     if (errors.isNotEmpty()) line("Failed lock calls: " + errors.joinToString { "${it.impl.label} N = ${it.n}, ${it.contenders} contenders: ${it.errors}" })
+    WHY_IN_ONE_PROCESS.lines().forEach(line)
 }
+
+/** Why the one-round-trip hand-off is not offered between processes (written by hand, kept with the section it explains). */
+private val WHY_IN_ONE_PROCESS = """
+
+#### Why the hand-off stays in one process
+
+Inside one process a release hands a mutex to the next local waiter in one script call per master: the
+key moves from the old token to the waiter's only where it still holds the old one, the waiter's validity
+counts from before that call, and a master that refuses counts against the quorum like any refusal. A
+queue of waiters kept on the masters, served by the release script, would do the same between processes,
+and we do not build it, because under the Redlock rules it does not hold:
+
+1. **The new holder cannot measure its validity.** Validity must count from a moment the holder took
+   before the write that set its keys. A server-side hand-off is written by the old holder's call; the
+   waiter hears of it afterwards. Counting from its registration is safe but mostly spent; counting from
+   when it heard overstates the lease.
+2. **Independent masters order their queues independently.** Registrations arrive at each master in its
+   own order, so one master hands the key to one waiter and another master to a second: a split with no
+   quorum, which retries re-enter in the same orders. A common order would need the masters to agree,
+   which Redlock is built to do without.
+3. **Waiters that are gone get the lock.** A waiter that crashed, gave up or was cancelled stays queued
+   until its entry expires, and a hand-off to it leaves the lock held by nobody for a lease time, unless
+   each waiter refreshes its entry, which is polling again.
+4. **Notices are at most once.** A push lost with a dropped connection leaves a holder that does not know
+   it holds; finding out takes a read on a quorum, a round trip with a fresh validity measurement: what a
+   release notice followed by an acquire costs today, with the problems above on top.
+
+Between processes we therefore keep the release notice: one publish per master, the first waiter of each
+process woken once, no polling; the lock's gap when it changes JVM is that notice plus the waiter's acquire.
+""".trimEnd()

@@ -49,9 +49,11 @@ fun targets(r: Results): List<Target> {
             ratio, 1.2, "${us(u.ours.p50)} / ${us(u.baseline.p50)} = ${x(ratio)}",
         ) {
             "ours spends ${us(u.ours.p50 - u.baseline.p50)} more per acquire + release at the median. The baseline sends " +
-                "SET NX PX and a one-line compare-and-delete and returns at the majority; ours runs its acquire script " +
-                "(which also reads every key's holder and remaining time), keeps per-master state for cleanup, " +
-                "checks validity, and publishes a release notice from its release script" +
+                "SET NX PX and a one-line compare-and-delete and returns at the majority; ours runs a script each way: the " +
+                "acquire reads the restart guard's boot marker and the key, sets it and reads it again (so that key " +
+                "tracking reports its next change), the release deletes the key and publishes the notice that wakes " +
+                "other processes' waiters; the caller is resumed on its own dispatcher, not on Lettuce's thread, and the " +
+                "lease is put on the renewal timer and taken off it" +
                 if (u.n > 1) ", on each of the ${u.n} masters." else "."
         }
     }
@@ -73,22 +75,41 @@ fun targets(r: Results): List<Target> {
                     rate, 2.0, "${num(ours.perSecond)} / ${num(redisson.perSecond)} = ${x(rate)}",
                 ) { handOffWhy(ours, redisson) }
             }
-            if (polling != null) {
-                val cpu = ours.cpuMicrosPerSection / polling.cpuMicrosPerSection
-                out += Target(
-                    2, "N = $n, $contenders contenders: less client CPU per section than the polling baseline",
-                    "${us(ours.cpuMicrosPerSection)} vs ${us(polling.cpuMicrosPerSection)} = ${x(cpu)}",
-                    if (cpu.isNaN()) null else cpu < 1.0,
-                    if (cpu.isNaN() || cpu < 1.0) null else "over by ${pct(cpu - 1.0)}",
-                    if (cpu.isNaN() || cpu < 1.0) null else
-                        "ours used ${us(ours.cpuMicrosPerSection)} of CPU per section while the polling baseline, with " +
-                            "${num(polling.perSecond)} sections/s, used ${us(polling.cpuMicrosPerSection)}. ${pct(ours.changedHands)} " +
-                            "of our sections changed hands (waiters of one process are served in order), so each is a " +
-                            "release, a wake-up of another coroutine and its acquire; the polling baseline changed hands in " +
-                            "${pct(polling.changedHands)} of its sections: its holder takes the lock straight back while the " +
-                            "others sleep for 100-300 ms, which costs little CPU but leaves those waiters waiting " +
-                            "${us(polling.wait.p99)} at p99.",
-                )
+            if (redisson != null) {
+                val cpu = ours.cpuMicrosPerSection / redisson.cpuMicrosPerSection
+                out += lessCpu(
+                    "N = $n, $contenders contenders", ours.cpuMicrosPerSection, redisson.cpuMicrosPerSection,
+                    polling?.cpuMicrosPerSection ?: Double.NaN,
+                ) {
+                    "ours used ${us(ours.cpuMicrosPerSection)} of client CPU per section, Redisson ${us(redisson.cpuMicrosPerSection)} " +
+                        "(${x(cpu)}). ${pct(ours.changedHands)} of our sections changed hands against ${pct(redisson.changedHands)} of " +
+                        "Redisson's: a section that changes hands costs a wake-up and a dispatch of another coroutine on top of the " +
+                        "script call, one whose holder takes the lock straight back does not."
+                }
+            }
+        }
+    }
+    r.crossProcess?.let { all ->
+        for ((n, contenders) in all.map { it.n to it.contenders }.distinct()) {
+            val ours = all.find { it.impl == Impl.OURS && it.n == n && it.contenders == contenders } ?: continue
+            val redisson = all.find { it.impl == Impl.REDISSON && it.n == n && it.contenders == contenders } ?: continue
+            val rate = ours.perSecond / redisson.perSecond
+            out += atLeast(
+                2, "across $JVMS JVMs, N = $n, $contenders contenders: critical sections per second at least 1.5x Redisson's",
+                rate, 1.5, "${num(ours.perSecond)} / ${num(redisson.perSecond)} = ${x(rate)}",
+            ) {
+                "the lock changed JVM in ${pct(ours.crossJvm.toDouble() / ours.sections)} of our sections (gap p50 " +
+                    "${us(ours.crossGap.p50)} then) and in ${pct(redisson.crossJvm.toDouble() / redisson.sections)} of Redisson's " +
+                    "(${us(redisson.crossGap.p50)}); between JVMs every hand-off is a release with its notice, the waiter's wake-up " +
+                    "and its acquire, one after the other, for both libraries (see \"Why the hand-off stays in one process\")."
+            }
+            out += lessCpu(
+                "across $JVMS JVMs, N = $n, $contenders contenders", ours.cpuMicrosPerSection, redisson.cpuMicrosPerSection,
+                all.find { it.impl == Impl.BASELINE && it.n == n && it.contenders == contenders }?.cpuMicrosPerSection ?: Double.NaN,
+            ) {
+                "ours used ${us(ours.cpuMicrosPerSection)} of CPU per section over all $JVMS JVMs, Redisson " +
+                    "${us(redisson.cpuMicrosPerSection)}, with ${num(ours.perSecond)} and ${num(redisson.perSecond)} sections/s: " +
+                    "JVMs that mostly wait spread their fixed costs (timers, connection upkeep) over fewer sections."
             }
         }
     }
@@ -151,11 +172,23 @@ fun targets(r: Results): List<Target> {
 
 private fun handOffWhy(ours: HandOff, redisson: HandOff): String =
     "the median gap between two sections was ${us(ours.gap.p50)}, against ${us(redisson.gap.p50)} for Redisson. " +
-        "${pct(ours.changedHands)} of our sections changed hands (waiters of one process are served in order, and a " +
-        "release hands the lock to the next at once), against ${pct(redisson.changedHands)} for Redisson, whose " +
-        "releasing holder often takes the lock straight back; so each of our gaps is a release, the wake-up of " +
-        "another coroutine and its acquire, one after the other, and a contender waited ${us(ours.wait.p50)} at the " +
-        "median (${us(ours.wait.p99)} at p99, Redisson ${us(redisson.wait.p99)})."
+        "${pct(ours.changedHands)} of our sections changed hands (waiters of one process are served in order), against " +
+        "${pct(redisson.changedHands)} for Redisson, whose releasing holder often takes the lock straight back without a " +
+        "round trip of waiting. Each of our hand-offs is one script call per master (the release moves the key to the " +
+        "waiter's token) followed by the waiter's resumption on its dispatcher; the gap is that round trip plus a " +
+        "thread hop, where Redisson's retaking holder pays one round trip and no hop. A contender waited " +
+        "${us(ours.wait.p50)} at the median (${us(ours.wait.p99)} at p99, Redisson ${us(redisson.wait.p99)})."
+
+/** "Less client CPU per section than Redisson" ([polling]: the polling baseline's, shown for comparison). */
+private fun lessCpu(where: String, ours: Double, redisson: Double, polling: Double, why: () -> String): Target {
+    val cpu = ours / redisson
+    val met = if (cpu.isNaN()) null else cpu < 1.0
+    return Target(
+        2, "$where: less client CPU per section than Redisson",
+        "${us(ours)} vs ${us(redisson)} = ${x(cpu)}" + if (polling.isNaN()) "" else " (polling baseline ${us(polling)})",
+        met, if (met == false) "over by ${pct(cpu - 1.0)}" else null, if (met == false) why() else null,
+    )
+}
 
 private fun List<HandOff>.find(impl: Impl, n: Int, contenders: Int): HandOff? =
     find { it.impl == impl && it.n == n && it.contenders == contenders }
@@ -351,8 +384,8 @@ private fun scenario4(results: List<Footprint>, profile: Profile, line: (String)
     line("the masters (no lock is taken or released meanwhile, so they are renewals). Commands per second are every")
     line("call `INFO commandstats` counts over the hold, and it counts the commands a script runs as well as the script")
     line("call itself: ours renews a lease with one `PEXPIRE` per key and reads the keys of a call (up to 2 048) with one")
-    line("`MGET` per 1 000 before and after; Redisson runs `HEXISTS` and `PEXPIRE` per lock. The harness's log gives the")
-    line("mix by command for each run (\"commands/s over the hold ... by command\").")
+    line("`MGET` per 1 000 before and after; Redisson runs `HEXISTS` and `PEXPIRE` per lock. The mix by command of")
+    line("each run follows the table.")
     line("")
     line("| N | figure | ours | Redisson | ours / Redisson |")
     line("| --- | --- | ---: | ---: | ---: |")
@@ -377,6 +410,10 @@ private fun scenario4(results: List<Footprint>, profile: Profile, line: (String)
         for (master in 0 until n) row("scripts/s on master $master") { it.perMaster.getOrNull(master)?.scriptsPerSecond ?: Double.NaN }
         count("locks lost or not taken") { it.failures }
     }
+    line("")
+    line("Commands per second over the hold, all masters, by command:")
+    line("")
+    for (f in results) if (f.commandMix.isNotEmpty()) line("- N = ${f.n}, ${f.impl.label}: ${f.commandMix}")
 }
 
 private fun scenario5(results: List<SlowMaster>, profile: Profile, line: (String) -> Unit) {

@@ -91,6 +91,8 @@ data class Footprint(
     val perMaster: List<MasterRate>,
     /** Locks lost or not acquired: must be 0. */
     val failures: Int,
+    /** Calls per second of each command over the hold, all masters, busiest first (INFO commandstats). */
+    val commandMix: String = "",
 ) {
     val scriptsPerSecond: Double get() = perMaster.sumOf { it.scriptsPerSecond }
     val commandsPerSecond: Double get() = perMaster.sumOf { it.commandsPerSecond }
@@ -415,7 +417,8 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         heap += heapAfterGc()
         val heapDuring = heap.min()
         val rates = before.indices.map { rate(before[it], after[it], holdSeconds) }
-        log("  commands/s over the hold, all masters, by command (INFO commandstats counts the commands a script runs): " + commandMix(before, after, holdSeconds))
+        val mix = commandMix(before, after, holdSeconds)
+        log("  commands/s over the hold, all masters, by command (INFO commandstats counts the commands a script runs): $mix")
         log("  heap ${heap.map { (it - heapBefore) / locks }} B per lock, threads $threadsBefore -> $threadsDuring, scripts/s ${rates.map { "%.0f".format(it.scriptsPerSecond) }}")
         return Footprint(
             impl = impl,
@@ -430,6 +433,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
             holdSeconds = holdSeconds,
             perMaster = rates,
             failures = failures.get() + (locks - acquired.get() - failures.get()).coerceAtLeast(0),
+            commandMix = mix,
         )
     }
 

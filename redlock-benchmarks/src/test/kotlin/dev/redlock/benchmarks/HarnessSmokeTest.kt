@@ -198,9 +198,10 @@ class HarnessSmokeTest : FunSpec({
         text shouldContain "redis-server | ${results.machine.redisVersion}"
         for (heading in listOf("## Targets", "## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. ", "## 7. ", "## 8. ", "## 9. ", "## 10. ", "## 11. ")) text shouldContain heading
         val targets = targets(results)
-        // 2 in scenario 1, 3 per (N, contenders) in scenario 2, 2 in scenario 3, 2 in scenario 4, 1 in scenario 5,
-        // 1 per (N, fault) in scenario 6, 1 per N in scenario 7, 1 per N and 1 for the held locks in scenario 8.
-        targets shouldHaveSize 2 + 3 * 2 * Profile.TINY.contenders.size + 2 + 2 + 1 + 2 * 2 + 2 + 2 + 1
+        // 2 in scenario 1, 3 per (N, contenders) in scenario 2 and 2 per (N, contenders) across JVMs, 2 in
+        // scenario 3, 2 in scenario 4, 1 in scenario 5, 1 per (N, fault) in scenario 6, 1 per N in scenario 7,
+        // 1 per N and 1 for the held locks in scenario 8.
+        targets shouldHaveSize 2 + (3 + 2) * 2 * Profile.TINY.contenders.size + 2 + 2 + 1 + 2 * 2 + 2 + 2 + 1
         for (t in targets) {
             withClue(t.text) { t.met.shouldNotBeNull() }
             text shouldContain t.text
