@@ -93,3 +93,46 @@ fun rate(before: CommandStats, after: CommandStats, seconds: Double): MasterRate
         // The INFO call that took the second reading is not the subject's.
         commandsPerSecond = (after.total - before.total - 1) / seconds,
     )
+
+/**
+ * Live objects by class (after a full collection, as `jcmd <pid> GC.class_histogram` prints them):
+ * class name to (instances, bytes). Read through the JVM's diagnostic command bean, in this process.
+ */
+fun classHistogram(): Map<String, Pair<Long, Long>> {
+    val server = ManagementFactory.getPlatformMBeanServer()
+    val text = server.invoke(
+        javax.management.ObjectName("com.sun.management:type=DiagnosticCommand"),
+        "gcClassHistogram", arrayOf<Any>(arrayOf<String>()), arrayOf(Array<String>::class.java.name),
+    ) as String
+    // "   1:        123456       7890123  java.lang.String (java.base@17)"
+    val row = Regex("""^\s*\d+:\s+(\d+)\s+(\d+)\s+(\S+)""")
+    return text.lineSequence().mapNotNull { row.find(it) }
+        .associate { m -> m.groupValues[3] to (m.groupValues[1].toLong() to m.groupValues[2].toLong()) }
+}
+
+/**
+ * What [locks] added to the heap between two [classHistogram]s, per lock: the classes with at least
+ * [minBytes] bytes per lock, largest first, as "Class ×count B" entries, and the total of all classes.
+ */
+fun histogramPerLock(before: Map<String, Pair<Long, Long>>, after: Map<String, Pair<Long, Long>>, locks: Int, minBytes: Double = 8.0): Pair<List<String>, Double> {
+    val rows = after.map { (name, a) ->
+        val b = before[name] ?: (0L to 0L)
+        Triple(name, (a.first - b.first).toDouble() / locks, (a.second - b.second).toDouble() / locks)
+    }
+    val total = rows.sumOf { it.third }
+    val shown = rows.filter { it.third >= minBytes }.sortedByDescending { it.third }.map { (name, count, bytes) ->
+        "${shortClassName(name)} ×${"%.2f".format(java.util.Locale.ROOT, count)} ${"%.0f".format(java.util.Locale.ROOT, bytes)} B"
+    }
+    return shown to total
+}
+
+/** "[Ljava.lang.Object;" as "Object[]", "[B" as "byte[]", "kotlinx.coroutines.JobImpl" as "JobImpl". */
+internal fun shortClassName(name: String): String = when {
+    name.startsWith("[L") -> shortClassName(name.removePrefix("[L").removeSuffix(";")) + "[]"
+    name.startsWith("[") -> when (name.getOrNull(1)) {
+        'B' -> "byte[]"; 'C' -> "char[]"; 'I' -> "int[]"; 'J' -> "long[]"; 'Z' -> "boolean[]"; 'S' -> "short[]"
+        'D' -> "double[]"; 'F' -> "float[]"; '[' -> shortClassName(name.substring(1)) + "[]"
+        else -> name
+    }
+    else -> name.substringAfterLast('.')
+}

@@ -138,7 +138,8 @@ fun targets(r: Results): List<Target> {
                 "each lock held in withRedlock keeps alive the caller's coroutine with its frames and the block's " +
                     "scope (which loss cancels), the lease (token, key, resources, validity, state) and its one entry " +
                     "on the shared renewal timer; no coroutine or job per lease is started by the library. The " +
-                    "caller's own coroutine, suspended in the block, is counted as the target asks."
+                    "caller's own coroutine, suspended in the block, is counted as the target asks. Measured by class " +
+                    "(${num(ours.heapByClassTotal)} B per lock): ${ours.heapByClass.split(", ").take(10).joinToString(", ")}."
             }
             val redisson = all.find { it.impl == Impl.REDISSON && it.n == n } ?: continue
             val ratio = ours.scriptsPerSecond / redisson.scriptsPerSecond
@@ -414,6 +415,12 @@ private fun scenario4(results: List<Footprint>, profile: Profile, line: (String)
     line("Commands per second over the hold, all masters, by command:")
     line("")
     for (f in results) if (f.commandMix.isNotEmpty()) line("- N = ${f.n}, ${f.impl.label}: ${f.commandMix}")
+    line("")
+    line("Live objects per lock by class (class histograms after full collections, at the end of the hold against")
+    line("before the locks were taken; classes with at least 8 B per lock, largest first; the caller's coroutine is")
+    line("part of them: its `launch` and block lambdas, `StandaloneCoroutine`, continuations):")
+    line("")
+    for (f in results) if (f.heapByClass.isNotEmpty()) line("- N = ${f.n}, ${f.impl.label} (${num(f.heapByClassTotal)} B per lock in all): ${f.heapByClass}")
 }
 
 private fun scenario5(results: List<SlowMaster>, profile: Profile, line: (String) -> Unit) {

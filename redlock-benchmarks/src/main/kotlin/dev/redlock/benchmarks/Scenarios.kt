@@ -93,6 +93,10 @@ data class Footprint(
     val failures: Int,
     /** Calls per second of each command over the hold, all masters, busiest first (INFO commandstats). */
     val commandMix: String = "",
+    /** Live objects per lock by class at the end of the hold against before the locks were taken, largest first. */
+    val heapByClass: String = "",
+    /** Their bytes per lock, all classes. */
+    val heapByClassTotal: Double = Double.NaN,
 ) {
     val scriptsPerSecond: Double get() = perMaster.sumOf { it.scriptsPerSecond }
     val commandsPerSecond: Double get() = perMaster.sumOf { it.commandsPerSecond }
@@ -295,6 +299,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         repeat(200) { s.acquire("warm-$it", 0).release() }
         val threadsBefore = liveThreads()
         val heapBefore = heapAfterGc()
+        val classesBefore = classHistogram()
         val gate = CompletableDeferred<Unit>()
         val allIn = CompletableDeferred<Unit>()
         val acquired = AtomicInteger()
@@ -331,7 +336,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
                 }
             }
             try {
-                hold(n, allIn, started, threadsBefore, heapBefore, acquired, failures, locks, Impl.OURS)
+                hold(n, allIn, started, threadsBefore, heapBefore, classesBefore, acquired, failures, locks, Impl.OURS)
             } finally {
                 gate.complete(Unit)
                 holders.join()
@@ -344,6 +349,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         repeat(200) { s.acquire("warm-$it", 0).release() }
         val threadsBefore = liveThreads()
         val heapBefore = heapAfterGc()
+        val classesBefore = classHistogram()
         // The RLock objects are what a Redisson user keeps to unlock later: they count as the locks' footprint.
         val held = arrayOfNulls<org.redisson.api.RLock>(locks)
         val allIn = CompletableDeferred<Unit>()
@@ -366,7 +372,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
                     }
                 }
             }
-            hold(n, allIn, started, threadsBefore, heapBefore, acquired, failures, locks, Impl.REDISSON)
+            hold(n, allIn, started, threadsBefore, heapBefore, classesBefore, acquired, failures, locks, Impl.REDISSON)
         } finally {
             val unlocking = Semaphore(ACQUIRING)
             coroutineScope {
@@ -394,6 +400,7 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         started: Long,
         threadsBefore: Int,
         heapBefore: Long,
+        classesBefore: Map<String, Pair<Long, Long>>,
         acquired: AtomicInteger,
         failures: AtomicInteger,
         locks: Int,
@@ -417,6 +424,8 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         heap += heapAfterGc()
         val heapDuring = heap.min()
         val rates = before.indices.map { rate(before[it], after[it], holdSeconds) }
+        val (byClass, classTotal) = histogramPerLock(classesBefore, classHistogram(), locks)
+        log("  live objects per lock by class (${"%.0f".format(classTotal)} B in all): ${byClass.joinToString(", ")}")
         val mix = commandMix(before, after, holdSeconds)
         log("  commands/s over the hold, all masters, by command (INFO commandstats counts the commands a script runs): $mix")
         log("  heap ${heap.map { (it - heapBefore) / locks }} B per lock, threads $threadsBefore -> $threadsDuring, scripts/s ${rates.map { "%.0f".format(it.scriptsPerSecond) }}")
@@ -434,6 +443,8 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
             perMaster = rates,
             failures = failures.get() + (locks - acquired.get() - failures.get()).coerceAtLeast(0),
             commandMix = mix,
+            heapByClass = byClass.take(16).joinToString(", ") + if (byClass.size > 16) ", …" else "",
+            heapByClassTotal = classTotal,
         )
     }
 

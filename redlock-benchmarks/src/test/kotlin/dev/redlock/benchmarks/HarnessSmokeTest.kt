@@ -81,6 +81,10 @@ class HarnessSmokeTest : FunSpec({
                 f.failures shouldBe 0
                 f.scriptsPerSecond shouldBeGreaterThan 0.0
                 f.heapPerLock.isNaN() shouldBe false
+                // The class histograms name what a lock keeps alive: the library's lease is among them for ours.
+                f.heapByClassTotal shouldBeGreaterThan 0.0
+                if (f.impl == Impl.OURS) f.heapByClass shouldContain "RedlockLease"
+                f.commandMix shouldContain "pexpire" // both renew with PEXPIRE inside their scripts
             }
         }
     }
