@@ -292,7 +292,7 @@ class ClusterScenario(
     }
 
     /** A primary's CPU seconds (`used_cpu_user` + `used_cpu_sys`) and commands run so far. */
-    private class ServerReading(val cpuSeconds: Double, val commands: Long, val scripts: Long, val pexpires: Long) {
+    internal class ServerReading(val cpuSeconds: Double, val commands: Long, val scripts: Long, val pexpires: Long) {
         companion object {
             fun of(node: Int, command: (Int, Array<out String>) -> Any?): ServerReading {
                 val cpu = (command(node, arrayOf("INFO", "cpu")) as String).lineSequence().map(String::trim)

@@ -98,10 +98,16 @@ fun targets(r: Results): List<Target> {
                 2, "across $JVMS JVMs, N = $n, $contenders contenders: critical sections per second at least 1.5x Redisson's",
                 rate, 1.5, "${num(ours.perSecond)} / ${num(redisson.perSecond)} = ${x(rate)}",
             ) {
-                "the lock changed JVM in ${pct(ours.crossJvm.toDouble() / ours.sections)} of our sections (gap p50 " +
-                    "${us(ours.crossGap.p50)} then) and in ${pct(redisson.crossJvm.toDouble() / redisson.sections)} of Redisson's " +
-                    "(${us(redisson.crossGap.p50)}); between JVMs every hand-off is a release with its notice, the waiter's wake-up " +
-                    "and its acquire, one after the other, for both libraries (see \"Why the hand-off stays in one process\")."
+                val oursCores = ours.cpuMicrosPerSection * ours.perSecond / 1e6
+                val redissonCores = redisson.cpuMicrosPerSection * redisson.perSecond / 1e6
+                "the $JVMS JVMs kept ${num(oursCores)} of the machine's ${r.machine.cores} cores busy with ours and " +
+                    "${num(redissonCores)} with Redisson (CPU per section times sections per second), the masters sharing the " +
+                    "rest: on this machine the variant is bound by the CPU of $JVMS JVMs, and sections per second follow CPU " +
+                    "per section. The lock changed JVM in ${pct(ours.crossJvm.toDouble() / ours.sections)} of our sections (gap " +
+                    "p50 ${us(ours.crossGap.p50)} then) and in ${pct(redisson.crossJvm.toDouble() / redisson.sections)} of " +
+                    "Redisson's (${us(redisson.crossGap.p50)}): ours hands the lock to a waiter of the same JVM in one round " +
+                    "trip while it has one, and between JVMs every hand-off is a release with its notice, the waiter's wake-up " +
+                    "and its acquire, for both libraries (see \"Why the hand-off stays in one process\")."
             }
             out += lessCpu(
                 "across $JVMS JVMs, N = $n, $contenders contenders", ours.cpuMicrosPerSection, redisson.cpuMicrosPerSection,
@@ -123,8 +129,14 @@ fun targets(r: Results): List<Target> {
                 ratio, 0.7, "${num(ours.perSecond)} / ${num(baseline.perSecond)} = ${pct(ratio)}",
             ) {
                 "ours used ${us(ours.cpuMicrosPerOp)} of client CPU per operation against the baseline's " +
-                    "${us(baseline.cpuMicrosPerOp)} (the machine has ${r.machine.cores} cores for the client and the " +
-                    "masters together); the median operation took ${us(ours.latency.p50)} against ${us(baseline.latency.p50)}."
+                    "${us(baseline.cpuMicrosPerOp)}, and the masters ${us(ours.serverCpuMicrosPerOp)} against " +
+                    "${us(baseline.serverCpuMicrosPerOp)} (${num(ours.commandsPerOp)} commands per operation against " +
+                    "${num(baseline.commandsPerOp)}: the acquire script also reads the restart guard's boot marker and reads " +
+                    "the key again so that tracking reports its next change, the release script publishes the release " +
+                    "notice); client and masters share the machine's ${r.machine.cores} cores, " +
+                    "so together they used ${us(ours.cpuMicrosPerOp + ours.serverCpuMicrosPerOp)} against " +
+                    "${us(baseline.cpuMicrosPerOp + baseline.serverCpuMicrosPerOp)} per operation. The median operation took " +
+                    "${us(ours.latency.p50)} against ${us(baseline.latency.p50)}."
             }
         }
     }
@@ -351,6 +363,9 @@ private fun scenario3(results: List<Throughput>, profile: Profile, line: (String
     line("What this measures: ${profile.acquirers} concurrent acquirers, each locking a resource picked at random among")
     line("${num(profile.resources.toDouble())} and releasing it at once (in `withRedlock` for ours, with the watchdog for Redisson), in a closed loop:")
     line("operations per second, and each operation's latency. The baseline retries a taken resource after 0-2 ms.")
+    line("Client CPU is this process's CPU time per operation; server CPU is `used_cpu_user` + `used_cpu_sys` of the N")
+    line("masters (`INFO cpu`) over the measured window per operation, and commands are every call `INFO commandstats`")
+    line("counts there (the commands a script runs included) per operation. Client and masters share the machine's cores.")
     line("")
     line("| N | figure | ours | Redisson | baseline | ours / Redisson | ours / baseline |")
     line("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -364,6 +379,8 @@ private fun scenario3(results: List<Throughput>, profile: Profile, line: (String
         row("p50 µs") { it.latency.p50 }
         row("p99 µs") { it.latency.p99 }
         row("CPU µs/op") { it.cpuMicrosPerOp }
+        row("server CPU µs/op, all masters") { it.serverCpuMicrosPerOp }
+        row("server commands/op, all masters") { it.commandsPerOp }
     }
     val errors = results.filter { it.errors > 0 }
     if (errors.isNotEmpty()) {

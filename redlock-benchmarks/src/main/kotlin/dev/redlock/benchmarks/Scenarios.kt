@@ -73,6 +73,10 @@ data class Throughput(
     val latency: Latency,
     val cpuMicrosPerOp: Double,
     val errors: Int,
+    /** The masters' CPU time (`INFO cpu`, all N) over the measured window, per operation; NaN where not read. */
+    val serverCpuMicrosPerOp: Double = Double.NaN,
+    /** Commands the masters ran (`INFO commandstats`, a script's own commands included, all N) per operation. */
+    val commandsPerOp: Double = Double.NaN,
 )
 
 /** Scenario 4 for one implementation and N. */
@@ -245,7 +249,19 @@ class Scenarios(private val fleet: RedisFleet, private val profile: Profile, pri
         for (n in listOf(1, 5)) {
             for (impl in Impl.entries) {
                 log("scenario 3, N = $n, ${impl.label}")
-                results += using(impl, uris(n)) { s -> throughput(s, n) }
+                results += using(impl, uris(n)) { s ->
+                    // The masters' CPU and commands over the measured window: with the client on the same
+                    // 2 cores, what the servers do per operation bounds the operations per second too.
+                    val read = { (0 until n).map { ClusterScenario.ServerReading.of(it) { i, args -> fleet.command(i, *args) } } }
+                    var before: List<ClusterScenario.ServerReading> = emptyList()
+                    var after: List<ClusterScenario.ServerReading> = emptyList()
+                    val t = throughput(s, n, onStart = { before = read() }, onEnd = { after = read() })
+                    if (before.isEmpty() || after.isEmpty() || t.ops == 0L) t
+                    else t.copy(
+                        serverCpuMicrosPerOp = (after.sumOf { it.cpuSeconds } - before.sumOf { it.cpuSeconds }) * 1e6 / t.ops,
+                        commandsPerOp = (after.sumOf { it.commands } - before.sumOf { it.commands }).toDouble() / t.ops,
+                    )
+                }
             }
         }
         return results
