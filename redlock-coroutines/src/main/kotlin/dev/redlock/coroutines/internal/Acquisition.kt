@@ -219,9 +219,9 @@ internal class Acquisition(
         }
 
     /**
-     * Sends the hand-off script for the lease of token [old] to every master (called by the
-     * releasing lease, under the waiter's monitor): it moves the key from [old] to our token where
-     * the key still holds [old]. The validity counts from a moment taken before the first call.
+     * Sends the hand-off script for the lease of token `old` (the argument) to every master (called by the
+     * releasing lease, under the waiter's monitor): it moves the key from `old` to our token where
+     * the key still holds `old`. The validity counts from a moment taken before the first call.
      */
     private val handOffCall: (String) -> WaitRooms.HandOff = { old ->
         val start = engine.timeSource.markNow()
