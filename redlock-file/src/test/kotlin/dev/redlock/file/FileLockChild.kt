@@ -7,11 +7,22 @@ import kotlinx.coroutines.runBlocking
 /**
  * The other process of [FileLocksTest]'s two-JVM tests: `hold DIR RESOURCE [LEASE_MS]` takes the lock,
  * prints HELD and keeps it until a line "release" arrives on its standard input,
- * then prints RELEASED, or LOST when the lease was lost meanwhile; `try DIR RESOURCE` makes one attempt and prints ACQUIRED or REFUSED.
+ * then prints RELEASED, or LOST when the lease was lost meanwhile; `try DIR RESOURCE` makes one attempt and prints ACQUIRED or REFUSED;
+ * `create DIR` only creates the locks and prints CREATED, or REFUSED and the message of the refusal.
  */
 object FileLockChild {
     @JvmStatic
     fun main(args: Array<String>) {
+        if (args[0] == "create") {
+            try {
+                FileLocks.create(FileLockConfig.builder(Path.of(args[1])).build()).close()
+                println("CREATED")
+            } catch (e: IllegalArgumentException) {
+                println("REFUSED " + e.message?.replace('\n', ' '))
+            }
+            System.out.flush()
+            return
+        }
         val (mode, dir, resource) = args
         val lease = args.getOrNull(3)?.let { Duration.ofMillis(it.toLong()) } ?: Duration.ofSeconds(5)
         val config = FileLockConfig.builder(Path.of(dir)).leaseTime(lease).retryDelay(Duration.ofMillis(20)).build()

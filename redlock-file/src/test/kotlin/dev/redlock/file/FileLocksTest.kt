@@ -148,20 +148,28 @@ class FileLocksTest : FunSpec({
         shouldThrow<IllegalArgumentException> { FileLocks.create(FileLockConfig.builder(file).build()) }.message shouldContain "is not a directory"
     }
 
-    test("a directory this process may not write is refused at creation, naming the permissions needed")
-        .config(enabledIf = { System.getProperty("user.name") != "root" }) {
-            // Not run as root: root may write any directory, so the check cannot fail there.
-            val locked = Files.createDirectory(dir.resolve("read-only"))
-            locked.toFile().setWritable(false, false) shouldBe true
-            try {
-                shouldThrow<IllegalArgumentException> { FileLocks.create(FileLockConfig.builder(locked).build()) }.message.let {
-                    it shouldContain locked.toString()
-                    it shouldContain "needs read, write and execute"
+    test("a directory this process may not write is refused at creation, naming the permissions needed") {
+        val locked = Files.createDirectory(dir.resolve("read-only"))
+        locked.toFile().setWritable(false, false) shouldBe true
+        try {
+            val message = if (System.getProperty("user.name") != "root") {
+                shouldThrow<IllegalArgumentException> { FileLocks.create(FileLockConfig.builder(locked).build()) }.message!!
+            } else {
+                // Root may write any directory. A JVM of root's without the capabilities that bypass
+                // file permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) is held to them like any user.
+                Child(dir, "create", locked.toString(), withoutPermissionBypass = true).use { child ->
+                    child.awaitLine().also { it shouldStartWith "REFUSED " }
                 }
-            } finally {
-                locked.toFile().setWritable(true, false)
             }
+            message shouldContain locked.toString()
+            message shouldContain "needs read, write and execute"
+            // The same directory once writable again is taken: the refusal was about the permissions.
+            locked.toFile().setWritable(true, false) shouldBe true
+            Child(dir, "create", locked.toString(), withoutPermissionBypass = true).use { it.awaitLine() shouldBe "CREATED" }
+        } finally {
+            locked.toFile().setWritable(true, false)
         }
+    }
 
     test("bad settings are refused at build(), naming the setting, the range and the value") {
         shouldThrow<IllegalArgumentException> { FileLockConfig.builder(dir).leaseTime(Duration.ZERO).build() }.message shouldStartWith "leaseTime"
@@ -215,11 +223,22 @@ class FileLocksTest : FunSpec({
 
 private fun Path.toRealPathOrSelf(): Path = try { toRealPath() } catch (e: java.io.IOException) { this }
 
-/** A second JVM running [FileLockChild]; destroyed by [close] whatever happened. */
-private class Child(dir: Path, mode: String, resource: String, leaseMillis: Long = 5_000) : AutoCloseable {
+/**
+ * A second JVM running [FileLockChild]; destroyed by [close] whatever happened. With
+ * [withoutPermissionBypass] it runs without the capabilities that let root ignore file permissions
+ * (through util-linux's `setpriv`), where this JVM is root.
+ */
+private class Child(dir: Path, mode: String, resource: String, leaseMillis: Long = 5_000, withoutPermissionBypass: Boolean = false) :
+    AutoCloseable {
     private val process: Process = ProcessBuilder(
-        File(System.getProperty("java.home"), "bin/java").path, "-cp", System.getProperty("java.class.path"),
-        FileLockChild::class.java.name, mode, dir.toString(), resource, leaseMillis.toString(),
+        (if (withoutPermissionBypass && System.getProperty("user.name") == "root") {
+            listOf("setpriv", "--bounding-set=-dac_override,-dac_read_search")
+        } else {
+            emptyList()
+        }) + listOf(
+            File(System.getProperty("java.home"), "bin/java").path, "-cp", System.getProperty("java.class.path"),
+            FileLockChild::class.java.name, mode,
+        ) + (if (mode == "create") listOf(resource) else listOf(dir.toString(), resource, leaseMillis.toString())),
     ).redirectError(ProcessBuilder.Redirect.INHERIT).start()
     private val out: BufferedReader = process.inputReader()
     private val lines = java.util.concurrent.LinkedBlockingQueue<String>()
