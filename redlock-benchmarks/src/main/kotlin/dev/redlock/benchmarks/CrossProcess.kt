@@ -51,7 +51,7 @@ suspend fun crossProcessHandOff(fleet: RedisFleet, profile: Profile, log: (Strin
     val results = ArrayList<CrossHandOff>()
     for (n in listOf(1, 5)) {
         for (impl in Impl.entries) {
-            for (contenders in profile.contenders) {
+            for (contenders in profile.crossContenders) {
                 log("scenario 2, across $JVMS JVMs, N = $n, ${impl.label}, $contenders contenders")
                 results += runCrossProcess(fleet, profile, impl, n, contenders)
                 fleet.flushAll()

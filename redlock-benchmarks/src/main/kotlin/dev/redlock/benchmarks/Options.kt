@@ -38,6 +38,8 @@ data class Profile(
     val measure: Duration,
     /** Scenario 2: numbers of contenders on the hot resource. */
     val contenders: List<Int>,
+    /** Scenario 2 across JVMs: numbers of contenders (each run starts [JVMS] worker JVMs). */
+    val crossContenders: List<Int>,
     /** Scenario 3: concurrent acquirers and the number of distinct resources they pick from. */
     val acquirers: Int,
     val resources: Int,
@@ -77,6 +79,7 @@ data class Profile(
             warmup = 2.seconds,
             measure = 8.seconds,
             contenders = listOf(8, 64),
+            crossContenders = listOf(8, 64),
             acquirers = 64,
             resources = 10_000,
             heldLocks = 100_000,
@@ -129,6 +132,8 @@ data class Profile(
             warmup = 150.milliseconds,
             measure = 500.milliseconds,
             heldLocks = 1_000,
+            // Each run across JVMs starts 4 of them: one contender count shows the harness works.
+            crossContenders = listOf(8),
             // One renewal round (at 2 s) within the hold.
             hold = 3.seconds,
             lossHolders = 3,

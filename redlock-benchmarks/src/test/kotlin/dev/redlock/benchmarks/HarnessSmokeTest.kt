@@ -61,6 +61,19 @@ class HarnessSmokeTest : FunSpec({
         }
     }
 
+    test("scenario 2 across JVMs: every implementation's worker JVMs took turns without overlapping sections or failed calls") {
+        val s2x = results.crossProcess.shouldNotBeNull()
+        s2x shouldHaveSize 2 * Impl.entries.size * Profile.TINY.crossContenders.size
+        for (h in s2x) {
+            withClue("${h.impl.label}, N = ${h.n}, ${h.contenders} contenders") {
+                h.overlaps shouldBe 0
+                h.errors shouldBe 0
+                h.sections shouldBeGreaterThan 0L
+                h.cpuMicrosPerSection shouldBeGreaterThan 0.0
+            }
+        }
+    }
+
     test("scenario 3 completed operations for every implementation without failures") {
         val s3 = results.manyResources.shouldNotBeNull()
         s3 shouldHaveSize 2 * Impl.entries.size
@@ -205,7 +218,7 @@ class HarnessSmokeTest : FunSpec({
         // 2 in scenario 1, 3 per (N, contenders) in scenario 2 and 2 per (N, contenders) across JVMs, 2 in
         // scenario 3, 2 in scenario 4, 1 in scenario 5, 1 per (N, fault) in scenario 6, 1 per N in scenario 7,
         // 1 per N and 1 for the held locks in scenario 8.
-        targets shouldHaveSize 2 + (3 + 2) * 2 * Profile.TINY.contenders.size + 2 + 2 + 1 + 2 * 2 + 2 + 2 + 1
+        targets shouldHaveSize 2 + 3 * 2 * Profile.TINY.contenders.size + 2 * 2 * Profile.TINY.crossContenders.size + 2 + 2 + 1 + 2 * 2 + 2 + 2 + 1
         for (t in targets) {
             withClue(t.text) { t.met.shouldNotBeNull() }
             text shouldContain t.text
