@@ -24,8 +24,9 @@ import javax.sql.DataSource
  * ## The DataSource
  * Each held lease keeps one connection of the `DataSource` to itself until it is released (session
  * advisory locks belong to a session); the locks keep one more for `LISTEN` all along,
- * and a few idle ones ready for the next attempts (two at first, more under bursts, up to 32): size
- * a pool for the leases held at once plus a few. Connections must reach PostgreSQL directly, or
+ * and a few idle ones ready for the next attempts (two at first, more under bursts: enough for the
+ * attempts running at once plus two, up to 32 or twice [concurrency]): size a pool for the leases
+ * held at once plus [concurrency] and a few. Connections must reach PostgreSQL directly, or
  * through a pooler in session mode: a pooler in transaction or statement mode (PgBouncer's
  * `pool_mode = transaction`) hands each transaction to another server session, which breaks session
  * locks; [PostgresLocks.create] checks for it and refuses such a `DataSource`. Set the data
@@ -78,13 +79,18 @@ public class PostgresLockConfig private constructor(builder: Builder) {
     public val metrics: RedlockMetrics = builder.metrics
         @JvmName("metrics") get
 
+    /** How many database calls of different leases may run at once. `concurrency()` from Java. */
+    public val concurrency: Int = builder.concurrency
+        @JvmName("concurrency") get
+
     internal val settings: BackendSettings =
         BackendSettings(leaseTime, waitTime, retryDelay, nodeTimeout, fencing, keyPrefix, metrics)
 
     /** Describes the settings, without secrets. */
     override fun toString(): String =
         "PostgresLockConfig(${name ?: dataSource.javaClass.simpleName}, leaseTime=$leaseTime, waitTime=$waitTime, retryDelay=$retryDelay, " +
-            "nodeTimeout=${nodeTimeout ?: "derived"}, fencing=$fencing, keyPrefix='$keyPrefix', fencingTable=$fencingTable, notifyChannel=$notifyChannel)"
+            "nodeTimeout=${nodeTimeout ?: "derived"}, fencing=$fencing, keyPrefix='$keyPrefix', fencingTable=$fencingTable, notifyChannel=$notifyChannel, " +
+            "concurrency=$concurrency)"
 
     /**
      * Collects the settings; [build] validates them. Each setter returns this builder and states its
@@ -101,6 +107,7 @@ public class PostgresLockConfig private constructor(builder: Builder) {
         internal var notifyChannel: String = DEFAULT_NOTIFY_CHANNEL
         internal var name: String? = null
         internal var metrics: RedlockMetrics = RedlockMetrics.NONE
+        internal var concurrency: Int = DEFAULT_CONCURRENCY
 
         /** The default lease time of a lock; as `RedlockConfig`'s (default 10 s). */
         public fun leaseTime(leaseTime: Duration): Builder = apply { this.leaseTime = Objects.requireNonNull(leaseTime, "leaseTime") }
@@ -149,13 +156,26 @@ public class PostgresLockConfig private constructor(builder: Builder) {
         public fun metrics(metrics: RedlockMetrics): Builder = apply { this.metrics = Objects.requireNonNull(metrics, "metrics") }
 
         /**
+         * How many database calls of different leases the locks run at once (default
+         * [DEFAULT_CONCURRENCY], allowed 1 to [MAX_CONCURRENCY]). Every lease has a session of its own,
+         * so PostgreSQL itself decides between attempts that run at the same time: callers on
+         * different resources do not queue behind each other's round trips, and one slow statement
+         * holds up only the leases that share its thread (leases are spread over the threads by their
+         * token). The calls of one lease always run one at a time, in order. Each call running at
+         * once uses a session of the data source (see the class documentation); 1 runs every call of
+         * these locks one after another.
+         */
+        public fun concurrency(concurrency: Int): Builder = apply { this.concurrency = concurrency }
+
+        /**
          * Validates the settings and returns the configuration.
          *
          * @throws IllegalArgumentException naming the setting, its value and the allowed range, for a
-         *   duration out of range, a key prefix too long or holding NUL, or a table or channel that is
-         *   not a plain SQL identifier.
+         *   duration out of range, a key prefix too long or holding NUL, a table or channel that is
+         *   not a plain SQL identifier, or a concurrency out of range.
          */
         public fun build(): PostgresLockConfig {
+            require(concurrency in 1..MAX_CONCURRENCY) { "concurrency must be between 1 and $MAX_CONCURRENCY, but was $concurrency" }
             require(fencingTable.matches(QUALIFIED_IDENTIFIER)) {
                 "fencingTable expected to be a plain SQL identifier, optionally schema-qualified ([A-Za-z_][A-Za-z0-9_]*, up to 63 characters each), but was '$fencingTable'"
             }
@@ -174,6 +194,12 @@ public class PostgresLockConfig private constructor(builder: Builder) {
 
         /** The release notice channel unless [Builder.notifyChannel] says otherwise. */
         public const val DEFAULT_NOTIFY_CHANNEL: String = "redlock_release"
+
+        /** How many database calls run at once unless [Builder.concurrency] says otherwise. */
+        public const val DEFAULT_CONCURRENCY: Int = 8
+
+        /** The most database calls [Builder.concurrency] lets run at once. */
+        public const val MAX_CONCURRENCY: Int = 64
 
         private val IDENTIFIER = Regex("[A-Za-z_][A-Za-z0-9_]{0,62}")
         private val QUALIFIED_IDENTIFIER = Regex("[A-Za-z_][A-Za-z0-9_]{0,62}(\\.[A-Za-z_][A-Za-z0-9_]{0,62})?")

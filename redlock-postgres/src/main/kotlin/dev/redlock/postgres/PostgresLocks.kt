@@ -37,6 +37,9 @@ import java.time.Duration
  *   grant of a resource, and kept across server restarts.
  * - Writer priority is not supported: `writerPriority = true` is accepted and ignored, so a steady
  *   stream of readers can keep a writer waiting.
+ * - Calls of different leases run at the same time, up to [PostgresLockConfig.concurrency] (default
+ *   8) database calls at once, each on its lease's own session; the calls of one lease run one at a
+ *   time, in order.
  *
  * ## What "lost" means here
  * The session holding the lease ended: its connection dropped, an administrator ran
@@ -76,7 +79,7 @@ public object PostgresLocks {
     @JvmStatic
     public fun create(config: PostgresLockConfig): DistributedLocks {
         val name = config.name ?: nameOf(config.dataSource)
-        val store = AdvisoryStore(config.dataSource, name, config.fencingTable, config.notifyChannel)
+        val store = AdvisoryStore(config.dataSource, name, config.fencingTable, config.notifyChannel, config.concurrency)
         var serverId = name
         var opened = false
         try {
@@ -91,7 +94,7 @@ public object PostgresLocks {
         }
         lateinit var node: PostgresNode
         val notices = ReleaseNotices(config.dataSource, name, config.notifyChannel) { family, key, notice -> node.heard(family, key, notice) }
-        node = PostgresNode(name, serverId, store, notices, config.fencing, opened)
+        node = PostgresNode(name, serverId, store, notices, config.fencing, opened, config.concurrency)
         val locks = distributedLocks(node, config.settings)
         // Listening from the start, so that a waiter's first watch finds the channel ready.
         notices.start()

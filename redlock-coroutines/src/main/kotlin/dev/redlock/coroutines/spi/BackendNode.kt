@@ -15,7 +15,10 @@ import java.util.concurrent.ScheduledFuture
 import java.util.concurrent.ScheduledThreadPoolExecutor
 import java.util.concurrent.TimeUnit
 import java.util.concurrent.TimeoutException
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.atomic.AtomicBoolean
 import java.util.concurrent.atomic.AtomicInteger
+import java.util.concurrent.atomic.AtomicReference
 import org.slf4j.LoggerFactory
 
 /**
@@ -35,7 +38,7 @@ import org.slf4j.LoggerFactory
  * - [watchReleases] / [unwatchReleases] (optional): deliver release notices of a lock to waiters
  *   of this node with [releaseNoticed].
  * - [closeStore]: give up every hold still held and free what the node opened.
- * - [lossCheckPeriod] / [findLostHolds] (optional): a periodic check, on the node's thread, of
+ * - [lossCheckPeriod] / [findLostHolds] (optional): a periodic check, on the node's first stripe, of
  *   every hold at once; or [holdsLost] from any thread when the backend learns of a loss by itself.
  *
  * ## Leases and expiry (the rules that keep the engine's guarantees)
@@ -62,13 +65,33 @@ import org.slf4j.LoggerFactory
  *   acquisition retries with the same token after releasing its earlier attempt.
  *
  * ## Threads
- * Every operation runs on this node's own thread (one daemon thread, named after the node), one
- * at a time, in the order the engine issued them: a release issued after an acquire of the same
- * token runs after it. Operations may block (file and JDBC I/O): they never run on the engine's
- * timer or work threads. Each is bounded by the `timeout` it is given: the engine stops waiting for
- * it then (it counts as failed with [MasterFailureException.Kind.TIMEOUT]), but the operation
- * itself keeps the thread until it returns, so a backend bounds its I/O by the timeout too (a
- * JDBC query timeout, for example). [releaseNoticed] may be called from any thread.
+ * Operations may block (file and JDBC I/O): they never run on the engine's timer or work threads,
+ * but on this node's own daemon threads, its stripes (named after the node). With `stripes = 1`
+ * (the default) there is one: every operation runs on it, one at a time, in the order the engine
+ * issued them. With more, operations of different tokens may run at the same time, and a backend
+ * must be safe for that (its own shared state, and the store's arbitration between them); the
+ * rules that hold for any number of stripes:
+ * - Every operation of one token ([acquireHold], [extendHolds], [releaseHold], [confirmFencing],
+ *   and the expiry's [releaseHold]) runs on that token's stripe (chosen by the token's hash), one
+ *   at a time, in the order the engine issued them: a release issued after an acquire of the same
+ *   token runs after it, and what a backend keeps for one token (a connection, a file handle) is
+ *   never used by two threads at once.
+ * - An extend batch covering tokens of several stripes is split: [extendHolds] is called once per
+ *   stripe with that stripe's leases, each on its stripe, and the answers are put back in the
+ *   batch's order; the call fails (as a whole) when any part fails or is not done within its
+ *   timeout.
+ * - [openStore], [checkStore] and [findLostHolds] run on the first stripe, between its other
+ *   operations; they may run at the same time as operations of other stripes.
+ * - [watchReleases] and [unwatchReleases] of one lock run on the stripe of its key, in the order
+ *   issued (a watch issued before an unwatch of the same lock runs before it).
+ * - [closeStore] runs once every stripe has run the operations issued before [close], on one of
+ *   the stripes, while no other operation runs.
+ *
+ * Each operation is bounded by the `timeout` it is given: the engine stops waiting for it then (it
+ * counts as failed with [MasterFailureException.Kind.TIMEOUT]), but the operation itself keeps its
+ * stripe until it returns (later operations of that stripe wait behind it), so a backend bounds its
+ * I/O by the timeout too (a JDBC query timeout, for example). [releaseNoticed] and [holdsLost] may
+ * be called from any thread.
  *
  * ## Failures
  * An operation that cannot be done throws. A [MasterFailureException] is passed on as it is
@@ -84,23 +107,38 @@ import org.slf4j.LoggerFactory
  * @param name the node's name in messages, without secrets (for example `file:/var/lock/app`)
  * @param serverId what tells this store apart from every other (for example the real path of the
  *   directory, or the database's system identifier and name)
+ * @param stripes how many threads run operations, tokens spread over them by hash (see Threads):
+ *   1 (the default) runs every operation on one thread, in issue order; at least 1, at most 256
  * @suppress Internal API (backend SPI): hidden from the API documentation.
  */
 @InternalRedlockApi
 public abstract class BackendNode protected constructor(
     private val name: String,
     private val serverId: String,
+    stripes: Int = 1,
 ) : LockNode {
-    private val executor: ScheduledThreadPoolExecutor =
-        ScheduledThreadPoolExecutor(1) { task ->
-            Thread({ EngineThreads.markLibraryThread(); task.run() }, "redlock-node-${COUNT.incrementAndGet()}-$name").apply { isDaemon = true }
-        }.apply {
-            removeOnCancelPolicy = true
-            setExecuteExistingDelayedTasksAfterShutdownPolicy(false)
-        }
+    init {
+        require(stripes in 1..MAX_STRIPES) { "stripes must be between 1 and $MAX_STRIPES, but was $stripes" }
+    }
 
-    @Volatile
-    private var closed = false
+    /**
+     * The node's threads: one single-thread executor per stripe. The expiry timers of a token are
+     * scheduled on its stripe's executor, so they run there, between its other operations.
+     */
+    private val executors: Array<ScheduledThreadPoolExecutor> = run {
+        val node = COUNT.incrementAndGet()
+        Array(stripes) { i ->
+            val threadName = if (stripes == 1) "redlock-node-$node-$name" else "redlock-node-$node.$i-$name"
+            ScheduledThreadPoolExecutor(1) { task ->
+                Thread({ EngineThreads.markLibraryThread(); task.run() }, threadName).apply { isDaemon = true }
+            }.apply {
+                removeOnCancelPolicy = true
+                setExecuteExistingDelayedTasksAfterShutdownPolicy(false)
+            }
+        }
+    }
+
+    private val closed = AtomicBoolean(false)
 
     @Volatile
     private var listener: LockNode.ReleaseListener? = null
@@ -109,15 +147,22 @@ public abstract class BackendNode protected constructor(
     @Volatile
     private var changes: LockNode.TrackingListener? = null
 
-    /** The periodic [findLostHolds] task, started with the first hold when [lossCheckPeriod] is set. Node thread only. */
-    private var lossCheck: ScheduledFuture<*>? = null
+    /** The periodic [findLostHolds] task (on the first stripe), started with the first hold when [lossCheckPeriod] is set. */
+    private val lossCheck = AtomicReference<ScheduledFuture<*>?>(null)
 
-    /** The holds this node granted and has not given up, by token, with their expiry. Node thread only. */
-    private val holds = HashMap<String, Hold>()
+    /**
+     * The holds this node granted and has not given up, by token, with their expiry. An entry is
+     * added, changed and removed only on its token's stripe; the loss check and close read them all.
+     */
+    private val holds = ConcurrentHashMap<String, Hold>()
 
-    private class Hold(val lease: HeldLease, var expiry: ScheduledFuture<*>?)
+    private class Hold(val lease: HeldLease) {
+        /** Set on the token's stripe only; read by close. */
+        @Volatile
+        var expiry: ScheduledFuture<*>? = null
+    }
 
-    // --- What a backend implements (all called on the node's thread, one at a time) ---
+    // --- What a backend implements (called on the node's stripes: see Threads in the class documentation) ---
 
     /**
      * Checks that the store is usable, connecting or creating what it needs; called once, ahead of
@@ -225,7 +270,8 @@ public abstract class BackendNode protected constructor(
     /**
      * Which of [leases] (every lease this node holds now) the store no longer holds, found without
      * changing anything: for example one query for the sessions of all holds. Runs on the node's
-     * thread every [lossCheckPeriod] while something is held, between the engine's operations; the
+     * first stripe every [lossCheckPeriod] while something is held, between that stripe's
+     * operations (with several stripes, other tokens' operations may run meanwhile); the
      * leases it returns are checked by the engine at once (see [holdsLost]). A failure is logged and
      * the next round tries again. The default finds none.
      *
@@ -239,19 +285,20 @@ public abstract class BackendNode protected constructor(
      * Reports that the store lost [leases]' holds (a session ended, a file was deleted): the engine
      * checks them at once with [extendHolds] (lease time 0) and declares lost, cancelling its
      * critical section, each one found not held, instead of at its next renewal. Safe from any
-     * thread; quick (the check runs later on the node's thread). A lease that is no longer held by
+     * thread; quick (the check runs later on the leases' stripes). A lease that is no longer held by
      * this process, or a report before the locks started, is ignored.
      *
      * @param leases the leases whose holds are gone
      */
     protected fun holdsLost(leases: Collection<HeldLease>) {
-        if (leases.isEmpty() || closed) return
+        if (leases.isEmpty() || closed.get()) return
         changes?.invalidated(leases.flatMap { KindDecoding.trackedKeys(it) })
     }
 
     /**
      * Gives up every hold still held and frees what the node opened (files, connections). Called
-     * once, on the node's thread, when the node is closed; later operations fail.
+     * once, on one of the node's stripes, when the node is closed, after every operation issued
+     * before; later operations fail.
      */
     protected abstract fun closeStore()
 
@@ -268,7 +315,7 @@ public abstract class BackendNode protected constructor(
     }
 
     /** Whether [close] was called. */
-    protected val isClosed: Boolean get() = closed
+    protected val isClosed: Boolean get() = closed.get()
 
     // --- LockNode, for the engine ---
 
@@ -278,14 +325,14 @@ public abstract class BackendNode protected constructor(
     /** The store's identity, as given. */
     final override fun serverId(): String = serverId
 
-    /** Runs [openStore] on the node's thread. */
+    /** Runs [openStore] on the first stripe. */
     final override fun warmUp(timeout: Duration): CompletableFuture<Void?> =
-        call("open", timeout) { openStore(timeout); null }
+        call(0, "open", timeout) { openStore(timeout); null }
 
     /** Decodes an acquire script call into [acquireHold], and starts the hold's expiry when granted. */
     final override fun acquire(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<AcquireReply> {
         val request = KindDecoding.acquire(script, keys, args)
-        return call("acquire", timeout) {
+        return call(stripeOf(request.token), "acquire", timeout) {
             when (val result = acquireHold(request, timeout)) {
                 is AcquireResult.Granted -> {
                     val fence = result.fence
@@ -302,26 +349,55 @@ public abstract class BackendNode protected constructor(
         }
     }
 
-    /** Decodes an extend script call into [extendHolds], and restarts the expiry of each lease still held. */
+    /**
+     * Decodes an extend script call into [extendHolds], and restarts the expiry of each lease still
+     * held. A batch over several stripes is split by stripe; the answers come back in its order.
+     */
     final override fun extend(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<BooleanArray> {
         val (leases, leaseMillis) = KindDecoding.extend(script, keys, args)
-        return call("extend", timeout) {
-            val held = extendHolds(leases, leaseMillis, timeout)
-            check(held.size == leases.size) { "the backend answered ${held.size} times for ${leases.size} leases" }
-            for (i in leases.indices) {
-                when {
-                    !held[i] -> untrack(leases[i].token)
-                    leaseMillis > 0 -> track(leases[i], leaseMillis)
-                }
-            }
-            held
+        if (executors.size == 1 || leases.size <= 1) {
+            return call(if (leases.isEmpty()) 0 else stripeOf(leases[0].token), "extend", timeout) { extendOn(leases, leaseMillis, timeout) }
         }
+        val byStripe = leases.indices.groupBy { stripeOf(leases[it].token) }
+        if (byStripe.size == 1) return call(byStripe.keys.single(), "extend", timeout) { extendOn(leases, leaseMillis, timeout) }
+        val parts = byStripe.map { (stripe, indices) ->
+            indices to call(stripe, "extend", timeout) { extendOn(indices.map { leases[it] }, leaseMillis, timeout) }
+        }
+        val whole = CompletableFuture<BooleanArray>()
+        CompletableFuture.allOf(*parts.map { it.second }.toTypedArray()).whenComplete { _, _ ->
+            // The first part that failed (in batch order) fails the whole call, as one call that failed midway would.
+            val failed = parts.firstOrNull { it.second.isCompletedExceptionally }?.second
+            if (failed != null) {
+                failed.whenComplete { _, e -> whole.completeExceptionally(e) }
+            } else {
+                val answers = BooleanArray(leases.size)
+                for ((indices, part) in parts) {
+                    val held = part.join()
+                    for (j in indices.indices) answers[indices[j]] = held[j]
+                }
+                whole.complete(answers)
+            }
+        }
+        return whole
+    }
+
+    /** One stripe's part of an extend batch, on that stripe. */
+    private fun extendOn(leases: List<HeldLease>, leaseMillis: Long, timeout: Duration): BooleanArray {
+        val held = extendHolds(leases, leaseMillis, timeout)
+        check(held.size == leases.size) { "the backend answered ${held.size} times for ${leases.size} leases" }
+        for (i in leases.indices) {
+            when {
+                !held[i] -> untrack(leases[i].token)
+                leaseMillis > 0 -> track(leases[i], leaseMillis)
+            }
+        }
+        return held
     }
 
     /** Decodes a release script call into [releaseHold], and ends the hold's expiry. */
     final override fun release(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<Long> {
         val (lease, final, notice) = KindDecoding.release(script, keys, args)
-        return call("release", timeout) {
+        return call(stripeOf(lease.token), "release", timeout) {
             untrack(lease.token)
             if (releaseHold(lease, final, notice, timeout)) 1L else 0L
         }
@@ -330,12 +406,12 @@ public abstract class BackendNode protected constructor(
     /** Decodes a fence script call into [confirmFencing]. */
     final override fun confirmFence(keys: Array<String>, token: String, fence: Long, timeout: Duration): CompletableFuture<Boolean> {
         val lease = KindDecoding.fence(keys, token)
-        return call("confirm fence", timeout) { confirmFencing(lease, fence, timeout) }
+        return call(stripeOf(token), "confirm fence", timeout) { confirmFencing(lease, fence, timeout) }
     }
 
-    /** Runs [checkStore]; the age it answers is "old" (there is no restart guard on backends). */
+    /** Runs [checkStore] on the first stripe; the age it answers is "old" (there is no restart guard on backends). */
     final override fun probe(timeout: Duration): CompletableFuture<Long> =
-        call("probe", timeout) { checkStore(timeout); Long.MAX_VALUE }
+        call(0, "probe", timeout) { checkStore(timeout); Long.MAX_VALUE }
 
     final override fun onRelease(listener: LockNode.ReleaseListener) {
         this.listener = listener
@@ -343,12 +419,12 @@ public abstract class BackendNode protected constructor(
 
     final override fun watch(key: String, timeout: Duration): CompletableFuture<Void?> {
         val (family, lockKey) = KindDecoding.notice(key)
-        return call("watch", timeout) { watchReleases(family, lockKey, timeout); null }
+        return call(stripeOf(key), "watch", timeout) { watchReleases(family, lockKey, timeout); null }
     }
 
     final override fun unwatch(key: String, timeout: Duration): CompletableFuture<Void?> {
         val (family, lockKey) = KindDecoding.notice(key)
-        return call("unwatch", timeout) { unwatchReleases(family, lockKey, timeout); null }
+        return call(stripeOf(key), "unwatch", timeout) { unwatchReleases(family, lockKey, timeout); null }
     }
 
     /** Keeps the engine's listener: [holdsLost] reports go to it as invalidations of the leases' keys. */
@@ -360,33 +436,47 @@ public abstract class BackendNode protected constructor(
     final override fun tracking(): Boolean = false
 
     /** True until the node is closed. */
-    override fun connected(): Boolean = !closed
+    override fun connected(): Boolean = !closed.get()
 
-    /** Closes the node: [closeStore] runs on its thread after the operations already issued; later calls fail. Never blocks. */
+    /**
+     * Closes the node: every stripe runs the operations already issued, then [closeStore] runs on
+     * the stripe that finished last, and every stripe shuts down; later calls fail. Never blocks.
+     */
     final override fun close() {
-        if (closed) return
-        closed = true
-        try {
-            executor.execute {
-                lossCheck?.cancel(false)
-                for (hold in holds.values) hold.expiry?.cancel(false)
-                holds.clear()
-                try {
-                    closeStore()
-                } catch (e: Throwable) {
-                    LOG.warn("Closing the lock backend {} failed: {}", name, e.toString(), e)
-                }
+        if (!closed.compareAndSet(false, true)) return
+        val stripesLeft = AtomicInteger(executors.size)
+        for (executor in executors) {
+            try {
+                executor.execute { if (stripesLeft.decrementAndGet() == 0) closeOnLastStripe() }
+            } catch (e: RejectedExecutionException) {
+                // Not expected (only this call shuts the stripes down): counted, so that the store is still closed.
+                if (stripesLeft.decrementAndGet() == 0) closeOnLastStripe()
             }
-        } catch (e: RejectedExecutionException) {
-            // Already shut down.
         }
-        executor.shutdown()
+        for (executor in executors) executor.shutdown()
     }
 
-    /** Closes the node and waits, at most [timeout], for [closeStore] to finish (not when called on the node's own thread). */
+    /** Runs once, on the stripe whose operations issued before [close] ended last: the others are done. */
+    private fun closeOnLastStripe() {
+        lossCheck.getAndSet(null)?.cancel(false)
+        for (hold in holds.values) hold.expiry?.cancel(false)
+        holds.clear()
+        try {
+            closeStore()
+        } catch (e: Throwable) {
+            LOG.warn("Closing the lock backend {} failed: {}", name, e.toString(), e)
+        }
+    }
+
+    /** Closes the node and waits, at most [timeout] in all, for every stripe (and [closeStore]) to finish (not when called on a node's or engine's own thread). */
     final override fun closeAndWait(timeout: Duration) {
         close()
-        if (!EngineThreads.onIoOrTimerThread()) executor.awaitTermination(timeout.toMillis(), TimeUnit.MILLISECONDS)
+        if (EngineThreads.onIoOrTimerThread()) return
+        val deadline = System.nanoTime() + timeout.toNanos()
+        for (executor in executors) {
+            val left = deadline - System.nanoTime()
+            if (left <= 0 || !executor.awaitTermination(left, TimeUnit.NANOSECONDS)) return
+        }
     }
 
     /** Describes the node for logs. */
@@ -394,19 +484,29 @@ public abstract class BackendNode protected constructor(
 
     // --- Machinery ---
 
+    /** The stripe of [token] (or of a lock key, for watches): a spread of its hash. */
+    internal fun stripeOf(token: String): Int {
+        if (executors.size == 1) return 0
+        val h = token.hashCode()
+        return Math.floorMod(h xor (h ushr 16), executors.size)
+    }
+
+    /** How many stripes run this node's operations. */
+    internal val stripeCount: Int get() = executors.size
+
     /**
-     * Runs [op] on the node's thread; the returned future fails with a [MasterFailureException]
+     * Runs [op] on stripe [stripe]; the returned future fails with a [MasterFailureException]
      * when [op] throws, or of kind TIMEOUT after [timeout] (the operation still runs to its end).
      */
-    private fun <R> call(what: String, timeout: Duration, op: () -> R): CompletableFuture<R> {
+    private fun <R> call(stripe: Int, what: String, timeout: Duration, op: () -> R): CompletableFuture<R> {
         val result = CompletableFuture<R>()
-        if (closed) {
+        if (closed.get()) {
             result.completeExceptionally(closedFailure())
             return result
         }
         val done = CompletableFuture<R>()
         try {
-            executor.execute {
+            executors[stripe].execute {
                 try {
                     done.complete(op())
                 } catch (e: Throwable) {
@@ -434,29 +534,33 @@ public abstract class BackendNode protected constructor(
 
     private fun closedFailure() = MasterFailureException(name, MasterFailureException.Kind.UNREACHABLE, "the lock backend is closed", null)
 
-    /** (Re)starts [lease]'s expiry: [leaseMillis] from now. Node thread only. */
+    /** (Re)starts [lease]'s expiry: [leaseMillis] from now, on its stripe. On the token's stripe only. */
     private fun track(lease: HeldLease, leaseMillis: Long) {
-        val hold = holds.getOrPut(lease.token) { Hold(lease, null) }
+        val hold = holds.computeIfAbsent(lease.token) { Hold(lease) }
         hold.expiry?.cancel(false)
-        hold.expiry = executor.schedule({ expire(hold) }, leaseMillis, TimeUnit.MILLISECONDS)
-        if (lossCheck == null) {
+        hold.expiry = executors[stripeOf(lease.token)].schedule({ expire(hold) }, leaseMillis, TimeUnit.MILLISECONDS)
+        if (lossCheck.get() == null) {
             val period = lossCheckPeriod
             if (period != null && !period.isNegative && !period.isZero) {
-                lossCheck = executor.scheduleWithFixedDelay(::checkForLosses, period.toMillis(), period.toMillis(), TimeUnit.MILLISECONDS)
+                synchronized(lossCheck) {
+                    if (lossCheck.get() == null && !closed.get()) {
+                        lossCheck.set(executors[0].scheduleWithFixedDelay(::checkForLosses, period.toMillis(), period.toMillis(), TimeUnit.MILLISECONDS))
+                    }
+                }
             }
         }
     }
 
-    /** One round of [findLostHolds] over every hold (node thread); its findings go to [holdsLost]. */
+    /** One round of [findLostHolds] over every hold (on the first stripe); its findings go to [holdsLost]. */
     private fun checkForLosses() {
-        if (closed || holds.isEmpty()) return
+        if (closed.get() || holds.isEmpty()) return
         val leases = holds.values.map { it.lease }
         val bound = lossCheckPeriod?.takeIf { it < LOSS_CHECK_MAX_TIMEOUT } ?: LOSS_CHECK_MAX_TIMEOUT
         val lost = try {
             findLostHolds(leases, bound)
         } catch (e: Throwable) {
             // Said once per run of failures (the check runs several times a second).
-            if (!closed && !lossCheckFailing) LOG.warn("The lock backend {} could not check its {} holds for losses (renewals still check them): {}", name, leases.size, e.toString())
+            if (!closed.get() && !lossCheckFailing) LOG.warn("The lock backend {} could not check its {} holds for losses (renewals still check them): {}", name, leases.size, e.toString())
             lossCheckFailing = true
             return
         }
@@ -465,17 +569,17 @@ public abstract class BackendNode protected constructor(
         holdsLost(lost)
     }
 
-    /** Whether the last [findLostHolds] failed (node thread only). */
+    /** Whether the last [findLostHolds] failed (first stripe only). */
     private var lossCheckFailing = false
 
+    /** On the token's stripe only. */
     private fun untrack(token: String) {
         holds.remove(token)?.expiry?.cancel(false)
     }
 
-    /** The lease was not extended within its lease time: the node gives it up, as Redis lets a key expire. */
+    /** The lease was not extended within its lease time: the node gives it up, as Redis lets a key expire. On the token's stripe. */
     private fun expire(hold: Hold) {
-        if (holds[hold.lease.token] !== hold) return
-        holds.remove(hold.lease.token)
+        if (!holds.remove(hold.lease.token, hold)) return
         try {
             releaseHold(hold.lease, true, Tokens.releaseId(), EXPIRY_TIMEOUT)
         } catch (e: Throwable) {
@@ -488,6 +592,9 @@ public abstract class BackendNode protected constructor(
         val COUNT = AtomicInteger()
         val EXPIRY_TIMEOUT: Duration = Duration.ofSeconds(5)
         val LOSS_CHECK_MAX_TIMEOUT: Duration = Duration.ofSeconds(1)
+
+        /** The most stripes a node may have. */
+        const val MAX_STRIPES = 256
 
         /** An acquire reply's "remaining time unknown": no retry hint (the engine pauses by its retry delay). */
         const val UNKNOWN_REMAINING = -2L

@@ -22,17 +22,25 @@ internal sealed class Attempt {
 }
 
 /**
- * PostgreSQL session advisory locks, one session per held lease. Not thread-safe: every method but
- * [close] is called from one thread at a time (the node's thread); the release listener runs on
- * its own thread.
+ * PostgreSQL session advisory locks, one session per held lease.
+ *
+ * ## Threads
+ * Calls for different tokens may run at the same time (the node runs up to [concurrency] at once,
+ * each token's calls on one thread, in order): one token's calls never overlap, so a hold's
+ * connection is only ever used by one thread at a time, and the server arbitrates between the
+ * sessions of different attempts. What the store shares between tokens is safe for that: the holds
+ * (a concurrent map; an entry is only added, changed or removed by its token's calls), the spare
+ * sessions (a concurrent deque, its target an atomic), the fencing table check (done once, under a
+ * lock), the session pids (a synchronized map). [lostHolds] and [probe] may run beside any other
+ * call; [close] from any thread, after which a grant is refused and its session closed.
  *
  * ## Sessions
  * Advisory locks belong to a session and are re-entrant within it, so two holders never share
  * one: every hold has a connection of the [dataSource] to itself, from the grant until the release
  * (idle connections, their locks all released, are kept for the next attempts and topped up in
- * the background: two at first, twice as many each time an attempt found none, up to 32; so that
- * an attempt rarely waits for a new session, which takes a TCP connection, a SCRAM exchange and a
- * new server process). A hold ends when its session
+ * the background: two at first; each time an attempt found none, twice as many, and at least two
+ * more than the attempts running at that moment, up to [maxSpares]; so that an attempt rarely
+ * waits for a new session, which takes a TCP connection, a SCRAM exchange and a new server process). A hold ends when its session
  * ends: the connection dropping, `pg_terminate_backend`, a server restart. On PostgreSQL 14 and
  * later the holding session carries `idle_session_timeout` equal to the lease time, so the server
  * itself ends a hold whose holder stopped renewing it (a vanished machine, a frozen process), as
@@ -48,6 +56,8 @@ internal class AdvisoryStore(
     private val node: String,
     private val fenceTable: String,
     private val channel: String,
+    /** How many calls may run at once (the node's stripes): the spare sessions grow to cover them. */
+    private val concurrency: Int = 1,
 ) : AutoCloseable {
 
     private class Hold(
@@ -62,7 +72,14 @@ internal class AdvisoryStore(
     /** The backend pid of each session this store opened, read once when it was opened. */
     private val sessionPids: MutableMap<Connection, Int> = java.util.Collections.synchronizedMap(java.util.WeakHashMap())
 
-    private val holds = HashMap<String, Hold>()
+    /** The holds by token: an entry is added, changed and removed only by its token's calls. */
+    private val holds = java.util.concurrent.ConcurrentHashMap<String, Hold>()
+
+    /** Orders a grant's entry in [holds] against [close], so that close sees every hold or the grant sees the close. */
+    private val closing = Any()
+
+    /** Attempts running now (several at once with more than one stripe): a miss grows the spares to cover them. */
+    private val attempting = java.util.concurrent.atomic.AtomicInteger()
 
     /** Open sessions holding nothing, ready for the next attempt; topped up by [filler] in the background. */
     private val spares = ConcurrentLinkedDeque<Connection>()
@@ -70,14 +87,18 @@ internal class AdvisoryStore(
         Executors.newSingleThreadExecutor { task -> Thread(task, "redlock-postgres-connect-$node").apply { isDaemon = true } }
     private val filling = AtomicBoolean(false)
 
-    /** How many spares the filler keeps ready: doubled (up to [MAX_TARGET]) whenever an attempt found none. */
-    @Volatile private var target = MIN_SPARES
+    /** The most spares kept ready: 32, or twice [concurrency] when that is more. */
+    private val maxSpares = maxOf(MAX_TARGET, 2 * concurrency)
+
+    /** How many spares the filler keeps ready: grown (up to [maxSpares]) whenever an attempt found none. */
+    private val target = java.util.concurrent.atomic.AtomicInteger(MIN_SPARES)
 
     @Volatile private var closed = false
 
     /** `server_version_num`, read from the first connection; 0 until then. */
     @Volatile private var serverVersion = 0
-    private var fenceTableReady = false
+    @Volatile private var fenceTableReady = false
+    private val fenceTableCheck = Any()
 
     /** How many leases are held now (for tests and close). */
     val heldCount: Int get() = holds.size
@@ -169,6 +190,15 @@ internal class AdvisoryStore(
      * one of any of the keys, from the fencing table.
      */
     fun acquire(mode: HoldMode, family: String, keys: List<String>, token: String, leaseMillis: Long, fencing: Boolean, permits: Int, timeoutMillis: Long): Attempt {
+        attempting.incrementAndGet()
+        try {
+            return attempt(mode, family, keys, token, leaseMillis, fencing, permits, timeoutMillis)
+        } finally {
+            attempting.decrementAndGet()
+        }
+    }
+
+    private fun attempt(mode: HoldMode, family: String, keys: List<String>, token: String, leaseMillis: Long, fencing: Boolean, permits: Int, timeoutMillis: Long): Attempt {
         holds.remove(token)?.let { drop(it, timeoutMillis) } // an earlier attempt of the same acquisition
         val c = borrow(timeoutMillis, "acquire")
         var held = false
@@ -230,7 +260,12 @@ internal class AdvisoryStore(
                 }
             }
             val fence = if (fencing) drawFence(c, family, keys) else null
-            holds[token] = Hold(mode, c, expected, sessionPids[c])
+            val kept = synchronized(closing) { if (closed) false else { holds[token] = Hold(mode, c, expected, sessionPids[c]); true } }
+            if (!kept) {
+                // Closed while this attempt ran: its session ends here, with what it took.
+                discard(c)
+                throw MasterFailureException(node, MasterFailureException.Kind.UNREACHABLE, "the lock backend is closed", null)
+            }
             return Attempt.Granted(fence)
         } catch (e: SQLException) {
             // Closing the connection ends its session, and with it whatever this attempt took.
@@ -291,6 +326,12 @@ internal class AdvisoryStore(
      */
     private fun ensureFenceTable(c: Connection) {
         if (fenceTableReady) return
+        // Once, not by every attempt that runs at the same time: CREATE TABLE IF NOT EXISTS run by two
+        // sessions at once can fail on the catalog's unique index.
+        synchronized(fenceTableCheck) { if (!fenceTableReady) checkFenceTable(c) }
+    }
+
+    private fun checkFenceTable(c: Connection) {
         val exists =
             c.prepareStatement("SELECT to_regclass(?) IS NOT NULL").use { ps ->
                 ps.setString(1, fenceTable)
@@ -300,7 +341,8 @@ internal class AdvisoryStore(
             try {
                 c.createStatement().use { it.execute("CREATE TABLE IF NOT EXISTS $fenceTable (name text PRIMARY KEY, value bigint NOT NULL)") }
             } catch (e: SQLException) {
-                throw SqlFailures.classify(node, "creating the fencing table $fenceTable", e, fenceHint())
+                // Another process created it at the same moment (unique_violation on the catalog, or duplicate_table): it exists.
+                if (e.sqlState != "23505" && e.sqlState != "42P07") throw SqlFailures.classify(node, "creating the fencing table $fenceTable", e, fenceHint())
             }
         }
         // Reading and writing need SELECT, INSERT and UPDATE; ask now rather than at the first grant.
@@ -442,7 +484,7 @@ internal class AdvisoryStore(
 
     /** Ends every hold (by closing its connection: its session and its locks end) and the spares. */
     override fun close() {
-        closed = true
+        synchronized(closing) { closed = true }
         filler.shutdownNow()
         for (hold in holds.values) discard(hold.connection)
         holds.clear()
@@ -462,7 +504,9 @@ internal class AdvisoryStore(
                 val c = spares.poll() ?: break
                 if (!c.isClosed) return c
             }
-            target = minOf(target * 2, MAX_TARGET)
+            // None ready: keep more, at least enough for the attempts running now (several stripes) and two more.
+            val running = attempting.get()
+            target.updateAndGet { minOf(maxOf(it * 2, running + MIN_SPARES), maxSpares) }
             return try {
                 newConnection(timeoutMillis)
             } catch (e: SQLException) {
@@ -494,20 +538,24 @@ internal class AdvisoryStore(
 
     /** Opens spares on the background thread until [target] are ready; a failure leaves it to the next attempt. */
     private fun refill() {
-        if (closed || spares.size >= target || !filling.compareAndSet(false, true)) return
+        if (closed || spares.size >= target.get() || !filling.compareAndSet(false, true)) return
         try {
             filler.execute {
+                var failed = false
                 try {
-                    while (!closed && spares.size < target) {
+                    while (!closed && spares.size < target.get()) {
                         val c = newConnection(FILL_TIMEOUT_MILLIS)
                         spares.add(c)
                         if (closed && spares.remove(c)) discard(c)
                     }
                 } catch (_: SQLException) {
                     // The database cannot be reached now: the next attempt opens its own and reports why.
+                    failed = true
                 } finally {
                     filling.set(false)
                 }
+                // The target may have grown after the loop looked at it (an attempt found none meanwhile).
+                if (!failed) refill()
             }
         } catch (_: java.util.concurrent.RejectedExecutionException) {
             filling.set(false)
@@ -516,7 +564,12 @@ internal class AdvisoryStore(
 
     /** Keeps [c] for the next attempt (its locks all released), or closes it when enough are kept already. */
     private fun giveBack(c: Connection) {
-        if (!closed && spares.size < target + 2) spares.add(c) else discard(c)
+        if (closed || spares.size >= target.get() + 2) {
+            discard(c)
+            return
+        }
+        spares.add(c)
+        if (closed && spares.remove(c)) discard(c) // close drained the spares meanwhile
     }
 
     private fun unlockAll(c: Connection) {

@@ -15,7 +15,9 @@ import java.time.Duration
 /**
  * The engine's one node over a PostgreSQL database: [BackendNode] turns the engine's calls into
  * holds, [AdvisoryStore] keeps them as session advisory locks, [ReleaseNotices] wakes waiters with
- * `LISTEN/NOTIFY`. Every store call runs on the node's own thread, one at a time.
+ * `LISTEN/NOTIFY`. Store calls run on the node's [concurrency] stripes: calls of different tokens
+ * at the same time (each on its own session; PostgreSQL arbitrates), one token's calls one at a
+ * time, in order. [AdvisoryStore] and [ReleaseNotices] are safe for that.
  */
 internal class PostgresNode(
     name: String,
@@ -24,8 +26,9 @@ internal class PostgresNode(
     private val notices: ReleaseNotices,
     private val fencing: Boolean,
     /** Whether [AdvisoryStore.open] already succeeded (the factory checks ahead). */
-    private var opened: Boolean,
-) : BackendNode(name, serverId) {
+    @Volatile private var opened: Boolean,
+    concurrency: Int = 1,
+) : BackendNode(name, serverId, concurrency) {
 
     override fun openStore(timeout: Duration) {
         if (opened) return
