@@ -24,7 +24,11 @@ data class BackendFigures(
     val latency: Latency,
     /** [BACKEND_CONTENDERS] callers of one process on one resource. */
     val sectionsPerSecond: Double,
+    /** [SPREAD_CALLERS] callers of one process, each on a random one of [SPREAD_RESOURCES] resources at a time. */
+    val spreadPerSecond: Double,
+    /** Sections that overlapped another on the same resource, over both phases. */
     val overlaps: Int,
+    /** Failed calls, over both phases. */
     val errors: Int,
     /** The load average when this backend's phases ended. */
     val load: Double,
@@ -33,12 +37,20 @@ data class BackendFigures(
 /** How many callers of one process contend for scenario 11's hot lock. */
 const val BACKEND_CONTENDERS = 8
 
+/** How many callers of one process lock scenario 11's many resources. */
+const val SPREAD_CALLERS = 64
+
+/** How many resources scenario 11's spread callers pick from (at random, one at a time). */
+const val SPREAD_RESOURCES = 1_000
+
 /**
  * Scenario 11: the same application code (`DistributedLocks`) on three backends — Redlock over one
  * master of [fleet], PostgreSQL (a local server from the test kit, started here) and files (a
  * temporary directory) — measured the same way: scenario 1's closed loop of acquire + release, then
  * [BACKEND_CONTENDERS] coroutines of one process taking turns on one lock (`withLock`, empty
- * section), counting sections per second and overlaps.
+ * section), counting sections per second and overlaps; then [SPREAD_CALLERS] coroutines each
+ * locking a random one of [SPREAD_RESOURCES] resources at a time (what many callers on distinct
+ * resources cost, where a backend that serialises its calls queues them).
  */
 suspend fun backendsCost(fleet: RedisFleet, profile: Profile, log: (String) -> Unit): List<BackendFigures> {
     val figures = ArrayList<BackendFigures>()
@@ -48,7 +60,9 @@ suspend fun backendsCost(fleet: RedisFleet, profile: Profile, log: (String) -> U
             val latency = closedLoop(profile.warmup, profile.measure) { timed { locks.acquire("s11-one").release() } }
             log("scenario 11, $name: $BACKEND_CONTENDERS contenders on one lock")
             val (perSecond, overlaps, errors) = hotLock(locks, profile)
-            figures += BackendFigures(name, latency, perSecond, overlaps, errors, Machine.loadAverage())
+            log("scenario 11, $name: $SPREAD_CALLERS callers over $SPREAD_RESOURCES resources")
+            val (spread, spreadOverlaps, spreadErrors) = spreadLocks(locks, profile)
+            figures += BackendFigures(name, latency, perSecond, spread, overlaps + spreadOverlaps, errors + spreadErrors, Machine.loadAverage())
         }
     }
     measure("Redlock, N = 1") { Redlock(RedlockConfig.builder().master(fleet.uri(0)).build()) }
@@ -94,6 +108,42 @@ private suspend fun hotLock(locks: DistributedLocks, profile: Profile): Triple<D
     return Triple(sections.get() / (profile.measure.inWholeNanoseconds / 1e9), overlaps.get(), errors.get())
 }
 
+/**
+ * [SPREAD_CALLERS] coroutines, each taking `withLock` (empty section) on a random one of
+ * [SPREAD_RESOURCES] resources, for the profile's warm-up and measured time: sections per second,
+ * overlaps (per resource), failed calls.
+ */
+private suspend fun spreadLocks(locks: DistributedLocks, profile: Profile): Triple<Double, Int, Int> {
+    val inside = java.util.concurrent.atomic.AtomicIntegerArray(SPREAD_RESOURCES)
+    val overlaps = AtomicInteger()
+    val errors = AtomicInteger()
+    val sections = AtomicLong()
+    val start = now()
+    val measureFrom = start + profile.warmup.inWholeNanoseconds
+    val end = measureFrom + profile.measure.inWholeNanoseconds
+    coroutineScope {
+        repeat(SPREAD_CALLERS) {
+            launch {
+                val random = java.util.concurrent.ThreadLocalRandom.current()
+                while (now() < end) {
+                    val r = random.nextInt(SPREAD_RESOURCES)
+                    try {
+                        locks.withLock("s11-spread-$r", waitTime = 30.seconds) {
+                            if (inside.incrementAndGet(r) != 1) overlaps.incrementAndGet()
+                            inside.decrementAndGet(r)
+                            if (now() in measureFrom..end) sections.incrementAndGet()
+                        }
+                    } catch (e: Exception) {
+                        if (e is kotlinx.coroutines.CancellationException) throw e
+                        errors.incrementAndGet()
+                    }
+                }
+            }
+        }
+    }
+    return Triple(sections.get() / (profile.measure.inWholeNanoseconds / 1e9), overlaps.get(), errors.get())
+}
+
 internal fun scenario11(figures: List<BackendFigures>, profile: Profile, line: (String) -> Unit) {
     line("")
     line("## 11. Backends: the same locks on Redis, PostgreSQL and files")
@@ -102,13 +152,16 @@ internal fun scenario11(figures: List<BackendFigures>, profile: Profile, line: (
     line("(a local server started by the test kit's `PostgresServer`, loopback TCP), files (a temporary directory).")
     line("Acquire + release: one caller, one resource, ${profile.warmup} warm-up then ${profile.measure} measured. Hot lock:")
     line("$BACKEND_CONTENDERS coroutines of one process taking turns on one lock with `withLock` (empty section), same phases.")
+    line("Many resources: $SPREAD_CALLERS coroutines of one process, each taking `withLock` (empty section) on a random one of")
+    line("${String.format(Locale.ROOT, "%,d", SPREAD_RESOURCES)} resources at a time, same phases. Overlaps and failed calls count both concurrent phases.")
     line("")
-    line("| backend | p50 | p99 | operations | hot lock: sections/s | overlaps | failed calls | load average after |")
-    line("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    line("| backend | p50 | p99 | operations | hot lock: sections/s | many resources: sections/s | overlaps | failed calls | load average after |")
+    line("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for (f in figures) {
         line(
             "| ${f.backend} | ${us(f.latency.p50)} | ${us(f.latency.p99)} | ${f.latency.count} | " +
-                String.format(Locale.ROOT, "%.0f", f.sectionsPerSecond) + " | ${f.overlaps} | ${f.errors} | " +
+                String.format(Locale.ROOT, "%.0f", f.sectionsPerSecond) + " | " + String.format(Locale.ROOT, "%.0f", f.spreadPerSecond) +
+                " | ${f.overlaps} | ${f.errors} | " +
                 String.format(Locale.ROOT, "%.2f", f.load) + " |",
         )
     }

@@ -196,13 +196,14 @@ class HarnessSmokeTest : FunSpec({
         }
     }
 
-    test("scenario 11 measured every backend, and its hot lock saw no overlapping sections and no failed call") {
+    test("scenario 11 measured every backend, and its hot lock and many resources saw no overlapping sections and no failed call") {
         val s11 = results.backends.shouldNotBeNull()
         s11.map { it.backend } shouldBe listOf("Redlock, N = 1", "PostgreSQL", "files")
         for (f in s11) {
             withClue(f.backend) {
                 f.latency.count shouldBeGreaterThan 0L
                 f.sectionsPerSecond shouldBeGreaterThan 0.0
+                f.spreadPerSecond shouldBeGreaterThan 0.0
                 f.overlaps shouldBe 0
                 f.errors shouldBe 0
             }
