@@ -538,7 +538,12 @@ public abstract class BackendNode protected constructor(
     private fun track(lease: HeldLease, leaseMillis: Long) {
         val hold = holds.computeIfAbsent(lease.token) { Hold(lease) }
         hold.expiry?.cancel(false)
-        hold.expiry = executors[stripeOf(lease.token)].schedule({ expire(hold) }, leaseMillis, TimeUnit.MILLISECONDS)
+        try {
+            hold.expiry = executors[stripeOf(lease.token)].schedule({ expire(hold) }, leaseMillis, TimeUnit.MILLISECONDS)
+        } catch (e: RejectedExecutionException) {
+            // Closing (a grant that was in flight): closeStore gives up every hold, this one too.
+            return
+        }
         if (lossCheck.get() == null) {
             val period = lossCheckPeriod
             if (period != null && !period.isNegative && !period.isZero) {

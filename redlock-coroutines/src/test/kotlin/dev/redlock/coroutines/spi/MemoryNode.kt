@@ -35,7 +35,7 @@ class MemoryStore {
 }
 
 /** A node over a [MemoryStore]; [failing] makes every operation fail as an unreachable store would. */
-class MemoryNode(private val store: MemoryStore, name: String = "memory", stripes: Int = 1) : BackendNode(name, "memory-store@" + System.identityHashCode(store), stripes) {
+open class MemoryNode(private val store: MemoryStore, name: String = "memory", stripes: Int = 1) : BackendNode(name, "memory-store@" + System.identityHashCode(store), stripes) {
     @Volatile
     var failing = false
 
