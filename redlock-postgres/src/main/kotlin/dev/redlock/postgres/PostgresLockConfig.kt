@@ -157,7 +157,7 @@ public class PostgresLockConfig private constructor(builder: Builder) {
 
         /**
          * How many database calls of different leases the locks run at once (default
-         * [DEFAULT_CONCURRENCY], allowed 1 to [MAX_CONCURRENCY]). Every lease has a session of its own,
+         * [PostgresLockConfig.DEFAULT_CONCURRENCY], allowed 1 to [PostgresLockConfig.MAX_CONCURRENCY]). Every lease has a session of its own,
          * so PostgreSQL itself decides between attempts that run at the same time: callers on
          * different resources do not queue behind each other's round trips, and one slow statement
          * holds up only the leases that share its thread (leases are spread over the threads by their
