@@ -84,8 +84,8 @@ import org.slf4j.LoggerFactory
  *   operations; they may run at the same time as operations of other stripes.
  * - [watchReleases] and [unwatchReleases] of one lock run on the stripe of its key, in the order
  *   issued (a watch issued before an unwatch of the same lock runs before it).
- * - [closeStore] runs once every stripe has run the operations issued before [close], on one of
- *   the stripes, while no other operation runs.
+ * - [closeStore] runs once, on one of the stripes, after every stripe has run the operations
+ *   issued before [close]; operations issued later fail. The stripes then stop.
  *
  * Each operation is bounded by the `timeout` it is given: the engine stops waiting for it then (it
  * counts as failed with [MasterFailureException.Kind.TIMEOUT]), but the operation itself keeps its
