@@ -24,6 +24,13 @@ final class MutexCalls {
     return node.acquire(Script.ACQUIRE, all, args, timeout);
   }
 
+  /** The hand-off: the acquire's keys and arguments, then the old holder's token. */
+  static CompletableFuture<AcquireReply> handOff(
+      LockNode node, String[] keys, String token, String from, long leaseMillis, Duration timeout) {
+    String[] args = {token, Long.toString(leaseMillis), Integer.toString(keys.length), "0", "0", from};
+    return node.acquire(Script.HANDOFF, keys, args, timeout);
+  }
+
   static CompletableFuture<boolean[]> extend(
       LockNode node, String[] keys, String[] leaseArgs, long leaseMillis, Duration timeout) {
     String[] args = new String[leaseArgs.length + 1];

@@ -246,6 +246,59 @@ final class RedisNodeTest {
     assertFalse(exists("redlock:a"));
   }
 
+  // The hand-off script reads the keys as the acquire script does (the shared holders.lua), with its
+  // own rule: a key may be taken only where it holds the old holder's token, or already ours.
+
+  @Test
+  void handOff_keysOfTheOldHolder_moveToTheNewTokenWithTheLease() {
+    String old = Tokens.next();
+    acquire(old, 100_000, "redlock:h1", "redlock:h2");
+    String next = Tokens.next();
+    AcquireReply reply = await(MutexCalls.handOff(node, keys("redlock:h1", "redlock:h2"), next, old, LEASE, TIMEOUT));
+    assertTrue(reply.acquired());
+    for (String key : List.of("redlock:h1", "redlock:h2")) {
+      assertEquals(next, get(key));
+      assertTrue(pttl(key) > 0 && pttl(key) <= LEASE, key + " " + pttl(key));
+    }
+    // Called again for the same acquisition (the keys hold our token already): granted again.
+    assertTrue(await(MutexCalls.handOff(node, keys("redlock:h1", "redlock:h2"), next, old, LEASE, TIMEOUT)).acquired());
+  }
+
+  @Test
+  void handOff_aKeyOfAThirdHolder_refusesWithItsTimeAndChangesNothing() {
+    String old = Tokens.next();
+    acquire(old, 100_000, "redlock:h1");
+    fleet.command(0, "SET", "redlock:h2", "third", "PX", "50000");
+    String next = Tokens.next();
+    AcquireReply reply = await(MutexCalls.handOff(node, keys("redlock:h1", "redlock:h2"), next, old, LEASE, TIMEOUT));
+    assertFalse(reply.acquired());
+    assertTrue(reply.holderPttlMillis() > 40_000 && reply.holderPttlMillis() <= 50_000, "" + reply.holderPttlMillis());
+    assertEquals(old, get("redlock:h1"));
+    assertEquals("third", get("redlock:h2"));
+  }
+
+  @Test
+  void handOff_aKeyThatIsGone_refusesWithoutATimeAndCreatesNothing() {
+    // The old holder's keys expired (or were released): nothing to move; a waiter must acquire.
+    String next = Tokens.next();
+    AcquireReply reply = await(MutexCalls.handOff(node, keys("redlock:h1"), next, Tokens.next(), LEASE, TIMEOUT));
+    assertFalse(reply.acquired());
+    assertEquals(-2, reply.holderPttlMillis());
+    assertFalse(exists("redlock:h1"));
+  }
+
+  @Test
+  void handOff_aKeyOfTheWrongType_failsWithWrongTypeAndSetsNone() {
+    String old = Tokens.next();
+    acquire(old, 100_000, "redlock:h1");
+    fleet.command(0, "HSET", "redlock:h2", "field", "value");
+    MasterFailureException e =
+        failureOf(MutexCalls.handOff(node, keys("redlock:h1", "redlock:h2"), Tokens.next(), old, LEASE, TIMEOUT));
+    assertEquals(Kind.WRONG_TYPE, e.kind());
+    assertTrue(e.getMessage().contains("redlock:h2") && e.getMessage().contains("hash"), e.getMessage());
+    assertEquals(old, get("redlock:h1"));
+  }
+
   @Test
   void acquire_afterScriptFlush_reloadsTransparently() {
     String token = Tokens.next();

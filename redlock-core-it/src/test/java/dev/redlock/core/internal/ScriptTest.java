@@ -1,6 +1,7 @@
 package dev.redlock.core.internal;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -36,7 +37,7 @@ final class ScriptTest {
 
   @Test
   void sha_matchesScriptLoadOnTheServer() {
-    for (Script script : List.of(Script.ACQUIRE, Script.EXTEND, Script.RELEASE)) {
+    for (Script script : Script.ALL) {
       assertEquals(script.sha(), fleet.command(0, "SCRIPT", "LOAD", script.text()), script.name());
     }
   }
@@ -67,6 +68,12 @@ final class ScriptTest {
     assertTrue(Script.ACQUIRE.text().contains("redis.call('SET', KEYS[i], token, 'PX', lease)"));
     assertTrue(Script.HANDOFF.text().contains("redis.call('SET', KEYS[i], token, 'PX', lease)"));
     assertTrue(Script.HANDOFF.text().contains("local from = ARGV[6]"));
+    // Both read the keys through the shared holders.lua; no include is left unresolved anywhere.
+    assertTrue(Script.ACQUIRE.text().contains("local function holders(n, may_take)"));
+    assertTrue(Script.HANDOFF.text().contains("local function holders(n, may_take)"));
+    for (Script script : Script.ALL) {
+      assertFalse(java.util.regex.Pattern.compile("(?m)^--#include").matcher(script.text()).find(), script.name());
+    }
     assertNotEquals(Script.ACQUIRE.sha(), Script.HANDOFF.sha());
     assertTrue(Script.FENCE.text().contains("redis.call('SET', KEYS[i], ARGV[2])"));
     assertTrue(Script.EXTEND.text().contains("PEXPIRE"));

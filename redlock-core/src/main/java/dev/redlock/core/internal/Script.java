@@ -7,6 +7,8 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * One Lua script shipped as a resource file, with its SHA-1 for {@code EVALSHA}.
@@ -14,6 +16,9 @@ import java.util.HexFormat;
  * <p>Internal to the library: not a public API, may change without notice.
  */
 public final class Script {
+  /** A line joining a shared script in (declared ahead of the scripts, which use it as they load). */
+  private static final Pattern INCLUDE = Pattern.compile("^--#include (\\w+)\n", Pattern.MULTILINE);
+
   /** Acquires every key of one lease, all or nothing. */
   public static final Script ACQUIRE = load("acquire");
 
@@ -91,10 +96,15 @@ public final class Script {
   }
 
   private static Script load(String name) {
-    // A line "--#include boot" is replaced by the shared boot.lua (the restart guard's marker),
-    // "--#include grant" by grant.lua (setting the keys of a granted lease).
-    return new Script(
-        name, read(name).replace("--#include boot\n", read("boot")).replace("--#include grant\n", read("grant")));
+    // A line "--#include X" is replaced by the shared X.lua: boot (the restart guard's marker),
+    // grant (setting the keys of a granted lease), holders (reading the keys before a grant).
+    Matcher include = INCLUDE.matcher(read(name));
+    StringBuilder source = new StringBuilder();
+    while (include.find()) {
+      include.appendReplacement(source, Matcher.quoteReplacement(read(include.group(1))));
+    }
+    include.appendTail(source);
+    return new Script(name, source.toString());
   }
 
   private static String read(String name) {

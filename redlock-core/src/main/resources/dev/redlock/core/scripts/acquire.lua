@@ -21,29 +21,16 @@
 -- (counters are created only by the fence script, with a value a quorum agreed on).
 --#include boot
 --#include grant
+--#include holders
 local token = ARGV[1]
 local n = tonumber(ARGV[3])
 local age = -1
 if ARGV[5] == '1' then
   age = boot_age(KEYS[#KEYS], server_millis())
 end
-local refused = false
-local longest = -2
-for i = 1, n do
-  local key = KEYS[i]
-  local current = redis.pcall('GET', key)
-  if type(current) == 'table' and current.err then
-    local kind = redis.call('TYPE', key)['ok']
-    return redis.error_reply('WRONGTYPE lock key ' .. key .. ' holds a ' .. kind ..
-      ' value, not a lock token; delete it or use another keyPrefix')
-  end
-  if current and current ~= token then
-    refused = true
-    local ttl = redis.call('PTTL', key)
-    if ttl == -1 or (longest ~= -1 and ttl > longest) then
-      longest = ttl
-    end
-  end
+local refused, longest, err = holders(n, function(current) return not current or current == token end)
+if err then
+  return err
 end
 if refused then
   return {0, longest, -1, age}
