@@ -39,6 +39,9 @@ import org.slf4j.LoggerFactory
  *
  * Release notices reach the waiters of every file node of this JVM on the same directory at once;
  * other processes' waiters notice a release by their retry pause.
+ *
+ * One stripe (the [BackendNode] default): every operation runs on the node's one thread, one at a
+ * time; its state (the slots of its permits, its held channels) relies on that.
  */
 internal class FileNode(val directory: Path) : BackendNode("file:$directory", "file:" + realPath(directory)) {
     private val realDirectory: Path = realPath(directory)

@@ -33,7 +33,7 @@ internal class ReleaseNotices(
     @Volatile private var listening = CountDownLatch(1)
 
     /**
-     * Starts passing on notices of [family]'s lock [key]. Never waits: the node's thread must not stand
+     * Starts passing on notices of [family]'s lock [key]. Never waits: the node's stripe must not stand
      * still while the listening connection is being opened (a new session can take longer than a
      * lock operation's bound). A notice sent before the channel is listened to is missed, and the
      * waiter then tries again after its retry pause.
