@@ -160,8 +160,9 @@ public class PostgresLockConfig private constructor(builder: Builder) {
          * [PostgresLockConfig.DEFAULT_CONCURRENCY], allowed 1 to [PostgresLockConfig.MAX_CONCURRENCY]). Every lease has a session of its own,
          * so PostgreSQL itself decides between attempts that run at the same time: callers on
          * different resources do not queue behind each other's round trips, and one slow statement
-         * holds up only the leases that share its thread (leases are spread over the threads by their
-         * token). The calls of one lease always run one at a time, in order. Each call running at
+         * holds up only the leases that share its thread (resources are spread over the threads by a
+         * hash of their name; the calls on one resource share a thread, in order). The calls of one
+         * lease always run one at a time, in order. Each call running at
          * once uses a session of the data source (see the class documentation); 1 runs every call of
          * these locks one after another.
          */

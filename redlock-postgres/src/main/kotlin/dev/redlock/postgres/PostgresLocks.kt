@@ -37,9 +37,9 @@ import java.time.Duration
  *   grant of a resource, and kept across server restarts.
  * - Writer priority is not supported: `writerPriority = true` is accepted and ignored, so a steady
  *   stream of readers can keep a writer waiting.
- * - Calls of different leases run at the same time, up to [PostgresLockConfig.concurrency] (default
- *   8) database calls at once, each on its lease's own session; the calls of one lease run one at a
- *   time, in order.
+ * - Calls on different resources run at the same time, up to [PostgresLockConfig.concurrency]
+ *   (default 8) database calls at once, each on its lease's own session; the calls on one resource
+ *   (of any lease) run one at a time, in order.
  *
  * ## What "lost" means here
  * The session holding the lease ended: its connection dropped, an administrator ran

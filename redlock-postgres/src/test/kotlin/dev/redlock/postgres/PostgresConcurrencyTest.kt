@@ -91,8 +91,8 @@ class PostgresConcurrencyTest : FunSpec({
 
     test("a statement stalled on one lease's session does not hold up other callers: they acquire while it is still blocked") {
         withStalledFenceDraw("stall_fence", concurrency = 8) { locks, draws ->
-            // Sixteen callers on other resources, each with a fresh token: the first to get its lock shows
-            // progress beside the stalled call (that all sixteen share its thread has a chance of 8^-16).
+            // Sixteen callers on other resources: the first to get its lock shows progress beside the stalled
+            // call (a resource's thread is fixed by a hash of its name: several of these differ from "slow"'s).
             val first = CompletableDeferred<Unit>()
             repeat(16) { i -> launch { locks.acquire("other-$i", waitTime = 30.seconds).release(); first.complete(Unit) } }
             withTimeout(10.seconds) { first.await() }

@@ -71,11 +71,17 @@ import org.slf4j.LoggerFactory
  * issued them. With more, operations of different tokens may run at the same time, and a backend
  * must be safe for that (its own shared state, and the store's arbitration between them); the
  * rules that hold for any number of stripes:
- * - Every operation of one token ([acquireHold], [extendHolds], [releaseHold], [confirmFencing],
- *   and the expiry's [releaseHold]) runs on that token's stripe (chosen by the token's hash), one
- *   at a time, in the order the engine issued them: a release issued after an acquire of the same
- *   token runs after it, and what a backend keeps for one token (a connection, a file handle) is
- *   never used by two threads at once.
+ * - Every operation of a lease ([acquireHold], [extendHolds], [releaseHold], [confirmFencing],
+ *   and the expiry's [releaseHold]) runs on the stripe of its lock: the one chosen by the hash of
+ *   its first lock key, which is the same for every operation of its token. So one token's
+ *   operations run one at a time, in the order the engine issued them (a release issued after an
+ *   acquire of the same token runs after it), and what a backend keeps for one token (a
+ *   connection, a file handle) is never used by two threads at once. Operations on one lock, of
+ *   any token, also keep their order: a waiter's attempt that the engine sends right behind a
+ *   release of the same lock runs after it and finds the lock free. Leases whose first keys differ
+ *   may run at the same time (for a lease on several keys, order is kept with the leases of its
+ *   first key only; a waiter refused by a release still under way tries again on the release's
+ *   notice or after its retry pause).
  * - An extend batch covering tokens of several stripes is split: [extendHolds] is called once per
  *   stripe with that stripe's leases, each on its stripe, and the answers are put back in the
  *   batch's order; the call fails (as a whole) when any part fails or is not done within its
@@ -107,7 +113,7 @@ import org.slf4j.LoggerFactory
  * @param name the node's name in messages, without secrets (for example `file:/var/lock/app`)
  * @param serverId what tells this store apart from every other (for example the real path of the
  *   directory, or the database's system identifier and name)
- * @param stripes how many threads run operations, tokens spread over them by hash (see Threads):
+ * @param stripes how many threads run operations, locks spread over them by hash (see Threads):
  *   1 (the default) runs every operation on one thread, in issue order; at least 1, at most 256
  * @suppress Internal API (backend SPI): hidden from the API documentation.
  */
@@ -332,7 +338,7 @@ public abstract class BackendNode protected constructor(
     /** Decodes an acquire script call into [acquireHold], and starts the hold's expiry when granted. */
     final override fun acquire(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<AcquireReply> {
         val request = KindDecoding.acquire(script, keys, args)
-        return call(stripeOf(request.token), "acquire", timeout) {
+        return call(stripeOf(request.lease), "acquire", timeout) {
             when (val result = acquireHold(request, timeout)) {
                 is AcquireResult.Granted -> {
                     val fence = result.fence
@@ -356,9 +362,9 @@ public abstract class BackendNode protected constructor(
     final override fun extend(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<BooleanArray> {
         val (leases, leaseMillis) = KindDecoding.extend(script, keys, args)
         if (executors.size == 1 || leases.size <= 1) {
-            return call(if (leases.isEmpty()) 0 else stripeOf(leases[0].token), "extend", timeout) { extendOn(leases, leaseMillis, timeout) }
+            return call(if (leases.isEmpty()) 0 else stripeOf(leases[0]), "extend", timeout) { extendOn(leases, leaseMillis, timeout) }
         }
-        val byStripe = leases.indices.groupBy { stripeOf(leases[it].token) }
+        val byStripe = leases.indices.groupBy { stripeOf(leases[it]) }
         if (byStripe.size == 1) return call(byStripe.keys.single(), "extend", timeout) { extendOn(leases, leaseMillis, timeout) }
         val parts = byStripe.map { (stripe, indices) ->
             indices to call(stripe, "extend", timeout) { extendOn(indices.map { leases[it] }, leaseMillis, timeout) }
@@ -397,7 +403,7 @@ public abstract class BackendNode protected constructor(
     /** Decodes a release script call into [releaseHold], and ends the hold's expiry. */
     final override fun release(script: Script, keys: Array<String>, args: Array<String>, timeout: Duration): CompletableFuture<Long> {
         val (lease, final, notice) = KindDecoding.release(script, keys, args)
-        return call(stripeOf(lease.token), "release", timeout) {
+        return call(stripeOf(lease), "release", timeout) {
             untrack(lease.token)
             if (releaseHold(lease, final, notice, timeout)) 1L else 0L
         }
@@ -406,7 +412,7 @@ public abstract class BackendNode protected constructor(
     /** Decodes a fence script call into [confirmFencing]. */
     final override fun confirmFence(keys: Array<String>, token: String, fence: Long, timeout: Duration): CompletableFuture<Boolean> {
         val lease = KindDecoding.fence(keys, token)
-        return call(stripeOf(token), "confirm fence", timeout) { confirmFencing(lease, fence, timeout) }
+        return call(stripeOf(lease), "confirm fence", timeout) { confirmFencing(lease, fence, timeout) }
     }
 
     /** Runs [checkStore] on the first stripe; the age it answers is "old" (there is no restart guard on backends). */
@@ -419,12 +425,12 @@ public abstract class BackendNode protected constructor(
 
     final override fun watch(key: String, timeout: Duration): CompletableFuture<Void?> {
         val (family, lockKey) = KindDecoding.notice(key)
-        return call(stripeOf(key), "watch", timeout) { watchReleases(family, lockKey, timeout); null }
+        return call(stripeOf(lockKey), "watch", timeout) { watchReleases(family, lockKey, timeout); null }
     }
 
     final override fun unwatch(key: String, timeout: Duration): CompletableFuture<Void?> {
         val (family, lockKey) = KindDecoding.notice(key)
-        return call(stripeOf(key), "unwatch", timeout) { unwatchReleases(family, lockKey, timeout); null }
+        return call(stripeOf(lockKey), "unwatch", timeout) { unwatchReleases(family, lockKey, timeout); null }
     }
 
     /** Keeps the engine's listener: [holdsLost] reports go to it as invalidations of the leases' keys. */
@@ -484,12 +490,15 @@ public abstract class BackendNode protected constructor(
 
     // --- Machinery ---
 
-    /** The stripe of [token] (or of a lock key, for watches): a spread of its hash. */
-    internal fun stripeOf(token: String): Int {
+    /** The stripe of lock key [key]: a spread of its hash. */
+    internal fun stripeOf(key: String): Int {
         if (executors.size == 1) return 0
-        val h = token.hashCode()
+        val h = key.hashCode()
         return Math.floorMod(h xor (h ushr 16), executors.size)
     }
+
+    /** The stripe of [lease]: its first lock key's (the same for every operation of its token). */
+    private fun stripeOf(lease: HeldLease): Int = stripeOf(lease.keys[0])
 
     /** How many stripes run this node's operations. */
     internal val stripeCount: Int get() = executors.size
@@ -539,7 +548,7 @@ public abstract class BackendNode protected constructor(
         val hold = holds.computeIfAbsent(lease.token) { Hold(lease) }
         hold.expiry?.cancel(false)
         try {
-            hold.expiry = executors[stripeOf(lease.token)].schedule({ expire(hold) }, leaseMillis, TimeUnit.MILLISECONDS)
+            hold.expiry = executors[stripeOf(lease)].schedule({ expire(hold) }, leaseMillis, TimeUnit.MILLISECONDS)
         } catch (e: RejectedExecutionException) {
             // Closing (a grant that was in flight): closeStore gives up every hold, this one too.
             return

@@ -37,9 +37,9 @@ import kotlinx.coroutines.runInterruptible
 import kotlinx.coroutines.withTimeout
 
 /**
- * A [BackendNode] with several stripes: one token's operations on one stripe, in issue order, never
- * two at once; different tokens' operations at the same time; an extend batch split by stripe and
- * answered in its order; close after the operations in flight, on every stripe.
+ * A [BackendNode] with several stripes: one lock's operations (every token's) on one stripe, in
+ * issue order, never two of one token at once; different locks' operations at the same time; an
+ * extend batch split by stripe and answered in its order; close after the operations in flight.
  */
 class BackendNodeStripesTest : FunSpec({
     val settings = BackendSettings(
@@ -72,14 +72,35 @@ class BackendNodeStripesTest : FunSpec({
             releases.forEach { it.get(5, TimeUnit.SECONDS) shouldBe 1L }
             for (token in tokens) node.ops.filter { it.token == token }.map { it.op } shouldBe listOf("acquire", "extend", "extend", "release")
             node.overlaps.get() shouldBe 0
-            tokens.map { node.stripeOf(it) }.distinct().size shouldBeGreaterThan 1
+            tokens.indices.map { node.stripeOf("o$it") }.distinct().size shouldBeGreaterThan 1
         } finally {
             node.closeAndWait(Duration.ofSeconds(5))
         }
         store.empty() shouldBe true
     }
 
-    test("through the engine: one token's operations run on one stripe, one at a time, acquire first; tokens spread over several stripes") {
+    test("operations on one lock keep their issue order across tokens: an attempt sent right behind a release finds the lock free") {
+        val store = MemoryStore()
+        val node = RecordingNode(store, "handover", stripes = 4)
+        node.jitter = true
+        try {
+            val keys = (1..24).map { "h$it" }
+            for (k in keys) node.acquireMutex(k, "first-$k", leaseMillis = 10_000).get(5, TimeUnit.SECONDS).acquired() shouldBe true
+            // As the engine does when it wakes a waiter of this process: the release, then at once the waiter's attempt.
+            val handovers = keys.map { k -> node.releaseMutex(k, "first-$k") to node.acquireMutex(k, "second-$k", leaseMillis = 10_000) }
+            for ((release, attempt) in handovers) {
+                release.get(5, TimeUnit.SECONDS) shouldBe 1L
+                attempt.get(5, TimeUnit.SECONDS).acquired() shouldBe true
+            }
+            for (k in keys) node.releaseMutex(k, "second-$k").get(5, TimeUnit.SECONDS) shouldBe 1L
+            keys.map { node.stripeOf(it) }.distinct().size shouldBeGreaterThan 1
+        } finally {
+            node.closeAndWait(Duration.ofSeconds(5))
+        }
+        store.empty() shouldBe true
+    }
+
+    test("through the engine: one lock's operations run on its stripe, one token's one at a time, acquire first; locks spread over several stripes") {
         val store = MemoryStore()
         val node = RecordingNode(store, "striped", stripes = 4)
         val locks = distributedLocks(node, settings)
@@ -97,16 +118,16 @@ class BackendNodeStripesTest : FunSpec({
         byToken.size shouldBe 40
         for ((token, ops) in byToken) {
             withClue("token ${token.take(4)}: ${ops.map { it.op }}") {
-                ops.map { it.thread }.distinct() shouldContainExactly listOf(node.threadOf(token))
+                ops.map { it.thread }.distinct() shouldContainExactly listOf(node.threadOf(ops[0].key))
                 ops.first().op shouldBe "acquire"
                 // A renewal the engine sent as the section ended may come after the release (and finds nothing).
                 ops.any { it.op == "release" } shouldBe true
             }
         }
-        byToken.keys.map { node.stripeOf(it) }.distinct().size shouldBeGreaterThan 1
+        byToken.values.map { node.stripeOf(it[0].key) }.distinct().size shouldBeGreaterThan 1
         // Renewals ran, and every extendHolds call got leases of its own stripe only.
         node.extendCalls.isEmpty() shouldBe false
-        for ((thread, tokens) in node.extendCalls) tokens.map { node.threadOf(it) }.distinct() shouldContainExactly listOf(thread)
+        for ((thread, leases) in node.extendCalls) leases.map { node.threadOf(it.keys[0]) }.distinct() shouldContainExactly listOf(thread)
     }
 
     test("an operation held up on one stripe does not hold up acquisitions of tokens on other stripes") {
@@ -117,8 +138,8 @@ class BackendNodeStripesTest : FunSpec({
             coroutineScope {
                 val slow = async { runCatching { locks.tryAcquire("slow") } }
                 runInterruptible(Dispatchers.IO) { node.stalled.await(5, TimeUnit.SECONDS) } shouldBe true
-                // Sixteen callers on other resources, fresh tokens each: the first to get its lock shows one stripe's progress
-                // (that all sixteen tokens share the held-up stripe has a chance of 4^-16).
+                // Sixteen callers on other resources: the first to get its lock shows another stripe's progress
+                // (the resources' stripes are fixed by their names: several differ from the held-up one's).
                 val first = CompletableDeferred<String>()
                 val others = (1..16).map { i -> async { locks.acquire("other-$i").also { first.complete("other-$i") } } }
                 withTimeout(5.seconds) { first.await() }
@@ -169,14 +190,15 @@ class BackendNodeStripesTest : FunSpec({
             node.extendCalls.clear()
             val answers = node.extendMutexes(tokens.indices.map { "k$it" }, tokens, leaseMillis = 10_000).get(2, TimeUnit.SECONDS)
             answers.toList() shouldBe tokens.indices.map { it != 3 && it != 7 }
-            val stripes = tokens.map { node.stripeOf(it) }.distinct()
+            val stripes = tokens.indices.map { node.stripeOf("k$it") }.distinct()
             stripes.size shouldBeGreaterThan 1
             node.extendCalls.size shouldBe stripes.size
             for ((thread, part) in node.extendCalls) {
-                part.map { node.threadOf(it) }.distinct() shouldContainExactly listOf(thread)
-                part shouldBe tokens.filter { it in part } // in the batch's order
+                part.map { node.threadOf(it.keys[0]) }.distinct() shouldContainExactly listOf(thread)
+                val partTokens = part.map { it.token }
+                partTokens shouldBe tokens.filter { it in partTokens } // in the batch's order
             }
-            node.extendCalls.flatMap { it.second }.toSet() shouldBe tokens.toSet()
+            node.extendCalls.flatMap { it.second }.map { it.token }.toSet() shouldBe tokens.toSet()
 
             // A part that fails fails the whole call, naming the node.
             node.failExtendOf = tokens[5]
@@ -197,7 +219,7 @@ class BackendNodeStripesTest : FunSpec({
             node.acquireMutex("e", "expiring-token", leaseMillis = 100).get(2, TimeUnit.SECONDS).acquired() shouldBe true
             eventually(what = "the hold expired") { store.empty() }
             val expiry = node.ops.single { it.op == "release" }
-            expiry.thread shouldBe node.threadOf("expiring-token")
+            expiry.thread shouldBe node.threadOf("e")
             expiry.notice shouldBe true
         } finally {
             node.closeAndWait(Duration.ofSeconds(5))
@@ -207,13 +229,13 @@ class BackendNodeStripesTest : FunSpec({
     test("close with operations in flight on several stripes: closeStore runs once, after them; later calls fail; every stripe stops") {
         val store = MemoryStore()
         val node = RecordingNode(store, "closing", stripes = 4)
-        // One token per stripe, each stalled inside acquireHold, each with its release queued behind it.
-        val tokens = (0 until 1000).map { "close-$it" }.groupBy { node.stripeOf(it) }.map { it.value.first() }
-        tokens.size shouldBe 4
+        // One lock per stripe, each acquisition stalled inside acquireHold, each with its release queued behind it.
+        val keys = (0 until 1000).map { "c$it" }.groupBy { node.stripeOf(it) }.map { it.value.first() }
+        keys.size shouldBe 4
         node.stallAll = true
-        val acquires = tokens.mapIndexed { i, t -> node.acquireMutex("c$i", t, leaseMillis = 10_000, timeoutMillis = 10_000) }
+        val acquires = keys.map { k -> node.acquireMutex(k, "token-$k", leaseMillis = 10_000, timeoutMillis = 10_000) }
         eventually(what = "every stripe is inside acquireHold") { node.inside.get() == 4 }
-        val releases = tokens.mapIndexed { i, t -> node.releaseMutex("c$i", t, timeoutMillis = 10_000) }
+        val releases = keys.map { k -> node.releaseMutex(k, "token-$k", timeoutMillis = 10_000) }
         node.close() // never blocks, though every stripe is busy
         node.storeCloses.get() shouldBe 0
         val late = shouldThrow<ExecutionException> { node.acquireMutex("late", "late-token", 10_000).get(1, TimeUnit.SECONDS) }
@@ -236,11 +258,11 @@ class BackendNodeStripesTest : FunSpec({
 
 /** A [MemoryNode] that records which thread ran each operation of each token, and can stall acquisitions. */
 private class RecordingNode(store: MemoryStore, name: String, stripes: Int) : MemoryNode(store, name, stripes) {
-    class Op(val token: String, val op: String, val thread: String, val granted: Boolean = false, val notice: Boolean = false)
+    class Op(val token: String, val key: String, val op: String, val thread: String, val granted: Boolean = false, val notice: Boolean = false)
 
     val ops: MutableList<Op> = Collections.synchronizedList(ArrayList())
     val log: MutableList<String> = Collections.synchronizedList(ArrayList())
-    val extendCalls: MutableList<Pair<String, List<String>>> = Collections.synchronizedList(ArrayList())
+    val extendCalls: MutableList<Pair<String, List<HeldLease>>> = Collections.synchronizedList(ArrayList())
     val overlaps = AtomicInteger()
     private val busy = ConcurrentHashMap<String, AtomicInteger>()
     private val threads = ConcurrentHashMap<Int, String>()
@@ -259,11 +281,12 @@ private class RecordingNode(store: MemoryStore, name: String, stripes: Int) : Me
     @Volatile var failExtendOf: String? = null
     val storeCloses = AtomicInteger()
 
-    /** The stripe thread that ran [token]'s operations (checked against its stripe number). */
-    fun threadOf(token: String): String = threads[stripeOf(token)] ?: "stripe ${stripeOf(token)} never ran"
+    /** The stripe thread that ran the operations on lock [key] (checked against its stripe number). */
+    fun threadOf(key: String): String = threads[stripeOf(key)] ?: "stripe ${stripeOf(key)} never ran"
 
-    private fun <T> running(tokens: List<String>, op: () -> T): T {
-        val stripe = stripeOf(tokens[0])
+    private fun <T> running(leases: List<HeldLease>, op: () -> T): T {
+        val tokens = leases.map { it.token }
+        val stripe = stripeOf(leases[0].keys[0])
         threads.putIfAbsent(stripe, Thread.currentThread().name)
         check(threads[stripe] == Thread.currentThread().name) { "stripe $stripe ran on two threads" }
         for (t in tokens) if (busy.computeIfAbsent(t) { AtomicInteger() }.incrementAndGet() != 1) overlaps.incrementAndGet()
@@ -275,7 +298,7 @@ private class RecordingNode(store: MemoryStore, name: String, stripes: Int) : Me
         }
     }
 
-    override fun acquireHold(request: AcquireRequest, timeout: Duration): AcquireResult = running(listOf(request.token)) {
+    override fun acquireHold(request: AcquireRequest, timeout: Duration): AcquireResult = running(listOf(request.lease)) {
         if (stallAll || request.keys[0].endsWith("slow")) {
             inside.incrementAndGet()
             stalling.set(true)
@@ -284,22 +307,22 @@ private class RecordingNode(store: MemoryStore, name: String, stripes: Int) : Me
             stalling.set(false)
         }
         super.acquireHold(request, timeout).also {
-            ops += Op(request.token, "acquire", Thread.currentThread().name, granted = it is AcquireResult.Granted)
+            ops += Op(request.token, request.keys[0], "acquire", Thread.currentThread().name, granted = it is AcquireResult.Granted)
             log += "acquire ${request.token}"
         }
     }
 
-    override fun extendHolds(leases: List<HeldLease>, leaseMillis: Long, timeout: Duration): BooleanArray = running(leases.map { it.token }) {
-        extendCalls += Thread.currentThread().name to leases.map { it.token }
+    override fun extendHolds(leases: List<HeldLease>, leaseMillis: Long, timeout: Duration): BooleanArray = running(leases) {
+        extendCalls += Thread.currentThread().name to leases
         failExtendOf?.let { t ->
             if (leases.any { it.token == t }) throw MasterFailureException(name(), MasterFailureException.Kind.ERROR, "a failing part of the batch", null)
         }
-        for (l in leases) ops += Op(l.token, "extend", Thread.currentThread().name)
+        for (l in leases) ops += Op(l.token, l.keys[0], "extend", Thread.currentThread().name)
         super.extendHolds(leases, leaseMillis, timeout)
     }
 
-    override fun releaseHold(lease: HeldLease, final: Boolean, notice: String?, timeout: Duration): Boolean = running(listOf(lease.token)) {
-        ops += Op(lease.token, "release", Thread.currentThread().name, notice = notice != null)
+    override fun releaseHold(lease: HeldLease, final: Boolean, notice: String?, timeout: Duration): Boolean = running(listOf(lease)) {
+        ops += Op(lease.token, lease.keys[0], "release", Thread.currentThread().name, notice = notice != null)
         log += "release ${lease.token}"
         super.releaseHold(lease, final, notice, timeout)
     }

@@ -26,7 +26,7 @@ internal sealed class Attempt {
  *
  * ## Threads
  * Calls for different tokens may run at the same time (the node runs up to [concurrency] at once,
- * each token's calls on one thread, in order): one token's calls never overlap, so a hold's
+ * each lock's calls, and so each token's, on one thread, in order): one token's calls never overlap, so a hold's
  * connection is only ever used by one thread at a time, and the server arbitrates between the
  * sessions of different attempts. What the store shares between tokens is safe for that: the holds
  * (a concurrent map; an entry is only added, changed or removed by its token's calls), the spare

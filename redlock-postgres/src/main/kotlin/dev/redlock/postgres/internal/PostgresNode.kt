@@ -15,9 +15,9 @@ import java.time.Duration
 /**
  * The engine's one node over a PostgreSQL database: [BackendNode] turns the engine's calls into
  * holds, [AdvisoryStore] keeps them as session advisory locks, [ReleaseNotices] wakes waiters with
- * `LISTEN/NOTIFY`. Store calls run on the node's [concurrency] stripes: calls of different tokens
- * at the same time (each on its own session; PostgreSQL arbitrates), one token's calls one at a
- * time, in order. [AdvisoryStore] and [ReleaseNotices] are safe for that.
+ * `LISTEN/NOTIFY`. Store calls run on the node's [concurrency] stripes: calls on different locks
+ * at the same time (each on its own session; PostgreSQL arbitrates), one lock's calls (and so one
+ * token's) one at a time, in order. [AdvisoryStore] and [ReleaseNotices] are safe for that.
  */
 internal class PostgresNode(
     name: String,
