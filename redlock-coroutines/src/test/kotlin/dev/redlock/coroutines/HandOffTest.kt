@@ -7,6 +7,7 @@ import dev.redlock.coroutines.internal.RedlockLease
 import dev.redlock.testing.RedisFleet
 import dev.redlock.testing.TcpProxy
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.annotation.Tags
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 import java.time.Duration as JavaDuration
@@ -25,7 +26,9 @@ import kotlinx.coroutines.runBlocking
  * a release followed by the waiter's acquire. Every Redlock here waits on minutes-long fallbacks, so
  * a waiter can only get the lock by the hand-off or a release; the hand-off is told apart by what
  * the masters ran (a release deletes the key and publishes a notice, the hand-off does neither).
+ * The script runs on the servers: the spec is in the compatibility tier, run on every server of the matrix.
  */
+@Tags("compat")
 class HandOffTest : FunSpec({
     val fleet = sharedFleet(3)
 
