@@ -20,6 +20,9 @@ import kotlin.coroutines.startCoroutine
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.asCoroutineDispatcher
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitCancellation
@@ -59,6 +62,36 @@ class CloseTest : FunSpec({
             e.reason() shouldBe LockLostException.Reason.CLOSED
             e.message shouldContain "closed"
             cancelled.get() shouldBe true
+        }
+    }
+
+    test("a section whose caller is cancelled after close() but before the section could resume still ends with LockLostException CLOSED") {
+        // What the Java facade does: close() declares the loss, then cancels the calls it still runs. The
+        // section's thread is held up meanwhile, so it resumes with both the loss and its caller's cancellation.
+        val redlock = fleet.redlock(3)
+        val pool = java.util.concurrent.Executors.newSingleThreadExecutor()
+        try {
+            val dispatcher = pool.asCoroutineDispatcher()
+            val inside = CompletableDeferred<Unit>()
+            val holder = CoroutineScope(SupervisorJob() + dispatcher).async {
+                redlock.withRedlock("closing-then-cancelled") {
+                    inside.complete(Unit)
+                    awaitCancellation()
+                }
+            }
+            awaitStart(inside, holder)
+            val gate = java.util.concurrent.CountDownLatch(1)
+            pool.execute { gate.await(30, TimeUnit.SECONDS) }
+            try {
+                withContext(Dispatchers.IO) { redlock.close() }
+                holder.cancel()
+            } finally {
+                gate.countDown()
+            }
+            val e = shouldThrow<LockLostException> { awaitOrDump(holder) }
+            e.reason() shouldBe LockLostException.Reason.CLOSED
+        } finally {
+            pool.shutdownNow()
         }
     }
 

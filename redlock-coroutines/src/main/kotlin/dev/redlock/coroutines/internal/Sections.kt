@@ -103,7 +103,10 @@ internal suspend fun <T> Engine.runSection(
             }
         } catch (e: Throwable) {
             val loss = lease.loss
-            if (loss != null && currentCoroutineContext().isActive) {
+            // A loss is told to a caller that is still active. So is close(): it declares every lease
+            // lost (CLOSED) before anything it owns cancels the callers (the Java facade cancels its
+            // calls then), so a caller cancelled after that is told the first cause.
+            if (loss != null && (currentCoroutineContext().isActive || loss.reason() == LockLostException.Reason.CLOSED)) {
                 if (e is CancellationException) throw loss
                 e.addSuppressed(loss)
             }
