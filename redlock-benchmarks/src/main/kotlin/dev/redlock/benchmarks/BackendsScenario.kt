@@ -59,9 +59,9 @@ suspend fun backendsCost(fleet: RedisFleet, profile: Profile, log: (String) -> U
             log("scenario 11, $name: acquire + release")
             val latency = closedLoop(profile.warmup, profile.measure) { timed { locks.acquire("s11-one").release() } }
             log("scenario 11, $name: $BACKEND_CONTENDERS contenders on one lock")
-            val (perSecond, overlaps, errors) = hotLock(locks, profile)
+            val (perSecond, overlaps, errors) = contend(locks, profile, "s11-hot", BACKEND_CONTENDERS, 1)
             log("scenario 11, $name: $SPREAD_CALLERS callers over $SPREAD_RESOURCES resources")
-            val (spread, spreadOverlaps, spreadErrors) = spreadLocks(locks, profile)
+            val (spread, spreadOverlaps, spreadErrors) = contend(locks, profile, "s11-spread", SPREAD_CALLERS, SPREAD_RESOURCES)
             figures += BackendFigures(name, latency, perSecond, spread, overlaps + spreadOverlaps, errors + spreadErrors, Machine.loadAverage())
         }
     }
@@ -78,43 +78,13 @@ suspend fun backendsCost(fleet: RedisFleet, profile: Profile, log: (String) -> U
     return figures
 }
 
-/** [BACKEND_CONTENDERS] coroutines on one lock for the profile's warm-up and measured time: sections per second, overlaps, failed calls. */
-private suspend fun hotLock(locks: DistributedLocks, profile: Profile): Triple<Double, Int, Int> {
-    val inside = AtomicInteger()
-    val overlaps = AtomicInteger()
-    val errors = AtomicInteger()
-    val sections = AtomicLong()
-    val start = now()
-    val measureFrom = start + profile.warmup.inWholeNanoseconds
-    val end = measureFrom + profile.measure.inWholeNanoseconds
-    coroutineScope {
-        repeat(BACKEND_CONTENDERS) {
-            launch {
-                while (now() < end) {
-                    try {
-                        locks.withLock("s11-hot", waitTime = 30.seconds) {
-                            if (inside.incrementAndGet() != 1) overlaps.incrementAndGet()
-                            inside.decrementAndGet()
-                            if (now() in measureFrom..end) sections.incrementAndGet()
-                        }
-                    } catch (e: Exception) {
-                        if (e is kotlinx.coroutines.CancellationException) throw e
-                        errors.incrementAndGet()
-                    }
-                }
-            }
-        }
-    }
-    return Triple(sections.get() / (profile.measure.inWholeNanoseconds / 1e9), overlaps.get(), errors.get())
-}
-
 /**
- * [SPREAD_CALLERS] coroutines, each taking `withLock` (empty section) on a random one of
- * [SPREAD_RESOURCES] resources, for the profile's warm-up and measured time: sections per second,
- * overlaps (per resource), failed calls.
+ * [callers] coroutines taking `withLock` (empty section) for the profile's warm-up and measured
+ * time, each on a random one of [resources] resources at a time (one: all on one lock, named
+ * [name]): sections per second, overlaps (per resource), failed calls.
  */
-private suspend fun spreadLocks(locks: DistributedLocks, profile: Profile): Triple<Double, Int, Int> {
-    val inside = java.util.concurrent.atomic.AtomicIntegerArray(SPREAD_RESOURCES)
+private suspend fun contend(locks: DistributedLocks, profile: Profile, name: String, callers: Int, resources: Int): Triple<Double, Int, Int> {
+    val inside = java.util.concurrent.atomic.AtomicIntegerArray(resources)
     val overlaps = AtomicInteger()
     val errors = AtomicInteger()
     val sections = AtomicLong()
@@ -122,13 +92,13 @@ private suspend fun spreadLocks(locks: DistributedLocks, profile: Profile): Trip
     val measureFrom = start + profile.warmup.inWholeNanoseconds
     val end = measureFrom + profile.measure.inWholeNanoseconds
     coroutineScope {
-        repeat(SPREAD_CALLERS) {
+        repeat(callers) {
             launch {
                 val random = java.util.concurrent.ThreadLocalRandom.current()
                 while (now() < end) {
-                    val r = random.nextInt(SPREAD_RESOURCES)
+                    val r = if (resources == 1) 0 else random.nextInt(resources)
                     try {
-                        locks.withLock("s11-spread-$r", waitTime = 30.seconds) {
+                        locks.withLock(if (resources == 1) name else "$name-$r", waitTime = 30.seconds) {
                             if (inside.incrementAndGet(r) != 1) overlaps.incrementAndGet()
                             inside.decrementAndGet(r)
                             if (now() in measureFrom..end) sections.incrementAndGet()
