@@ -43,15 +43,11 @@ class PostgresConcurrencyTest : FunSpec({
     val pg = PostgresServer.builder().setting("max_connections", "300").start()
     afterSpec { pg.close() }
 
-    val opened = ArrayList<DistributedLocks>()
+    val opened = OpenedLocks(pg)
     fun locks(dataSource: DataSource = pg.dataSource(), configure: PostgresLockConfig.Builder.() -> Unit = {}): DistributedLocks =
-        PostgresLocks.create(PostgresLockConfig.builder(dataSource).apply(configure).build()).also { opened += it }
+        opened.open(dataSource, configure)
 
-    afterEach {
-        opened.forEach { it.close() }
-        opened.clear()
-        pg.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").single().single() shouldBe 0L
-    }
+    afterEach { opened.closeAllAndCheck() }
 
     /**
      * Holds the fencing counter row of mutex "slow" in an open transaction of another session, so

@@ -34,16 +34,11 @@ class PostgresLocksTest : FunSpec({
     val pg = PostgresServer.start()
     afterSpec { pg.close() }
 
-    val opened = ArrayList<DistributedLocks>()
+    val opened = OpenedLocks(pg)
     fun locks(dataSource: DataSource = pg.dataSource(), configure: PostgresLockConfig.Builder.() -> Unit = {}): DistributedLocks =
-        PostgresLocks.create(PostgresLockConfig.builder(dataSource).apply(configure).build()).also { opened += it }
+        opened.open(dataSource, configure)
 
-    afterEach {
-        opened.forEach { it.close() }
-        opened.clear()
-        // Every lease was released with its session: no advisory lock is left behind.
-        pg.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").single().single() shouldBe 0L
-    }
+    afterEach { opened.closeAllAndCheck() }
 
     test("two DistributedLocks over two data sources exclude each other") {
         val a = locks()
